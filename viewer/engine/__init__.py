@@ -1,0 +1,1 @@
+"""The engine: everything between a photo and rendered pixels, with no Qt."""

@@ -1,0 +1,1 @@
+"""The LIIF network: encoders, MLP decoder, stateless query, checkpoints."""

@@ -1,0 +1,55 @@
+"""Where the program finds its data, independent of the working directory.
+
+In a wheel, `models/` and `resources/` are installed inside the package as `viewer/_data/`; in a source
+checkout (or an editable install) they sit beside the package. User-specific files (downloaded weights,
+settings) live in the per-user data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _data_root(name: str) -> Path:
+    installed = _PKG / "_data" / name
+    if installed.is_dir():
+        return installed
+    return _PKG.parent / name
+
+
+def models_dir() -> Path:
+    """The folder of shipped model cards, trained weights and the download manifest."""
+    return _data_root("models")
+
+
+def resources_dir() -> Path:
+    """The folder of the sample photo, icons and desktop entry."""
+    return _data_root("resources")
+
+
+def sample_photo() -> Path:
+    """The bundled public-domain sample photo."""
+    return resources_dir() / "sample.png"
+
+
+def user_data_dir() -> Path:
+    """Per-user data folder (downloaded weights). `LIIF_VIEWER_DATA` overrides it."""
+    override = os.environ.get("LIIF_VIEWER_DATA")
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "liif-viewer"
+
+
+def user_weights_dir() -> Path:
+    """Where fetched weights are stored."""
+    return user_data_dir() / "weights"
