@@ -1,0 +1,109 @@
+"""The LIIF model: an encoder and an MLP decoder, with no per-image state.
+
+Unlike the reference implementation, which stores the feature map in `self.feat`, `encode` returns it
+and every query takes it as an argument, so a viewport render and an export can share one model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from viewer.liif.models import MLP, Registry, registry
+
+
+class LIIF(nn.Module):
+    """Encoder + decoder with the three switchable parts of LIIF's query (arXiv 2012.09161, sec. 3)."""
+
+    def __init__(
+        self,
+        encoder_spec: Mapping[str, Any],
+        imnet_spec: Mapping[str, Any] | None = None,
+        local_ensemble: bool = True,
+        feat_unfold: bool = True,
+        cell_decode: bool = True,
+        *,
+        components: Registry | None = None,
+    ) -> None:
+        super().__init__()
+        if imnet_spec is None:
+            raise ValueError("a LIIF model needs a decoder (imnet_spec)")
+        reg = components or registry
+        self.local_ensemble = bool(local_ensemble)
+        self.feat_unfold = bool(feat_unfold)
+        self.cell_decode = bool(cell_decode)
+        self.encoder = reg.make(encoder_spec)
+        self.feat_dim = int(cast(int, self.encoder.out_dim))
+        in_dim = self.feat_dim * (9 if self.feat_unfold else 1) + 2 + (2 if self.cell_decode else 0)
+        imnet = reg.make(imnet_spec, args={"in_dim": in_dim})
+        if not isinstance(imnet, MLP):
+            raise ValueError("the LIIF decoder must be an 'mlp'")
+        self.imnet: MLP = imnet
+        self.spec: dict[str, Any] = {
+            "name": "liif",
+            "args": {
+                "encoder_spec": dict(encoder_spec),
+                "imnet_spec": dict(imnet_spec),
+                "local_ensemble": self.local_ensemble,
+                "feat_unfold": self.feat_unfold,
+                "cell_decode": self.cell_decode,
+            },
+        }
+        """The `{name, args}` a checkpoint stores so the model can be rebuilt without guessing."""
+
+    @property
+    def receptive_radius(self) -> int:
+        """Context (source pixels per side) the encoder needs for one latent code to be exact."""
+        return int(cast(int, self.encoder.receptive_radius))
+
+    def encode(self, inp: torch.Tensor) -> torch.Tensor:
+        """Map a normalised image (B, 3, H, W), values (x-0.5)/0.5, to its feature map (B, C, H, W)."""
+        return self.encoder(inp)
+
+    def decoder_macs_per_query(self) -> int:
+        """Multiply-adds of one decoder evaluation (one of the ensemble's four), as the paper runs it."""
+        return sum(m.in_features * m.out_features for m in self.imnet.linears())
+
+
+def make_liif(
+    encoder: str = "edsr-baseline",
+    *,
+    n_resblocks: int = 1,
+    n_feats: int = 8,
+    hidden: Sequence[int] = (16,),
+    seed: int = 0,
+    local_ensemble: bool = True,
+    feat_unfold: bool = True,
+    cell_decode: bool = True,
+) -> LIIF:
+    """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery)."""
+    if encoder == "edsr-baseline":
+        enc: dict[str, Any] = {
+            "name": "edsr-baseline",
+            "args": {"no_upsampling": True, "n_resblocks": n_resblocks, "n_feats": n_feats},
+        }
+    elif encoder == "rdn":
+        enc = {
+            "name": "rdn",
+            "args": {
+                "no_upsampling": True,
+                "G0": n_feats,
+                "depth": max(1, n_resblocks),
+                "n_layers": 2,
+                "growth": max(4, n_feats // 2),
+            },
+        }
+    else:
+        raise ValueError(f"unknown encoder {encoder!r}")
+    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(hidden)}}
+    gen = torch.random.fork_rng()
+    with gen:
+        torch.manual_seed(seed)
+        model = LIIF(enc, imnet, local_ensemble, feat_unfold, cell_decode)
+        # Default init gives near-constant outputs; widen the decoder's last layer so tests see structure.
+        with torch.no_grad():
+            model.imnet.linears()[-1].weight.mul_(4.0)
+    return model.eval()

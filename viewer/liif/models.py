@@ -1,0 +1,209 @@
+"""Network components under the official LIIF names, and a typed registry to build them from specs.
+
+Parameter names and constructor arguments follow github.com/yinboc/liif so that official checkpoints load
+unmodified. Encoders are used without upsampling: they return a 64-channel feature map at input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+ModelFactory = Callable[..., nn.Module]
+
+
+class Registry:
+    """Maps component names to factories. Registering a name twice is an error."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, ModelFactory] = {}
+
+    def register(self, name: str) -> Callable[[ModelFactory], ModelFactory]:
+        """Decorator that registers a factory under `name`."""
+
+        def wrap(factory: ModelFactory) -> ModelFactory:
+            if name in self._factories:
+                raise KeyError(f"component {name!r} is already registered")
+            self._factories[name] = factory
+            return factory
+
+        return wrap
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def make(self, spec: Mapping[str, Any], args: Mapping[str, Any] | None = None) -> nn.Module:
+        """Build a component from `{'name': ..., 'args': {...}}`, with `args` overriding the spec's."""
+        name = spec.get("name")
+        if name not in self._factories:
+            raise KeyError(f"unknown component {name!r}; known: {', '.join(self.names())}")
+        kwargs = dict(spec.get("args") or {})
+        if args:
+            kwargs.update(args)
+        return self._factories[name](**kwargs)
+
+
+registry = Registry()
+"""The default registry holding the official component names."""
+
+
+def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class MeanShift(nn.Conv2d):
+    """Fixed 1x1 colour shift kept for checkpoint compatibility (the LIIF encoder does not apply it)."""
+
+    def __init__(self, rgb_range: float, sign: int = -1) -> None:
+        super().__init__(3, 3, kernel_size=1)
+        mean = torch.tensor((0.4488, 0.4371, 0.4040))
+        self.weight.data = torch.eye(3).view(3, 3, 1, 1)
+        self.bias.data = sign * rgb_range * mean
+        for p in self.parameters():
+            p.requires_grad = False
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with a scaled identity skip."""
+
+    def __init__(self, n_feats: int, res_scale: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(n_feats, n_feats, 3), nn.ReLU(True), _conv(n_feats, n_feats, 3))
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mul(self.res_scale) + x
+
+
+class EDSRBaseline(nn.Module):
+    """EDSR-baseline without its upsampler: head conv, residual blocks, body conv, global skip."""
+
+    def __init__(
+        self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0, rgb_range: float = 1.0
+    ):
+        super().__init__()
+        self.sub_mean = MeanShift(rgb_range)
+        self.add_mean = MeanShift(rgb_range, sign=1)
+        self.head = nn.Sequential(_conv(3, n_feats, 3))
+        blocks: list[nn.Module] = [ResBlock(n_feats, res_scale) for _ in range(n_resblocks)]
+        blocks.append(_conv(n_feats, n_feats, 3))
+        self.body = nn.Sequential(*blocks)
+        self.out_dim = n_feats
+        self.receptive_radius = 2 * n_resblocks + 2
+        """Pixels of context each output latent depends on, per side (one per 3x3 conv)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)
+        return self.body(x) + x
+
+
+@registry.register("edsr-baseline")
+def make_edsr_baseline(
+    n_resblocks: int = 16,
+    n_feats: int = 64,
+    res_scale: float = 1.0,
+    scale: int = 2,
+    no_upsampling: bool = False,
+    rgb_range: float = 1.0,
+) -> nn.Module:
+    """The official factory signature; only the encoder form (no_upsampling=True) is supported."""
+    del scale
+    if not no_upsampling:
+        raise ValueError("LIIF encoders have no upsampler: edsr-baseline needs no_upsampling=True")
+    return EDSRBaseline(n_resblocks, n_feats, res_scale, rgb_range)
+
+
+class _RDBConv(nn.Module):
+    def __init__(self, cin: int, growth: int, k: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, growth, k, padding=(k - 1) // 2), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, self.conv(x)), 1)
+
+
+class _RDB(nn.Module):
+    def __init__(self, g0: int, growth: int, n_layers: int, k: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(*[_RDBConv(g0 + c * growth, growth, k) for c in range(n_layers)])
+        self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LFF(self.convs(x)) + x
+
+
+class RDN(nn.Module):
+    """Residual Dense Network without its upsampler (Zhang et al. 2018), names as in LIIF's rdn.py."""
+
+    def __init__(self, g0: int = 64, k: int = 3, depth: int = 16, n_layers: int = 8, growth: int = 64):
+        super().__init__()
+        pad = (k - 1) // 2
+        self.SFENet1 = nn.Conv2d(3, g0, k, padding=pad)
+        self.SFENet2 = nn.Conv2d(g0, g0, k, padding=pad)
+        self.RDBs = nn.ModuleList([_RDB(g0, growth, n_layers, k) for _ in range(depth)])
+        self.GFF = nn.Sequential(nn.Conv2d(depth * g0, g0, 1), nn.Conv2d(g0, g0, k, padding=pad))
+        self.out_dim = g0
+        self.receptive_radius = pad * (3 + depth * n_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f1 = self.SFENet1(x)
+        x = self.SFENet2(f1)
+        outs = []
+        for block in self.RDBs:
+            x = block(x)
+            outs.append(x)
+        return self.GFF(torch.cat(outs, 1)) + f1
+
+
+_RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
+
+
+@registry.register("rdn")
+def make_rdn(
+    G0: int = 64,
+    RDNkSize: int = 3,
+    RDNconfig: str = "B",
+    scale: int = 2,
+    no_upsampling: bool = False,
+    depth: int | None = None,
+    n_layers: int | None = None,
+    growth: int | None = None,
+) -> nn.Module:
+    """The official factory signature, plus optional overrides of (D, C, G) for small test models."""
+    del scale
+    if not no_upsampling:
+        raise ValueError("LIIF encoders have no upsampler: rdn needs no_upsampling=True")
+    if RDNconfig not in _RDN_CONFIGS:
+        raise ValueError(f"unknown RDN config {RDNconfig!r}")
+    d, c, g = _RDN_CONFIGS[RDNconfig]
+    return RDN(G0, RDNkSize, depth or d, n_layers or c, growth or g)
+
+
+class MLP(nn.Module):
+    """Linear/ReLU stack: `layers.{0,2,4,...}` are the Linear layers, as in the official checkpoints."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_list: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = in_dim
+        for hidden in hidden_list:
+            layers += [nn.Linear(last, hidden), nn.ReLU()]
+            last = hidden
+        layers.append(nn.Linear(last, out_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def linears(self) -> list[nn.Linear]:
+        """The Linear layers in order."""
+        return [m for m in self.layers if isinstance(m, nn.Linear)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape[:-1]
+        return self.layers(x.reshape(-1, x.shape[-1])).view(*shape, -1)
+
+
+@registry.register("mlp")
+def make_mlp(in_dim: int, out_dim: int, hidden_list: list[int]) -> nn.Module:
+    return MLP(in_dim, out_dim, list(hidden_list))

@@ -1,0 +1,202 @@
+"""The fast LIIF query: only the needed neighbourhoods, one batched decoder call, a split first layer.
+
+The paper's decoder input for a query x and latent z* is [unfold3x3(z*), x - v*, cell]. The first Linear
+layer is therefore a sum of a per-latent part (W_f · unfold(z*) + b, the same for every query that uses z*)
+and a tiny per-query part (W_x · rel_coord + W_c · rel_cell). The per-latent part is exactly a 3x3
+convolution of the feature map, computed once per block of latents and cached (`ProjectionCache`), so a
+query costs a gather plus the remaining layers. The four ensemble members run as one batch.
+
+Conventions follow the reference code: coordinates are pixel centres in [-1, 1] in (row, col) order; the
+nearest latent is found as `grid_sample(mode='nearest', align_corners=False)` does, after the ±1e-6 shift
+and clamping; the ensemble's area weights are swapped diagonally.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from viewer.liif.liif import LIIF
+
+_EPS_SHIFT = 1e-6
+_CLAMP = 1 - 1e-6
+
+
+class Decoder:
+    """A LIIF decoder's weights laid out for the split first layer, in one compute dtype.
+
+    Immutable after construction, so several threads may share it.
+    """
+
+    def __init__(self, model: LIIF, dtype: torch.dtype, device: torch.device) -> None:
+        lins = model.imnet.linears()
+        first = lins[0]
+        c = model.feat_dim
+        k = 3 if model.feat_unfold else 1
+        n_feat_in = c * k * k
+        w1 = first.weight.detach().to(device=device, dtype=torch.float32)
+        b1 = first.bias.detach().to(device=device, dtype=torch.float32)
+        self.dtype = dtype
+        self.device = device
+        self.local_ensemble = model.local_ensemble
+        self.cell_decode = model.cell_decode
+        self.hidden = int(w1.shape[0])
+        # unfold's channel order is (c, ky, kx), which is exactly a conv kernel's (out, c, ky, kx) layout.
+        self.proj_weight = w1[:, :n_feat_in].reshape(self.hidden, c, k, k).contiguous()
+        self.proj_bias = b1.contiguous()
+        self.kernel = k
+        self.w_rel = w1[:, n_feat_in : n_feat_in + 2].t().contiguous()
+        self.w_cell = w1[:, n_feat_in + 2 : n_feat_in + 4].t().contiguous() if self.cell_decode else None
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = [
+            (
+                lin.weight.detach().to(device=device, dtype=dtype).t().contiguous(),
+                lin.bias.detach().to(device=device, dtype=dtype).contiguous(),
+            )
+            for lin in lins[1:]
+        ]
+
+    def project(self, feat: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Per-latent first-layer activations (pre-ReLU) for latents [r0, r1) x [c0, c1), shape (h, w, hidden).
+
+        Uses the true zero padding of `feat` at the image border, so a block's values do not depend on
+        which render asked for it.
+        """
+        _, h, w = feat.shape
+        p = self.kernel // 2
+        y0, y1, x0, x1 = max(0, r0 - p), min(h, r1 + p), max(0, c0 - p), min(w, c1 + p)
+        crop = feat[:, y0:y1, x0:x1].unsqueeze(0).float()
+        pad = (p - (c0 - x0), p - (x1 - c1), p - (r0 - y0), p - (y1 - r1))
+        if any(pad):
+            crop = F.pad(crop, pad)
+        out = F.conv2d(crop, self.proj_weight, self.proj_bias)[0]
+        return out.permute(1, 2, 0).to(self.dtype).contiguous()
+
+
+class ProjectionCache:
+    """Blocks of the decoder's per-latent projection for one feature map, under a memory budget (LRU).
+
+    Thread-safe: the viewport worker and an export may query the same image.
+    """
+
+    def __init__(
+        self, feat: torch.Tensor, decoder: Decoder, *, block: int = 32, budget_bytes: int = 512 << 20
+    ):
+        self.feat = feat
+        self.decoder = decoder
+        self.block = block
+        itemsize = torch.empty((), dtype=decoder.dtype).element_size()
+        self._max_blocks = max(16, budget_bytes // (block * block * decoder.hidden * itemsize))
+        self._blocks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _block(self, bi: int, bj: int) -> torch.Tensor:
+        key = (bi, bj)
+        with self._lock:
+            hit = self._blocks.get(key)
+            if hit is not None:
+                self._blocks.move_to_end(key)
+                return hit
+        _, h, w = self.feat.shape
+        b = self.block
+        val = self.decoder.project(self.feat, bi * b, min(h, (bi + 1) * b), bj * b, min(w, (bj + 1) * b))
+        with self._lock:
+            self._blocks[key] = val
+            while len(self._blocks) > self._max_blocks:
+                self._blocks.popitem(last=False)
+        return val
+
+    def box(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Projection covering latents [r0, r1] x [c0, c1] (inclusive), assembled from whole blocks.
+
+        The result starts at block corner (r0 // block * block, c0 // block * block); callers index it with
+        the latent index minus that corner.
+        """
+        b = self.block
+        rows = []
+        for bi in range(r0 // b, r1 // b + 1):
+            rows.append(torch.cat([self._block(bi, bj) for bj in range(c0 // b, c1 // b + 1)], dim=1))
+        return rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
+
+
+def latent_centres(n: int, device: torch.device) -> torch.Tensor:
+    """Centres of n latent cells in [-1, 1], computed as the reference's make_coord does (float32)."""
+    r = 1.0 / n
+    return (-1.0 + r) + (2 * r) * torch.arange(n, device=device).float()
+
+
+def _nearest(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Index grid_sample(mode='nearest', align_corners=False) picks for normalised coordinate c."""
+    ix = ((c + 1) * n - 1) / 2
+    return torch.round(ix).clamp_(0, n - 1).long()
+
+
+def query(
+    decoder: Decoder,
+    cache: ProjectionCache,
+    coord: torch.Tensor,
+    cell: torch.Tensor,
+    centres: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """RGB (normalised units, not clamped) at `coord` (N, 2) with `cell` (N, 2) or (2,), as float32 (N, 3)."""
+    feat = cache.feat
+    _, h, w = feat.shape
+    dev = feat.device
+    coord = coord.to(device=dev, dtype=torch.float32)
+    cell = cell.to(device=dev, dtype=torch.float32)
+    row_c, col_c = centres if centres is not None else (latent_centres(h, dev), latent_centres(w, dev))
+    if decoder.local_ensemble:
+        offsets = [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+        eps = _EPS_SHIFT
+    else:
+        offsets, eps = [(0, 0)], 0.0
+    rx, ry = 1.0 / h, 1.0 / w
+
+    ii, jj, rels = [], [], []
+    for vx, vy in offsets:
+        cr = (coord[:, 0] + (vx * rx + eps)).clamp_(-_CLAMP, _CLAMP)
+        cc = (coord[:, 1] + (vy * ry + eps)).clamp_(-_CLAMP, _CLAMP)
+        i, j = _nearest(cr, h), _nearest(cc, w)
+        rel = torch.stack(((coord[:, 0] - row_c[i]) * h, (coord[:, 1] - col_c[j]) * w), dim=1)
+        ii.append(i)
+        jj.append(j)
+        rels.append(rel)
+    i_all = torch.cat(ii)
+    j_all = torch.cat(jj)
+    rel_all = torch.cat(rels)
+
+    r0, r1 = int(i_all.min()), int(i_all.max())
+    c0, c1 = int(j_all.min()), int(j_all.max())
+    box = cache.box(r0, r1, c0, c1)
+    b = cache.block
+    flat = box.reshape(-1, box.shape[-1])
+    idx = (i_all - (r0 // b) * b) * box.shape[1] + (j_all - (c0 // b) * b)
+    x = flat.index_select(0, idx)
+
+    per_query = rel_all @ decoder.w_rel
+    if decoder.w_cell is not None:
+        rel_cell = cell * torch.tensor([h, w], device=dev, dtype=torch.float32)
+        if rel_cell.dim() == 1:
+            per_query = per_query + rel_cell @ decoder.w_cell
+        else:
+            per_query = per_query + (rel_cell @ decoder.w_cell).repeat(len(offsets), 1)
+    x = torch.relu_(x + per_query.to(decoder.dtype))
+    n_layers = len(decoder.layers)
+    for k, (wt, bias) in enumerate(decoder.layers):
+        x = torch.addmm(bias, x, wt)
+        if k < n_layers - 1:
+            x = torch.relu_(x)
+    pred = x.float().view(len(offsets), -1, x.shape[-1])
+    if len(offsets) == 1:
+        return pred[0]
+
+    rel4 = rel_all.view(len(offsets), -1, 2)
+    areas = (rel4[..., 0] * rel4[..., 1]).abs() + 1e-9
+    total = areas.sum(dim=0)
+    swapped = areas.flip(0)  # diagonal swap: 0<->3, 1<->2
+    out = pred[0] * (swapped[0] / total).unsqueeze(-1)
+    for k in range(1, 4):
+        out = out + pred[k] * (swapped[k] / total).unsqueeze(-1)
+    return out
