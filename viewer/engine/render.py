@@ -65,7 +65,7 @@ class FeatureMap:
 
 
 def _default_chunk(device: torch.device) -> int:
-    return 8192 if device.type == "cpu" else 262144
+    return 4096 if device.type == "cpu" else 262144
 
 
 class Engine:

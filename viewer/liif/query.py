@@ -175,14 +175,19 @@ def query(
     idx = (i_all - (r0 // b) * b) * box.shape[1] + (j_all - (c0 // b) * b)
     x = flat.index_select(0, idx)
 
-    per_query = rel_all @ decoder.w_rel
-    if decoder.w_cell is not None:
+    # First layer: cached per-latent part + [rel_coord, rel_cell] @ W in one in-place addmm.
+    if decoder.w_cell is None:
+        extra, w_extra = rel_all, decoder.w_rel
+    else:
         rel_cell = cell * torch.tensor([h, w], device=dev, dtype=torch.float32)
         if rel_cell.dim() == 1:
-            per_query = per_query + rel_cell @ decoder.w_cell
+            ones = torch.ones((rel_all.shape[0], 1), device=dev, dtype=torch.float32)
+            extra = torch.cat((rel_all, ones), dim=1)
+            w_extra = torch.cat((decoder.w_rel, (rel_cell @ decoder.w_cell).unsqueeze(0)), dim=0)
         else:
-            per_query = per_query + (rel_cell @ decoder.w_cell).repeat(len(offsets), 1)
-    x = torch.relu_(x + per_query.to(decoder.dtype))
+            extra = torch.cat((rel_all, rel_cell.repeat(len(offsets), 1)), dim=1)
+            w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
+    x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
     n_layers = len(decoder.layers)
     for k, (wt, bias) in enumerate(decoder.layers):
         x = torch.addmm(bias, x, wt)

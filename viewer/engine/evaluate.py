@@ -1,0 +1,122 @@
+"""PSNR evaluation with the LIIF paper's benchmark protocol.
+
+PSNR on the Y channel (Y = (65.738 R + 129.057 G + 25.064 B) / 256, RGB in [0, 1]), `scale` pixels shaved at
+each border, model input the MATLAB-bicubic `_LR.png`, output the size of `_HR.png`, no quantisation of the
+prediction (as LIIF's `utils.calc_psnr`). For scales above 4 there are no published LR images: the x4 HR is
+cropped to a multiple of the scale and downscaled with Pillow's bicubic, which is not MATLAB's `imresize`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from viewer.engine.cancel import CancelToken, check
+from viewer.errors import ArgumentError
+
+SETS = ("Set5", "Set14", "BSD100")
+_Y = np.array([65.738, 129.057, 25.064], dtype=np.float64) / 256.0
+
+
+def default_benchmark_root() -> Path:
+    """`LIIF_VIEWER_BENCHMARK`, else `../shared/data/benchmark` beside the source checkout or the cwd."""
+    env = os.environ.get("LIIF_VIEWER_BENCHMARK")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2]
+    for base in (here, Path.cwd()):
+        cand = base.parent / "shared" / "data" / "benchmark"
+        if cand.is_dir():
+            return cand
+    return here.parent / "shared" / "data" / "benchmark"
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, shave: int) -> float:
+    """PSNR (dB) of the Y channel between two (H, W, 3) images in [0, 1], shaving `shave` border pixels."""
+    diff = (sr.astype(np.float64) - hr.astype(np.float64)) @ _Y
+    if shave > 0:
+        diff = diff[shave:-shave, shave:-shave]
+    mse = float(np.mean(diff**2))
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
+def _read(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One benchmark image: the model input and the ground truth, both (H, W, 3) float32 in [0, 1]."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+
+
+def load_pairs(set_name: str, scale: int, root: Path | None = None) -> list[Pair]:
+    """The (LR, HR) pairs of a benchmark set at an integer scale."""
+    if set_name not in SETS:
+        raise ArgumentError(f"unknown benchmark set '{set_name}'; use one of {', '.join(SETS)}")
+    base = (root or default_benchmark_root()) / set_name
+    if not base.is_dir():
+        raise ArgumentError(f"benchmark set not found at {base} (set LIIF_VIEWER_BENCHMARK)")
+    pairs = []
+    if scale in (2, 3, 4):
+        for hr_path in sorted((base / f"image_SRF_{scale}").glob("*_HR.png")):
+            lr_path = hr_path.with_name(hr_path.name.replace("_HR.png", "_LR.png"))
+            pairs.append(Pair(hr_path.stem[: -len("_HR")], _read(lr_path), _read(hr_path)))
+    else:
+        for hr_path in sorted((base / "image_SRF_4").glob("*_HR.png")):
+            hr = _read(hr_path)
+            h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+            hr = hr[:h, :w]
+            img = Image.fromarray((hr * 255).round().astype(np.uint8))
+            lr = np.asarray(img.resize((w // scale, h // scale), Image.Resampling.BICUBIC), np.float32) / 255
+            pairs.append(Pair(hr_path.stem[: -len("_HR")], lr, hr))
+    if not pairs:
+        raise ArgumentError(f"no images for {set_name} x{scale} under {base}")
+    return pairs
+
+
+def bicubic_upscale(lr: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """Pillow bicubic upscaling of a float image, per channel in float32 (no 8-bit rounding)."""
+    chans = [
+        np.asarray(
+            Image.fromarray(lr[..., c].astype(np.float32), mode="F").resize(
+                (out_w, out_h), Image.Resampling.BICUBIC
+            )
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(chans, axis=-1), 0, 1)
+
+
+def evaluate(
+    engine: object,
+    set_name: str,
+    scale: int,
+    *,
+    root: Path | None = None,
+    cancel: CancelToken | None = None,
+) -> float:
+    """Mean PSNR-Y of `engine` (an `Engine`, or None for bicubic) over a set at `scale`."""
+    from viewer.engine.render import Engine
+
+    vals = []
+    for pair in load_pairs(set_name, scale, root):
+        check(cancel)
+        h, w = pair.hr.shape[:2]
+        if engine is None:
+            sr = bicubic_upscale(pair.lr, w, h)
+        else:
+            assert isinstance(engine, Engine)
+            fm = engine.encode(pair.lr, cancel=cancel)
+            sr = engine.render_scale(fm, w, h, cancel=cancel)
+        vals.append(psnr_y(sr, pair.hr, scale))
+    return float(np.mean(vals))
