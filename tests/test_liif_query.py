@@ -1,0 +1,200 @@
+"""The fast query against an independent, plain implementation of the paper's formulas.
+
+`paper_query` below is written from the paper (arXiv 2012.09161, eqs. 2-6) and the reference code's
+conventions, one query at a time, with explicit loops: no shared code with viewer.liif.query.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from viewer.engine.render import Engine, SourceRect
+from viewer.errors import ArgumentError, Cancelled
+from viewer.engine.cancel import CancelToken
+from viewer.liif.liif import make_liif
+
+
+def paper_query(model, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """I(x_q) = sum_t S_t/S * f(z*_t, x_q - v*_t, cell), one query at a time (float64)."""
+    feat = feat.double()
+    c, h, w = feat.shape
+    padded = torch.nn.functional.pad(feat, (1, 1, 1, 1))
+
+    def latent(i: int, j: int) -> torch.Tensor:
+        if model.feat_unfold:  # 3x3 neighbourhood, channel-major, zero outside the image
+            return padded[:, i : i + 3, j : j + 3].reshape(c * 9)
+        return feat[:, i, j]
+
+    def centre(k: int, n: int) -> float:
+        return -1 + (2 * k + 1) / n
+
+    def nearest(x: float, n: int) -> int:
+        x = min(max(x, -1 + 1e-6), 1 - 1e-6)
+        return min(n - 1, max(0, int(np.floor((x + 1) / 2 * n))))
+
+    imnet = model.imnet.double()
+    out = []
+    for q in range(coord.shape[0]):
+        y, x = float(coord[q, 0]), float(coord[q, 1])
+        if model.local_ensemble:
+            shifts = [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+            eps = 1e-6
+        else:
+            shifts, eps = [(0, 0)], 0.0
+        preds, areas = [], []
+        for sy, sx in shifts:
+            i = nearest(y + sy / h + eps, h)
+            j = nearest(x + sx / w + eps, w)
+            rel = torch.tensor([(y - centre(i, h)) * h, (x - centre(j, w)) * w], dtype=torch.float64)
+            parts = [latent(i, j), rel]
+            if model.cell_decode:
+                parts.append(torch.tensor([float(cell[q, 0]) * h, float(cell[q, 1]) * w], dtype=torch.float64))
+            preds.append(imnet(torch.cat(parts)[None])[0])
+            areas.append(abs(float(rel[0] * rel[1])) + 1e-9)
+        total = sum(areas)
+        if model.local_ensemble:
+            areas = areas[::-1]  # the area of the diagonally opposite neighbour weights each prediction
+        out.append(sum(p * (a / total) for p, a in zip(preds, areas, strict=True)))
+    model.imnet.float()
+    return torch.stack(out).float()
+
+
+FLAGS = [dict(zip(("local_ensemble", "feat_unfold", "cell_decode"), v, strict=True))
+         for v in itertools.product([True, False], repeat=3)]
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
+def test_fast_fp32_matches_paper_formulation(flags: dict[str, bool]) -> None:
+    model = make_liif(n_resblocks=1, n_feats=6, hidden=(24, 16), seed=3, **flags)
+    engine = Engine(model, "cpu", "fp32", chunk=97)
+    img = np.random.default_rng(1).random((9, 13, 3), dtype=np.float32)
+    fm = engine.encode(img)
+    gen = torch.Generator().manual_seed(2)
+    coord = torch.rand(300, 2, generator=gen) * 2.2 - 1.1  # includes points outside [-1, 1]
+    cell = torch.rand(300, 2, generator=gen) * 0.5
+    fast = engine.query(fm, coord, cell)
+    slow = paper_query(model, fm.feat, coord, cell)
+    assert torch.isfinite(fast).all()
+    assert (fast - slow).abs().max().item() < 1e-4
+
+
+def test_tile_equals_crop_of_whole_render() -> None:
+    model = make_liif(n_resblocks=2, n_feats=8, hidden=(64, 64), seed=5)
+    engine = Engine(model, "cpu", "fp32", chunk=1000)
+    img = np.random.default_rng(0).random((40, 50, 3), dtype=np.float32)
+    fm = engine.encode(img)
+    rect = SourceRect(3.25, 5.5, 31.0, 22.75)
+    whole = engine.render(fm, rect, 173, 121)
+    for window in [(0, 0, 64, 64), (64, 64, 121, 173), (13, 101, 77, 160), (120, 0, 121, 173)]:
+        r0, c0, r1, c1 = window
+        tile = engine.render(fm, rect, 173, 121, window=window)
+        assert np.array_equal(tile, whole[r0:r1, c0:c1]), window
+
+
+def test_tiled_encoder_equals_untiled() -> None:
+    model = make_liif(n_resblocks=3, n_feats=8, hidden=(16,), seed=1)
+    engine = Engine(model, "cpu", "fp32", encode_budget_bytes=90_000)
+    tile = engine.encode_tile_size()
+    img = np.random.default_rng(4).random((150, 170, 3), dtype=np.float32)
+    assert tile < 150, "the budget must force several tiles for this test to mean anything"
+    tiled = engine.encode(img).feat
+    with torch.no_grad():
+        whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
+    assert torch.allclose(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_encoder_halo_is_needed() -> None:
+    """With too small a halo the tiles disagree: proves the test above exercises the seams."""
+    model = make_liif(n_resblocks=3, n_feats=8, hidden=(16,), seed=1)
+    engine = Engine(model, "cpu", "fp32", encode_budget_bytes=90_000)
+    img = np.random.default_rng(4).random((150, 170, 3), dtype=np.float32)
+    model.encoder.receptive_radius = 1
+    broken = engine.encode(img).feat
+    model.encoder.receptive_radius = 8
+    with torch.no_grad():
+        whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
+    assert not torch.allclose(broken, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_render_whole_image_matches_reference_grid() -> None:
+    """render() of the full image uses the reference's pixel-centre coordinates and cell (2/H, 2/W)."""
+    from viewer.liif.reference import batched_predict, make_coord
+
+    model = make_liif(n_resblocks=1, n_feats=8, hidden=(32,), seed=7)
+    engine = Engine(model, "cpu", "fp32")
+    img = np.random.default_rng(2).random((11, 14, 3), dtype=np.float32)
+    out = engine.render_scale(engine.encode(img), 37, 29)
+    coord = make_coord((29, 37), torch.device("cpu")).view(1, -1, 2)
+    cell = torch.ones_like(coord)
+    cell[..., 0] *= 2 / 29
+    cell[..., 1] *= 2 / 37
+    inp = (torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5
+    ref = (batched_predict(model, inp, coord, cell, bsize=300) * 0.5 + 0.5).clamp(0, 1).view(29, 37, 3)
+    assert np.abs(out - ref.numpy()).max() < 1e-5
+
+
+def test_no_shared_state_between_feature_maps() -> None:
+    """Two photos rendered concurrently from two threads give what each gives alone."""
+    model = make_liif(n_resblocks=1, n_feats=8, hidden=(32,), seed=9)
+    engine = Engine(model, "cpu", "fp32", chunk=50)
+    rng = np.random.default_rng(3)
+    imgs = [rng.random((12, 15, 3), dtype=np.float32), rng.random((20, 9, 3), dtype=np.float32)]
+    fms = [engine.encode(i) for i in imgs]
+    alone = [engine.render_scale(fm, 40, 33) for fm in fms]
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def work(k: int) -> None:
+        for _ in range(3):
+            results[k].append(engine.render_scale(fms[k], 40, 33))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in (0, 1):
+        assert all(np.array_equal(r, alone[k]) for r in results[k])
+    assert not np.array_equal(alone[0], alone[1])
+
+
+def test_cancel_between_chunks_and_progress() -> None:
+    model = make_liif(seed=0)
+    engine = Engine(model, "cpu", "fp32", chunk=100)
+    fm = engine.encode(np.zeros((8, 8, 3), np.float32))
+    token = CancelToken()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.render_scale(fm, 50, 50, cancel=token, progress=progress)
+    assert seen == [(1, 25), (2, 25)]
+
+
+def test_bad_render_arguments() -> None:
+    engine = Engine(make_liif(), "cpu", "fp32")
+    fm = engine.encode(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ArgumentError):
+        SourceRect(0, 0, 0, 5)
+    with pytest.raises(ArgumentError):
+        SourceRect(0, 0, float("nan"), 5)
+    with pytest.raises(ArgumentError):
+        engine.render(fm, SourceRect(0, 0, 8, 8), 10, 10, window=(0, 0, 11, 10))
+
+
+def test_bf16_path_is_close() -> None:
+    model = make_liif(n_resblocks=1, n_feats=8, hidden=(64, 64), seed=4)
+    img = np.random.default_rng(5).random((16, 16, 3), dtype=np.float32)
+    exact = Engine(model, "cpu", "fp32")
+    fast = Engine(model, "cpu", "bf16")
+    a = exact.render_scale(exact.encode(img), 48, 48)
+    b = fast.render_scale(fast.encode(img), 48, 48)
+    assert 0 < np.abs(a - b).max() < 0.05
