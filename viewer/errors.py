@@ -33,5 +33,5 @@ class ArgumentError(ViewerError):
     """A parameter (scale, print size, region, ...) is invalid."""
 
 
-class Cancelled(Exception):  # noqa: N818 - it is a signal, not an error
+class Cancelled(Exception):
     """Raised inside a render when its cancellation token has been set."""

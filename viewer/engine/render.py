@@ -64,6 +64,21 @@ class FeatureMap:
             return cache
 
 
+def pixel_grid(
+    rect: SourceRect, out_w: int, out_h: int, h: int, w: int, window: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised row and column centres (float32) of a window of the output grid, and its cell (2,).
+
+    Computed in float64 from integer pixel indices, then rounded once, so a pixel gets the same
+    coordinate whichever window it is rendered in.
+    """
+    r0, c0, r1, c1 = window
+    rows = -1.0 + 2.0 * (rect.y + (np.arange(r0, r1, dtype=np.float64) + 0.5) * (rect.h / out_h)) / h
+    cols = -1.0 + 2.0 * (rect.x + (np.arange(c0, c1, dtype=np.float64) + 0.5) * (rect.w / out_w)) / w
+    cell = np.array([2.0 * rect.h / out_h / h, 2.0 * rect.w / out_w / w], dtype=np.float32)
+    return rows.astype(np.float32), cols.astype(np.float32), cell
+
+
 def _default_chunk(device: torch.device) -> int:
     return 4096 if device.type == "cpu" else 262144
 
@@ -108,7 +123,8 @@ class Engine:
         halo = self.model.receptive_radius
         enc = self.model.encoder
         width = int(getattr(enc, "out_dim", 64))
-        peak_channels = width * 4 if not hasattr(enc, "RDBs") else width * (len(enc.RDBs) + 4)
+        depth = int(getattr(enc, "depth", 0))  # RDN concatenates every block's output before fusing
+        peak_channels = width * (depth + 4)
         side = int(math.sqrt(self.encode_budget_bytes / (4 * peak_channels)))
         return max(64, side - 2 * halo)
 
@@ -176,12 +192,10 @@ class Engine:
         h, w = fm.height, fm.width
         ncols = c1 - c0
         n = (r1 - r0) * ncols
-        # Pixel-centre coordinates in float64, then float32: identical per pixel whatever the window.
-        rows = -1.0 + 2.0 * (rect.y + (np.arange(r0, r1, dtype=np.float64) + 0.5) * (rect.h / out_h)) / h
-        cols = -1.0 + 2.0 * (rect.x + (np.arange(c0, c1, dtype=np.float64) + 0.5) * (rect.w / out_w)) / w
-        rows_t = torch.from_numpy(rows.astype(np.float32)).to(self.device)
-        cols_t = torch.from_numpy(cols.astype(np.float32)).to(self.device)
-        cell = torch.tensor([2.0 * rect.h / out_h / h, 2.0 * rect.w / out_w / w], dtype=torch.float32)
+        rows, cols, cell_np = pixel_grid(rect, out_w, out_h, h, w, (r0, c0, r1, c1))
+        rows_t = torch.from_numpy(rows).to(self.device)
+        cols_t = torch.from_numpy(cols).to(self.device)
+        cell = torch.from_numpy(cell_np)
         cache = fm.projection(self.decoder)
         centres = (latent_centres(h, self.device), latent_centres(w, self.device))
         out = np.empty((n, 3), dtype=np.float32)

@@ -60,8 +60,10 @@ class MeanShift(nn.Conv2d):
     def __init__(self, rgb_range: float, sign: int = -1) -> None:
         super().__init__(3, 3, kernel_size=1)
         mean = torch.tensor((0.4488, 0.4371, 0.4040))
-        self.weight.data = torch.eye(3).view(3, 3, 1, 1)
-        self.bias.data = sign * rgb_range * mean
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            assert self.bias is not None
+            self.bias.copy_(sign * rgb_range * mean)
         for p in self.parameters():
             p.requires_grad = False
 
@@ -146,6 +148,7 @@ class RDN(nn.Module):
         self.RDBs = nn.ModuleList([_RDB(g0, growth, n_layers, k) for _ in range(depth)])
         self.GFF = nn.Sequential(nn.Conv2d(depth * g0, g0, 1), nn.Conv2d(g0, g0, k, padding=pad))
         self.out_dim = g0
+        self.depth = depth
         self.receptive_radius = pad * (3 + depth * n_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

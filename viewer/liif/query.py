@@ -25,6 +25,22 @@ _EPS_SHIFT = 1e-6
 _CLAMP = 1 - 1e-6
 
 
+def _fused_linear_relu_works(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's fused linear+bias+ReLU is available here (it saves a pass over the activations)."""
+    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+    if op is None or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x = torch.randn(4, 8, dtype=dtype)
+        w = torch.randn(5, 8, dtype=dtype)
+        b = torch.randn(5, dtype=dtype)
+        got = op(x, w, b, "relu", [], "")
+        want = torch.relu(F.linear(x, w, b))
+        return bool(torch.allclose(got.float(), want.float(), atol=1e-2, rtol=1e-2))
+    except (RuntimeError, TypeError, NotImplementedError):
+        return False
+
+
 class Decoder:
     """A LIIF decoder's weights laid out for the split first layer, in one compute dtype.
 
@@ -52,11 +68,24 @@ class Decoder:
         self.w_cell = w1[:, n_feat_in + 2 : n_feat_in + 4].t().contiguous() if self.cell_decode else None
         self.layers: list[tuple[torch.Tensor, torch.Tensor]] = [
             (
-                lin.weight.detach().to(device=device, dtype=dtype).t().contiguous(),
+                lin.weight.detach().to(device=device, dtype=dtype).contiguous(),
                 lin.bias.detach().to(device=device, dtype=dtype).contiguous(),
             )
             for lin in lins[1:]
         ]
+        self._fused = device.type == "cpu" and _fused_linear_relu_works(dtype)
+
+    def hidden_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layers after the first (ReLU between them, none after the last)."""
+        last = len(self.layers) - 1
+        for k, (weight, bias) in enumerate(self.layers):
+            if k == last:
+                x = F.linear(x, weight, bias)
+            elif self._fused:
+                x = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [], "")
+            else:
+                x = torch.relu_(F.linear(x, weight, bias))
+        return x
 
     def project(self, feat: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Per-latent first-layer activations (pre-ReLU) for latents [r0, r1) x [c0, c1), shape (h, w, hidden).
@@ -159,7 +188,10 @@ def query(
         cr = (coord[:, 0] + (vx * rx + eps)).clamp_(-_CLAMP, _CLAMP)
         cc = (coord[:, 1] + (vy * ry + eps)).clamp_(-_CLAMP, _CLAMP)
         i, j = _nearest(cr, h), _nearest(cc, w)
-        rel = torch.stack(((coord[:, 0] - row_c[i]) * h, (coord[:, 1] - col_c[j]) * w), dim=1)
+        rel = torch.stack(
+            ((coord[:, 0] - row_c.index_select(0, i)) * h, (coord[:, 1] - col_c.index_select(0, j)) * w),
+            dim=1,
+        )
         ii.append(i)
         jj.append(j)
         rels.append(rel)
@@ -188,12 +220,8 @@ def query(
             extra = torch.cat((rel_all, rel_cell.repeat(len(offsets), 1)), dim=1)
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
     x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
-    n_layers = len(decoder.layers)
-    for k, (wt, bias) in enumerate(decoder.layers):
-        x = torch.addmm(bias, x, wt)
-        if k < n_layers - 1:
-            x = torch.relu_(x)
-    pred = x.float().view(len(offsets), -1, x.shape[-1])
+    y = decoder.hidden_layers(x).float()
+    pred = y.view(len(offsets), -1, y.shape[-1])
     if len(offsets) == 1:
         return pred[0]
 

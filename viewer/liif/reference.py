@@ -6,13 +6,15 @@ with `grid_sample` lookups, exactly like `LIIF.query_rgb` in github.com/yinboc/l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from viewer.liif.liif import LIIF
 
 
-def make_coord(shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+def make_coord(shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """Pixel-centre coordinates of an (H, W) grid in [-1, 1], shape (H, W, 2), as the reference makes them."""
     seqs = []
     for n in shape:

@@ -1,0 +1,443 @@
+"""The `liif-viewer` command.
+
+`liif-viewer [PHOTO]` opens the viewer; subcommands `render`, `export`, `fetch-weights`, `models` and
+`bench` work in the terminal. Problems caused by input, settings or environment (`ViewerError`) are
+printed as one line, `liif-viewer: error: ...`, with exit status 2 and no output file; Ctrl-C exits with
+130 and leaves no partial file. Cheap checks (arguments, output path, image header, limits, device, model
+name) run before the image is decoded or the model loaded, and torch is imported only by the commands
+that need it, so `--version` and argument errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from viewer import __version__
+from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
+from viewer.engine.imageio import (
+    ImageTooLargeError,
+    LoadedImage,
+    check_output_path,
+    load_image,
+    probe_image,
+)
+from viewer.engine.printsize import (
+    DEFAULT_DPI,
+    FIT_MODES,
+    PixelSize,
+    PrintSize,
+    Region,
+    parse_dpi,
+    parse_pixel_size,
+    parse_print_size,
+    parse_region,
+    parse_scale,
+    scaled_size,
+)
+from viewer.errors import ArgumentError, Cancelled, LimitError, ViewerError
+
+if TYPE_CHECKING:
+    from viewer.engine.render import Engine
+
+PROG = "liif-viewer"
+DEFAULT_MAX_INPUT_MP = 200.0
+ENV_MAX_INPUT_MP = "LIIF_VIEWER_MAX_INPUT_MP"
+ENV_MAX_OUTPUT_MP = "LIIF_VIEWER_MAX_OUTPUT_MP"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMMANDS = ("render", "export", "fetch-weights", "models", "bench")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Terminal output
+# ------------------------------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal (never in pipes or logs)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.label = label
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        frac = min(1.0, done / total) if total > 0 else 1.0
+        filled = int(frac * 30)
+        bar = "#" * filled + "-" * (30 - filled)
+        self.stream.write(f"\r{self.label:<10} [{bar}] {frac * 100:5.1f}%")
+        self.stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """End the bar's line so later output starts cleanly."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _error(message: str) -> int:
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    return 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# Argument parsing
+# ------------------------------------------------------------------------------------------------------
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", default=None, help="registry name or weights file (default: edsr-baseline-liif)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="decoder precision (default: auto, fastest exact enough)",
+    )
+    p.add_argument(
+        "--max-input-mp",
+        metavar="MP",
+        default=None,
+        help=f"refuse photos over this many megapixels (default {DEFAULT_MAX_INPUT_MP:g}, or ${ENV_MAX_INPUT_MP})",
+    )
+    p.add_argument(
+        "--max-output-mp",
+        metavar="MP",
+        default=None,
+        help=f"refuse outputs over this many megapixels (default {DEFAULT_MAX_OUTPUT_MP:g}, or ${ENV_MAX_OUTPUT_MP})",
+    )
+    p.add_argument("--quality", default="92", metavar="Q", help="JPEG quality 1-100 (default 92)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser (the GUI form `liif-viewer [PHOTO]` and `bench` are dispatched before it)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Continuous neural zoom for old photos (LIIF), with print-size export. "
+        "Run without a command (or with a photo) to open the viewer.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser(
+        "render",
+        help="render a whole photo at any scale",
+        description="Render the whole photo at a real-valued scale (e.g. 3.7) or an exact pixel size.",
+    )
+    r.add_argument("input", metavar="IN", help="the photo")
+    r.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.png, .jpg, .tif)")
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--scale", metavar="S", help="magnification; the output is round(W*S) x round(H*S)")
+    g.add_argument("--size", metavar="WxH", help="exact output size in pixels (the aspect may change)")
+    r.add_argument("--dpi", default=None, help="DPI to record in the file (default: none)")
+    _add_engine_options(r)
+    r.set_defaults(func=cmd_render)
+
+    e = sub.add_parser(
+        "export",
+        help="export a region at a print size and DPI",
+        description="Export a region of the photo at a print size (rotated to the region's orientation) "
+        "or a pixel size, tiled with bounded memory, with the DPI, ICC profile and EXIF recorded.",
+    )
+    e.add_argument("input", metavar="IN", help="the photo")
+    e.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.png, .jpg, .tif)")
+    e.add_argument("--region", metavar="X,Y,W,H", default=None, help="source pixels to export (default: all)")
+    g = e.add_mutually_exclusive_group(required=True)
+    g.add_argument("--print", dest="print_size", metavar="SIZE", help="e.g. 8x10in, 20x25cm, 210x297mm, A4")
+    g.add_argument("--size", metavar="WxH", help="exact output size in pixels")
+    e.add_argument("--dpi", default=None, help=f"dots per inch (default {DEFAULT_DPI:g})")
+    e.add_argument(
+        "--fit", default="crop", choices=FIT_MODES, help="crop to fill (default), fit inside, stretch"
+    )
+    _add_engine_options(e)
+    e.set_defaults(func=cmd_export)
+
+    f = sub.add_parser("fetch-weights", help="download, verify and convert the official LIIF weights")
+    from viewer.engine.weights import add_fetch_arguments
+
+    add_fetch_arguments(f)
+    f.set_defaults(func=_cmd_fetch_weights)
+
+    m = sub.add_parser("models", help="list the models available")
+    m.set_defaults(func=_cmd_models)
+
+    sub.add_parser(
+        "bench",
+        help="measure our query paths against the paper's reference (see `liif-viewer bench --help`)",
+        add_help=False,
+    )
+    return parser
+
+
+def _limit(flag_value: str | None, env_name: str, default: float, flag: str) -> float:
+    """A megapixel limit from the flag, else the environment variable, else the default."""
+    if flag_value is not None:
+        raw, source = flag_value, flag
+    elif os.environ.get(env_name):
+        raw, source = os.environ[env_name], env_name
+    else:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ArgumentError(f"invalid {source} '{raw}': expected a number of megapixels") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ArgumentError(f"invalid {source} '{raw}': must be a positive number of megapixels")
+    return value
+
+
+def _quality(raw: str) -> int:
+    try:
+        q = int(raw)
+    except ValueError:
+        raise ArgumentError(f"invalid --quality '{raw}': expected a whole number from 1 to 100") from None
+    if not 1 <= q <= 100:
+        raise ArgumentError(f"invalid --quality '{raw}': must be from 1 to 100")
+    return q
+
+
+# ------------------------------------------------------------------------------------------------------
+# render / export
+# ------------------------------------------------------------------------------------------------------
+
+
+def _probe(path: str, max_input_mp: float) -> tuple[int, int]:
+    try:
+        info = probe_image(path, max_megapixels=max_input_mp)
+    except ImageTooLargeError as exc:
+        raise ImageTooLargeError(f"{exc} (raise the limit with --max-input-mp)") from None
+    return info.width, info.height
+
+
+def _load(path: str, max_input_mp: float) -> LoadedImage:
+    try:
+        return load_image(path, max_megapixels=max_input_mp)
+    except ImageTooLargeError as exc:
+        raise ImageTooLargeError(f"{exc} (raise the limit with --max-input-mp)") from None
+
+
+def _plan(
+    w: int,
+    h: int,
+    region: Region | None,
+    size: PrintSize | PixelSize,
+    dpi: float | None,
+    fit: str,
+    max_output_mp: float,
+) -> ExportPlan:
+    try:
+        return plan_export(w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp)
+    except LimitError as exc:
+        raise LimitError(f"{exc} (raise the limit with --max-output-mp)") from None
+
+
+def _check_engine_options(args: argparse.Namespace) -> str:
+    """Validate the device, precision and model before anything slow; returns the model name or path."""
+    from viewer.engine.device import resolve_device, resolve_precision
+    from viewer.engine.weights import DEFAULT_MODEL, resolve_model_path
+
+    dev = resolve_device(args.device)
+    resolve_precision(args.precision, dev)
+    model = args.model or DEFAULT_MODEL
+    resolve_model_path(model)
+    return str(model)
+
+
+class _SizeFn:
+    """The output size for a photo of a given size (the scale needs the decoded photo's dimensions)."""
+
+    def __init__(self, scale: float | None = None, size: PrintSize | PixelSize | None = None) -> None:
+        self.scale = scale
+        self.size = size
+
+    def __call__(self, w: int, h: int) -> PrintSize | PixelSize:
+        if self.scale is not None:
+            return scaled_size(w, h, self.scale)
+        assert self.size is not None
+        return self.size
+
+
+def _render_and_write(
+    args: argparse.Namespace,
+    model: str,
+    size_of: _SizeFn,
+    region: Region | None,
+    dpi: float | None,
+    fit: str,
+    max_in: float,
+    max_out: float,
+    quality: int,
+) -> int:
+    """Load the photo and the model, encode, render in bands, write atomically, print the summary."""
+    from viewer.engine.export import run_export
+    from viewer.engine.render import Engine
+
+    start = time.monotonic()
+    loaded = _load(args.input, max_in)
+    plan = _plan(loaded.width, loaded.height, region, size_of(loaded.width, loaded.height), dpi, fit, max_out)
+    engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
+    bar = ProgressBar("encoding")
+    try:
+        fm = engine.encode(loaded.rgb, progress=bar)
+    finally:
+        bar.finish()
+    bar = ProgressBar("rendering")
+    try:
+        run_export(engine, fm, loaded, plan, args.output, jpeg_quality=quality, progress=bar)
+    finally:
+        bar.finish()
+    print(_summary(args.output, plan, engine, time.monotonic() - start))
+    return 0
+
+
+def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
+    x, y, w, h = plan.rect
+    parts = [f"wrote {out}: {plan.out_w}x{plan.out_h} px"]
+    inches = plan.print_inches()
+    if plan.dpi is not None and inches is not None:
+        parts.append(f"{plan.dpi:g} DPI ({inches[0]:.2f}x{inches[1]:.2f} in)")
+    parts.append(f"x{plan.magnification:.3g} of source {w:g}x{h:g} at {x:g},{y:g}")
+    parts.append(f"{engine.model_name} on {engine.device} ({engine.precision})")
+    parts.append(f"{seconds:.1f} s")
+    return ", ".join(parts)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
+    check_output_path(args.output)
+    quality = _quality(args.quality)
+    max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
+    max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
+    dpi = parse_dpi(args.dpi) if args.dpi is not None else None
+    size_of = (
+        _SizeFn(scale=parse_scale(args.scale))
+        if args.scale is not None
+        else _SizeFn(size=parse_pixel_size(args.size))
+    )
+    w, h = _probe(args.input, max_in)
+    _plan(w, h, None, size_of(w, h), dpi, "stretch", max_out)
+    model = _check_engine_options(args)
+    return _render_and_write(args, model, size_of, None, dpi, "stretch", max_in, max_out, quality)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE]`."""
+    check_output_path(args.output)
+    quality = _quality(args.quality)
+    max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
+    max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
+    dpi = parse_dpi(args.dpi) if args.dpi is not None else DEFAULT_DPI
+    size: PrintSize | PixelSize = (
+        parse_print_size(args.print_size) if args.print_size is not None else parse_pixel_size(args.size)
+    )
+    region = parse_region(args.region) if args.region is not None else None
+    w, h = _probe(args.input, max_in)
+    _plan(w, h, region, size, dpi, args.fit, max_out)
+    model = _check_engine_options(args)
+    return _render_and_write(args, model, _SizeFn(size=size), region, dpi, args.fit, max_in, max_out, quality)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Delegated commands
+# ------------------------------------------------------------------------------------------------------
+
+
+def _cmd_fetch_weights(args: argparse.Namespace) -> int:
+    from viewer.engine.weights import cmd_fetch_weights
+
+    return int(cmd_fetch_weights(args) or 0)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from viewer.engine.weights import cmd_models
+
+    return int(cmd_models(args) or 0)
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    from viewer.engine.bench import main as bench_main
+
+    return int(bench_main(argv) or 0)
+
+
+def _run_gui(photo: str | None) -> int:
+    try:
+        from viewer.app.main import run_gui
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "a module"
+        if missing.split(".")[0] in ("PySide6", "shiboken6", "qasync"):
+            raise ViewerError(
+                f"the viewer needs {missing}, which is not installed (pip install liif-viewer)"
+            ) from None
+        if missing.startswith("viewer.app"):
+            raise ViewerError(
+                "the viewer is not part of this installation; use the render or export commands"
+            ) from None
+        raise
+    return int(run_gui(photo) or 0)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------------------
+
+
+def _dispatch(argv: list[str]) -> int:
+    if not argv:
+        return _run_gui(None)
+    if argv[0] == "bench":
+        return _cmd_bench(argv[1:])
+    if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        return _run_gui(argv[0])
+    args = build_parser().parse_args(argv)
+    if getattr(args, "func", None) is None:
+        return _run_gui(None)
+    return int(args.func(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input or environment, 130 interrupted)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Our own megapixel limit replaces Pillow's warning; an oversized photo gets one clean error line.
+    warnings.filterwarnings("ignore", category=_bomb_warning())
+    try:
+        return _dispatch(args)
+    except ViewerError as exc:
+        return _error(str(exc))
+    except (KeyboardInterrupt, Cancelled):
+        print(f"\n{PROG}: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        return _error("out of memory; try a smaller output size or region, or a lower --max-output-mp")
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+
+
+def _bomb_warning() -> type[Warning]:
+    from PIL import Image
+
+    return Image.DecompressionBombWarning
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Export: plan what to render (region, output size, DPI, limits), then render it in bands and write it
+atomically. Shared by the command line and the GUI.
+
+Planning is cheap and needs no model, so callers validate a request before loading anything. The run
+renders full-width bands of rows through `Engine.render(..., window=...)`, which gives the same pixels as
+one whole render, so memory is bounded by the band whatever the output size. PNG is streamed band by band
+into the temporary file; JPEG and TIFF are assembled in memory at 8 bits (16 for grey TIFF) and then
+saved by Pillow. This module does not import torch at load time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from viewer.engine.cancel import CancelToken, ProgressCallback, check
+from viewer.engine.imageio import (
+    LoadedImage,
+    PngBandWriter,
+    atomic_output,
+    check_output_path,
+    exif_for_output,
+    output_bit_depth,
+    quantize,
+    save_image,
+    to_luma,
+)
+from viewer.engine.printsize import (
+    DEFAULT_DPI,
+    PixelSize,
+    PrintSize,
+    Region,
+    fit_region,
+    match_orientation,
+    parse_dpi,
+    print_pixels,
+)
+from viewer.errors import ArgumentError, LimitError
+
+if TYPE_CHECKING:
+    from viewer.engine.render import Engine, FeatureMap, SourceRect
+
+#: Default cap on the output size, in megapixels (a 24x36 in print at 300 DPI is 78 MP).
+DEFAULT_MAX_OUTPUT_MP = 400.0
+
+#: Rows per rendered band, and a cap on the pixels of one band for very wide outputs.
+BAND_ROWS = 256
+MAX_BAND_PIXELS = 1 << 22
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export renders: the source rectangle `rect` (source pixels, inside the photo), the output
+    size in pixels, the DPI recorded in the file (None: none recorded) and the fit mode used."""
+
+    rect: Region
+    out_w: int
+    out_h: int
+    dpi: float | None
+    fit: str
+
+    @property
+    def scale_x(self) -> float:
+        return self.out_w / self.rect.w
+
+    @property
+    def scale_y(self) -> float:
+        return self.out_h / self.rect.h
+
+    @property
+    def magnification(self) -> float:
+        """Linear magnification (by area, so a stretched export gets the geometric mean of its axes)."""
+        return math.sqrt(self.scale_x * self.scale_y)
+
+    @property
+    def megapixels(self) -> float:
+        return self.out_w * self.out_h / 1_000_000
+
+    def print_inches(self) -> tuple[float, float] | None:
+        """The printed size at the recorded DPI, or None without one."""
+        if self.dpi is None:
+            return None
+        return self.out_w / self.dpi, self.out_h / self.dpi
+
+    def source_rect(self) -> SourceRect:
+        """The rectangle as the engine's `SourceRect` (imports the engine, hence torch)."""
+        from viewer.engine.render import SourceRect
+
+        return SourceRect(*self.rect)
+
+
+def check_region(image_w: int, image_h: int, region: Region | tuple[float, float, float, float]) -> Region:
+    """The region, validated to lie inside a image_w x image_h photo."""
+    x, y, w, h = (float(v) for v in region)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise ArgumentError(f"invalid region {x:g},{y:g},{w:g},{h:g}: width and height must be positive")
+    eps = 1e-9 * max(image_w, image_h)
+    if x < 0 or y < 0 or x + w > image_w + eps or y + h > image_h + eps:
+        raise ArgumentError(
+            f"region {x:g},{y:g},{w:g},{h:g} is outside the {image_w}x{image_h} image "
+            f"(needs x, y >= 0, x+w <= {image_w} and y+h <= {image_h})"
+        )
+    return Region(x, y, min(w, image_w - x), min(h, image_h - y))
+
+
+def plan_export(
+    image_w: int,
+    image_h: int,
+    region: Region | tuple[float, float, float, float] | None,
+    size: PrintSize | PixelSize,
+    dpi: float | None = None,
+    fit: str = "crop",
+    *,
+    max_output_megapixels: float = DEFAULT_MAX_OUTPUT_MP,
+) -> ExportPlan:
+    """Validate and plan an export of `region` (None: the whole photo) at `size`.
+
+    A `PrintSize` is turned into pixels at `dpi` (default 300) after being rotated to the region's
+    orientation (a landscape region printed "8x10in" gives a 10x8 in print); a `PixelSize` is used as
+    given, and `dpi`, if any, is only recorded. `fit` is crop, fit or stretch (see `fit_region`).
+    Raises ArgumentError for a bad region or size and LimitError when the output exceeds the limit.
+    """
+    if image_w <= 0 or image_h <= 0:
+        raise ArgumentError(f"invalid image size {image_w}x{image_h}")
+    if not (math.isfinite(max_output_megapixels) and max_output_megapixels > 0):
+        raise ArgumentError(f"invalid output megapixel limit {max_output_megapixels!r}: must be positive")
+    reg = Region(0.0, 0.0, float(image_w), float(image_h)) if region is None else region
+    reg = check_region(image_w, image_h, reg)
+    if isinstance(size, PrintSize):
+        dpi = parse_dpi(DEFAULT_DPI if dpi is None else dpi)
+        pw, ph = match_orientation(size.w, size.h, reg.w, reg.h)
+        box_w, box_h = print_pixels(pw, ph, size.unit, dpi)
+        if box_w < 1 or box_h < 1:
+            raise ArgumentError(f"print size {size.label()} at {dpi:g} DPI is less than one pixel")
+    else:
+        if dpi is not None:
+            dpi = parse_dpi(dpi)
+        box_w, box_h = int(size.w), int(size.h)
+        if box_w < 1 or box_h < 1:
+            raise ArgumentError(f"invalid output size {box_w}x{box_h}")
+    f = fit_region(reg.w, reg.h, box_w, box_h, fit)
+    mp = f.out_w * f.out_h / 1_000_000
+    if mp > max_output_megapixels:
+        raise LimitError(
+            f"the output would be {f.out_w}x{f.out_h} = {mp:.1f} megapixels, over the limit of "
+            f"{max_output_megapixels:g} megapixels"
+        )
+    rect = Region(reg.x + f.x, reg.y + f.y, f.w, f.h)
+    return ExportPlan(rect, f.out_w, f.out_h, dpi, fit)
+
+
+class _AlphaResampler:
+    """Bicubic upscaling of the alpha plane, a band at a time, aligned with the engine's sampling grid
+    (output pixel centres at rect.x + (c + 0.5) * rect.w / out_w, as PIL's `resize(box=...)` places them)."""
+
+    def __init__(self, alpha: np.ndarray, plan: ExportPlan) -> None:
+        self._im = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32), mode="F")
+        self._plan = plan
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        p = self._plan
+        x, y, w, h = p.rect
+        step = h / p.out_h
+        y0 = y + r0 * step
+        y1 = min(float(self._im.height), y + r1 * step)
+        x1 = min(float(self._im.width), x + w)
+        band = self._im.resize((p.out_w, r1 - r0), Image.Resampling.BICUBIC, box=(x, y0, x1, y1))
+        return np.clip(np.asarray(band, dtype=np.float32), 0.0, 1.0)
+
+
+def _band_rows(out_w: int, band_rows: int) -> int:
+    return max(1, min(band_rows, MAX_BAND_PIXELS // max(1, out_w)))
+
+
+def run_export(
+    engine: Engine,
+    feature_map: FeatureMap,
+    loaded: LoadedImage,
+    plan: ExportPlan,
+    out_path: str | os.PathLike[str],
+    *,
+    jpeg_quality: int = 92,
+    cancel: CancelToken | None = None,
+    progress: ProgressCallback | None = None,
+    band_rows: int = BAND_ROWS,
+) -> Path:
+    """Render `plan` from the encoded photo and write it to `out_path` (PNG, JPEG or TIFF by extension).
+
+    Keeps what the source had: alpha (upscaled bicubically), grey (rendered in colour, written as BT.601
+    luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI). Progress
+    is reported in output pixels. Atomic: on any error or cancellation (`Cancelled`), nothing is left at
+    `out_path` and no temporary file remains.
+    """
+    out = Path(out_path)
+    fmt = check_output_path(out)
+    if fmt == "JPEG" and not 1 <= int(jpeg_quality) <= 100:
+        raise ArgumentError(f"invalid JPEG quality {jpeg_quality}: must be 1 to 100")
+    rect = plan.source_rect()
+    out_w, out_h = plan.out_w, plan.out_h
+    grey = loaded.grayscale
+    alpha_rs = _AlphaResampler(loaded.alpha, plan) if loaded.alpha is not None else None
+    keep_alpha = alpha_rs is not None and fmt != "JPEG"
+    depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
+    total = out_w * out_h
+    rows_per_band = _band_rows(out_w, band_rows)
+
+    def render_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        check(cancel)
+        band_px = (r1 - r0) * out_w
+
+        def on_chunk(done: int, of: int) -> None:
+            if progress is not None:
+                progress(r0 * out_w + band_px * min(done, of) // max(1, of), total)
+
+        rgb = engine.render(
+            feature_map, rect, out_w, out_h, window=(r0, 0, r1, out_w), cancel=cancel, progress=on_chunk
+        )
+        colour = to_luma(rgb) if grey else rgb
+        alpha = alpha_rs.rows(r0, r1) if alpha_rs is not None else None
+        return colour, alpha
+
+    bands = [(r0, min(out_h, r0 + rows_per_band)) for r0 in range(0, out_h, rows_per_band)]
+    exif = exif_for_output(loaded.exif, out_w, out_h, plan.dpi)
+    if fmt == "PNG":
+        channels = (1 if grey else 3) + (1 if keep_alpha else 0)
+        with atomic_output(out) as fh:
+            writer = PngBandWriter(
+                fh, out_w, out_h, channels=channels, bit_depth=depth, dpi=plan.dpi, icc=loaded.icc, exif=exif
+            )
+            for r0, r1 in bands:
+                colour, alpha = render_band(r0, r1)
+                parts = [colour[..., None] if grey else colour]
+                if keep_alpha and alpha is not None:
+                    parts.append(alpha[..., None])
+                block = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+                writer.write_rows(quantize(block, depth))
+            check(cancel)
+            writer.close()
+    else:
+        colour_u = np.empty(
+            (out_h, out_w) if grey else (out_h, out_w, 3), np.uint8 if depth == 8 else np.uint16
+        )
+        alpha_u = np.empty((out_h, out_w), colour_u.dtype) if alpha_rs is not None else None
+        for r0, r1 in bands:
+            colour, alpha = render_band(r0, r1)
+            colour_u[r0:r1] = quantize(colour, depth)
+            if alpha_u is not None and alpha is not None:
+                alpha_u[r0:r1] = quantize(alpha, depth)
+        check(cancel)
+        save_image(
+            out,
+            colour_u,
+            alpha_u=alpha_u,
+            grayscale=grey,
+            bit_depth=depth,
+            dpi=plan.dpi,
+            icc=loaded.icc,
+            exif=exif,
+            jpeg_quality=jpeg_quality,
+        )
+    if progress is not None:
+        progress(total, total)
+    return out

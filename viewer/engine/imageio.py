@@ -1,0 +1,679 @@
+"""Safe image loading and atomic image writing (no torch, no Qt).
+
+Loading checks the pixel count against a limit before anything is decoded, forces a full decode so a
+truncated file fails here rather than later, applies the EXIF orientation to the pixels, and turns every
+decoder failure into a one-line `ImageLoadError`. Only common raster formats are opened: Pillow plugins
+that run external programs (EPS through Ghostscript) or are rarely photos are never tried.
+
+Writing goes to a temporary file in the destination folder that is renamed over the target only once it is
+complete, so an interrupted or failed write leaves nothing behind. PNG is written by our own streaming
+writer (`PngBandWriter`), which supports 16 bits per channel in colour (Pillow does not) and lets an
+export stream an arbitrarily tall image in bands; JPEG and TIFF go through Pillow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile
+
+from viewer.errors import ArgumentError, ImageLoadError, ViewerError
+
+#: Formats the loader accepts (Pillow plugin names). MPO is how Pillow labels many camera JPEGs.
+LOAD_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "DIB", "GIF", "WEBP", "PPM", "TGA")
+
+#: Output formats by file extension.
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+_ORIENTATION = 0x0112
+_EXIF_IFD = 0x8769
+#: IFD0 tags that describe a TIFF file's own storage (or carry data we handle separately); they must not
+#: travel into another file's EXIF.
+_STRUCTURAL_TAGS = frozenset(
+    {
+        254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317, 320, 322,
+        323, 324, 325, 338, 339, 340, 341, 347, 513, 514, 529, 530, 531, 532, 700, 33723, 34377, 34675,
+        37724,
+    }
+)  # fmt: skip
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The photo has more pixels than the configured input limit (a decompression-bomb guard)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedImage:
+    """A decoded photo, upright, ready for the engine.
+
+    `rgb` is float32 (H, W, 3) in [0, 1] (grey sources are replicated to three channels); `alpha` is
+    float32 (H, W) in [0, 1] or None. `icc` is the embedded colour profile, `exif` the EXIF block
+    (starting with b"Exif\\0\\0") with Orientation already applied to the pixels and reset to 1.
+    `grayscale` and `bit_depth` (8 or 16) describe the source so an export can write the same kind.
+    """
+
+    path: Path
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    icc: bytes | None
+    exif: bytes | None
+    grayscale: bool
+    bit_depth: int
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says: the upright size (EXIF orientation applied) and the container format."""
+
+    path: Path
+    width: int
+    height: int
+    format: str
+
+
+# ------------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------------
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageLoadError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a folder, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageLoadError(f"{path}: empty file")
+
+
+def _raise_pixel_limit(max_megapixels: float) -> None:
+    """Make sure Pillow's own bomb check never fires below our (configurable) limit; only ever raises it."""
+    want = int(max_megapixels * 1_000_000) + 1
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < want:
+        Image.MAX_IMAGE_PIXELS = want
+
+
+def _check_size(path: Path, w: int, h: int, max_megapixels: float) -> None:
+    if w <= 0 or h <= 0:
+        raise ImageLoadError(f"{path}: invalid image size {w}x{h}")
+    mp = w * h / 1_000_000
+    if mp > max_megapixels:
+        raise ImageTooLargeError(
+            f"{path}: {w}x{h} is {mp:.1f} megapixels, over the input limit of {max_megapixels:g} megapixels"
+        )
+
+
+def _open(path: Path, max_megapixels: float) -> Image.Image:
+    """Open (header only) with the checks that need no decoding."""
+    _check_file(path)
+    if not (math.isfinite(max_megapixels) and max_megapixels > 0):
+        raise ArgumentError(f"invalid input megapixel limit {max_megapixels!r}: must be a positive number")
+    _raise_pixel_limit(max_megapixels)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated photo is an error, never silently grey
+    try:
+        im = Image.open(path, formats=LOAD_FORMATS)
+    except Image.UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{path}: not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP, PPM, TGA)"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            f"{path}: too many pixels, over the input limit of {max_megapixels:g} megapixels"
+        ) from None
+    except MemoryError:
+        raise ImageLoadError(f"{path}: not enough memory to read the image header") from None
+    except Exception as exc:
+        raise ImageLoadError(f"{path}: not a readable image ({_describe(exc)})") from None
+    try:
+        w, h = im.size
+        _check_size(path, w, h, max_megapixels)
+    except BaseException:
+        im.close()
+        raise
+    return im
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _exif_and_orientation(im: Image.Image) -> tuple[int, bytes | None]:
+    """The EXIF orientation (1..8) and the EXIF block to keep (orientation reset to 1), if readable.
+
+    A damaged EXIF block is dropped rather than failing the photo: the pixels are what matter.
+    """
+    try:
+        exif = im.getexif()
+        orientation = exif.get(_ORIENTATION, 1)
+        orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+        for tag in [t for t in exif if t in _STRUCTURAL_TAGS]:
+            del exif[tag]
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        if len(exif) == 0:
+            return orientation, None
+        exif.get_ifd(_EXIF_IFD)  # load the Exif sub-IFD so tobytes() writes it out
+        return orientation, exif.tobytes()
+    except Exception:
+        return 1, None
+
+
+def _oriented_size(w: int, h: int, orientation: int) -> tuple[int, int]:
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an (H, W, ...) array, as `PIL.ImageOps.exif_transpose` does."""
+    if orientation == 2:
+        a = a[:, ::-1]
+    elif orientation == 3:
+        a = a[::-1, ::-1]
+    elif orientation == 4:
+        a = a[::-1]
+    elif orientation == 5:
+        a = a.swapaxes(0, 1)
+    elif orientation == 6:
+        a = np.rot90(a, -1)
+    elif orientation == 7:
+        a = a[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        a = np.rot90(a, 1)
+    return np.ascontiguousarray(a)
+
+
+def probe_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -> ImageInfo:
+    """Read only the header: the upright size, checked against the limit. Cheap; used to validate a
+    command before the slow steps. A file that passes may still fail `load_image` (e.g. truncated)."""
+    p = Path(path)
+    im = _open(p, max_megapixels)
+    try:
+        orientation, _ = _exif_and_orientation(im)
+        w, h = _oriented_size(*im.size, orientation)
+        return ImageInfo(p, w, h, str(im.format))
+    finally:
+        im.close()
+
+
+def _to_arrays(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+    """Decoded pixels as (colour float32 (H, W, C) with C 1 or 3, alpha or None, grey, bit depth)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        g = np.asarray(im).astype(np.float32) * np.float32(1 / 65535)
+        return g[..., None], None, True, 16
+    if mode == "I":
+        g = np.clip(np.asarray(im), 0, 65535).astype(np.float32) * np.float32(1 / 65535)
+        return g[..., None], None, True, 16
+    if mode == "F":
+        raise ImageLoadError(f"{path}: 32-bit floating-point images are not supported")
+    grey = mode in ("1", "L", "LA", "La")
+    if mode in ("1", "L"):
+        target = "L"
+    elif mode in ("LA", "La"):
+        target = "LA"
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        target = "RGBA" if has_alpha else "RGB"
+    elif mode in ("RGBA", "RGBa"):
+        target = "RGBA"
+    else:
+        target = "RGBA" if "A" in mode else "RGB"
+    if im.mode != target:
+        im = im.convert(target)
+    a = np.asarray(im).astype(np.float32)
+    a *= np.float32(1 / 255)
+    if a.ndim == 2:
+        a = a[..., None]
+    if target in ("LA", "RGBA"):
+        return a[..., :-1], np.ascontiguousarray(a[..., -1]), grey, 8
+    return a, None, grey, 8
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Convert CMYK through its embedded profile to sRGB (then the sRGB profile is the one to keep);
+    without a usable profile, Pillow's plain formula is used and no profile is kept."""
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(_bytes_io(icc))
+            dst = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            out = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            if out is not None:
+                return out, dst.tobytes()
+        except Exception:
+            pass
+    return im.convert("RGB"), None
+
+
+def _bytes_io(data: bytes) -> IO[bytes]:
+    import io
+
+    return io.BytesIO(data)
+
+
+def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -> LoadedImage:
+    """Decode a photo fully and safely; every problem becomes an `ImageLoadError` naming the file.
+
+    The pixel count is checked against `max_megapixels` before decoding. Modes: 1, L, LA, P (with
+    transparency), RGB, RGBA, I;16 / I (16-bit grey), CMYK (converted to sRGB through its profile when it
+    has one). Pillow reduces 16-bit colour PNGs to 8 bits on reading, so those load as 8-bit.
+    """
+    p = Path(path)
+    im = _open(p, max_megapixels)
+    try:
+        with im:
+            orientation, exif = _exif_and_orientation(im)
+            icc = im.info.get("icc_profile") or None
+            if icc is not None and not isinstance(icc, bytes):
+                icc = None
+            im.load()
+            if im.mode == "CMYK":
+                im_rgb, icc = _cmyk_to_rgb(im, icc)
+                colour, alpha, grey, bits = _to_arrays(im_rgb, p)
+            else:
+                colour, alpha, grey, bits = _to_arrays(im, p)
+    except ViewerError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            f"{p}: too many pixels, over the input limit of {max_megapixels:g} megapixels"
+        ) from None
+    except MemoryError:
+        raise ImageLoadError(f"{p}: not enough memory to decode the image") from None
+    except Exception as exc:
+        text = str(exc)
+        if "truncated" in text or isinstance(exc, EOFError):
+            raise ImageLoadError(f"{p}: the image data is truncated or damaged") from None
+        raise ImageLoadError(f"{p}: cannot decode the image ({_describe(exc)})") from None
+    colour = _orient(colour, orientation)
+    if alpha is not None:
+        alpha = _orient(alpha, orientation)
+    h, w = colour.shape[:2]
+    rgb = np.ascontiguousarray(np.broadcast_to(colour, (h, w, 3))) if colour.shape[2] == 1 else colour
+    return LoadedImage(p, rgb, alpha, icc, exif, grey, bits)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Writing helpers
+# ------------------------------------------------------------------------------------------------------
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """'PNG', 'JPEG' or 'TIFF' from the file extension; anything else is an ArgumentError."""
+    ext = Path(path).suffix.lower()
+    fmt = SAVE_FORMATS.get(ext)
+    if fmt is None:
+        shown = f"'{ext}'" if ext else "no extension"
+        raise ArgumentError(
+            f"cannot write {Path(path).name}: unsupported output format ({shown}); "
+            "use .png, .jpg, .jpeg, .tif or .tiff"
+        )
+    return fmt
+
+
+def check_output_path(path: str | os.PathLike[str]) -> str:
+    """Validate an output path before any work: known extension, existing folder, not a folder itself.
+    Returns the format."""
+    p = Path(path)
+    fmt = output_format(p)
+    if p.is_dir():
+        raise ArgumentError(f"cannot write {p}: it is a folder")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ArgumentError(f"cannot write {p}: folder {parent} does not exist")
+    return fmt
+
+
+def output_bit_depth(fmt: str, bit_depth: int, grayscale: bool, has_alpha: bool) -> int:
+    """The bit depth a format can hold for this kind of image: PNG keeps 16 bits for every colour type;
+    TIFF keeps 16 bits only for grey without alpha (Pillow's I;16); JPEG is always 8."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
+    if bit_depth == 16 and (fmt == "PNG" or (fmt == "TIFF" and grayscale and not has_alpha)):
+        return 16
+    return 8
+
+
+def to_luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of a float (..., 3) image: the grey a grey source is written back as."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b).astype(np.float32)
+
+
+def quantize(a: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float in [0, 1] to uint8 or uint16, rounding to nearest."""
+    top = 255 if bit_depth == 8 else 65535
+    out = np.clip(a, 0.0, 1.0) * np.float32(top)
+    np.rint(out, out=out)
+    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def _convert_depth(a: np.ndarray, bit_depth: int) -> np.ndarray:
+    if bit_depth == 8:
+        if a.dtype == np.uint8:
+            return a
+        if a.dtype == np.uint16:
+            return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif bit_depth == 16:
+        if a.dtype == np.uint16:
+            return a
+        if a.dtype == np.uint8:
+            return a.astype(np.uint16) * np.uint16(257)
+    raise ValueError(f"expected a uint8 or uint16 array, got {a.dtype}")
+
+
+def exif_for_output(exif: bytes | None, width: int, height: int, dpi: float | None) -> bytes | None:
+    """The source EXIF adjusted to the new file: orientation 1, resolution = the export DPI (so readers
+    that prefer EXIF over JFIF/pHYs print at the right size), pixel dimensions = the new size."""
+    if not exif:
+        return None
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        if len(e) == 0:
+            return None
+        e[_ORIENTATION] = 1
+        if dpi is not None:
+            e[282] = e[283] = float(dpi)  # XResolution, YResolution
+            e[296] = 2  # ResolutionUnit: inch
+        sub = e.get_ifd(_EXIF_IFD)
+        if sub:
+            if 0xA002 in sub:
+                sub[0xA002] = int(width)
+            if 0xA003 in sub:
+                sub[0xA003] = int(height)
+        return e.tobytes()
+    except Exception:
+        return exif
+
+
+def _new_file_mode(target: Path) -> int:
+    """Permissions for the output: those of the file being replaced, else 0o666 minus the umask (mkstemp
+    creates 0o600 files, which would make exported photos private to the user)."""
+    with contextlib.suppress(OSError):
+        return target.stat().st_mode & 0o7777
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Yield a binary file that becomes `path` only if the block completes.
+
+    The data goes to a hidden `.NAME.XXXX.part` file in the same folder (so the final rename is atomic on
+    the same filesystem), is flushed and fsynced, then `os.replace`d over the target. On any exception,
+    KeyboardInterrupt and cancellation included, the temporary file is removed and the target untouched.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+    except OSError as exc:
+        raise ViewerError(f"cannot write {p}: {exc.strerror or exc}") from None
+    tmp_path = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp_path, _new_file_mode(p))
+        os.replace(tmp_path, p)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise ViewerError(f"cannot write {p}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+# ------------------------------------------------------------------------------------------------------
+# PNG writer
+# ------------------------------------------------------------------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> colour type (grey, grey+alpha, RGB, RGBA)
+
+
+_FILTER_COST = np.minimum(np.arange(256), 256 - np.arange(256)).astype(np.uint8)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+class PngBandWriter:
+    """Stream a PNG of known size to an open binary file, a band of rows at a time.
+
+    Supports 8 and 16 bits per channel with 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) channels, and
+    writes iCCP (ICC profile), pHYs (DPI as pixels per metre) and eXIf before the image data. Each row
+    gets the PNG filter (None, Sub, Up, Average or Paeth) with the smallest sum of absolute values, as
+    libpng does; memory is bounded by the band, not the image.
+    """
+
+    def __init__(
+        self,
+        fh: IO[bytes],
+        width: int,
+        height: int,
+        *,
+        channels: int,
+        bit_depth: int = 8,
+        dpi: float | None = None,
+        icc: bytes | None = None,
+        exif: bytes | None = None,
+        compress_level: int = 6,
+    ) -> None:
+        if channels not in _PNG_COLOR_TYPES:
+            raise ValueError(f"PNG channels must be 1, 2, 3 or 4, got {channels}")
+        if bit_depth not in (8, 16):
+            raise ValueError(f"PNG bit depth must be 8 or 16, got {bit_depth}")
+        if not (0 < width < 2**31 and 0 < height < 2**31):
+            raise ValueError(f"invalid PNG size {width}x{height}")
+        self._fh = fh
+        self.width, self.height, self.channels, self.bit_depth = width, height, channels, bit_depth
+        self._bpp = channels * bit_depth // 8
+        self._rows_written = 0
+        self._prev = np.zeros(width * self._bpp, dtype=np.int16)
+        self._z = zlib.compressobj(compress_level)
+        ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _PNG_COLOR_TYPES[channels], 0, 0, 0)
+        out = [_PNG_SIGNATURE, _png_chunk(b"IHDR", ihdr)]
+        if icc:
+            out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+        if dpi is not None:
+            if not (math.isfinite(dpi) and dpi > 0):
+                raise ValueError(f"invalid DPI {dpi!r}")
+            ppm = max(1, round(dpi / 0.0254))
+            out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)))
+        if exif:
+            body = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+            out.append(_png_chunk(b"eXIf", body))
+        fh.write(b"".join(out))
+
+    @property
+    def rows_written(self) -> int:
+        return self._rows_written
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Append rows: an array (n, width, channels) (or (n, width) for grey) of uint8 or uint16,
+        matching the writer's bit depth."""
+        a = np.asarray(rows)
+        if a.ndim == 2 and self.channels == 1:
+            a = a[..., None]
+        if a.ndim != 3 or a.shape[1:] != (self.width, self.channels):
+            raise ValueError(f"expected rows of shape (n, {self.width}, {self.channels}), got {a.shape}")
+        want = np.uint8 if self.bit_depth == 8 else np.uint16
+        if a.dtype != want:
+            raise ValueError(f"expected {np.dtype(want).name} rows for a {self.bit_depth}-bit PNG")
+        n = a.shape[0]
+        if self._rows_written + n > self.height:
+            raise ValueError(f"too many rows: {self._rows_written + n} > {self.height}")
+        if n == 0:
+            return
+        raw = a.astype(">u2") if self.bit_depth == 16 else a
+        x = np.frombuffer(np.ascontiguousarray(raw).tobytes(), dtype=np.uint8).reshape(n, -1).astype(np.int16)
+        up = np.empty_like(x)
+        up[0] = self._prev
+        up[1:] = x[:-1]
+        bpp = self._bpp
+        left = np.zeros_like(x)
+        left[:, bpp:] = x[:, :-bpp]
+        upleft = np.zeros_like(x)
+        upleft[:, bpp:] = up[:, :-bpp]
+        preds = (x, x - left, x - up, x - ((left + up) >> 1), x - _paeth(left, up, upleft))
+        cands = np.stack(preds).astype(np.uint8)  # wraps modulo 256, as PNG filters are defined
+        score = _FILTER_COST[cands].sum(axis=2, dtype=np.uint32)  # (5, n): sum of |signed byte|
+        best = score.argmin(axis=0)
+        filtered = cands[best, np.arange(n)]
+        band = np.empty((n, filtered.shape[1] + 1), dtype=np.uint8)
+        band[:, 0] = best
+        band[:, 1:] = filtered
+        self._emit(self._z.compress(band.tobytes()))
+        self._prev = x[-1].copy()
+        self._rows_written += n
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._fh.write(_png_chunk(b"IDAT", data))
+
+    def close(self) -> None:
+        """Finish the stream; every row must have been written."""
+        if self._rows_written != self.height:
+            raise ValueError(f"PNG incomplete: {self._rows_written} of {self.height} rows written")
+        self._emit(self._z.flush())
+        self._fh.write(_png_chunk(b"IEND", b""))
+
+
+# ------------------------------------------------------------------------------------------------------
+# save_image
+# ------------------------------------------------------------------------------------------------------
+
+
+def _pil_image(colour: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    if colour.ndim == 2:
+        if colour.dtype == np.uint16:
+            return Image.fromarray(colour.astype("<u2"), mode="I;16")
+        if alpha is not None:
+            return Image.fromarray(np.dstack((colour, alpha)), mode="LA")
+        return Image.fromarray(colour, mode="L")
+    if alpha is not None:
+        return Image.fromarray(np.dstack((colour, alpha)), mode="RGBA")
+    return Image.fromarray(colour, mode="RGB")
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    rgb_u: np.ndarray,
+    *,
+    alpha_u: np.ndarray | None = None,
+    grayscale: bool = False,
+    bit_depth: int = 8,
+    dpi: float | None = None,
+    icc: bytes | None = None,
+    exif: bytes | None = None,
+    jpeg_quality: int = 92,
+) -> None:
+    """Write an image atomically, format by extension (.png, .jpg/.jpeg, .tif/.tiff).
+
+    `rgb_u` is uint8 or uint16, (H, W, 3) or (H, W) for grey; with `grayscale=True` a colour array is
+    reduced to BT.601 luma. `bit_depth` is the depth wanted; a format that cannot hold it gets 8 bits:
+    JPEG always, and TIFF for 16-bit colour or grey with alpha (Pillow cannot write those). JPEG has no
+    alpha channel: transparent areas are flattened onto white, the colour of the paper. The DPI is recorded
+    as PNG pHYs, JPEG JFIF density or TIFF X/YResolution in inches; ICC and EXIF are embedded in all three.
+    """
+    fmt = output_format(path)
+    a = np.asarray(rgb_u)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {a.shape}")
+    if a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {a.dtype}")
+    if grayscale and a.ndim == 3:
+        top = 255.0 if a.dtype == np.uint8 else 65535.0
+        a = quantize(to_luma(a.astype(np.float32) / np.float32(top)), 8 if a.dtype == np.uint8 else 16)
+    grey = a.ndim == 2
+    alpha = None if alpha_u is None else np.asarray(alpha_u)
+    if alpha is not None and alpha.shape != a.shape[:2]:
+        raise ValueError(f"alpha shape {alpha.shape} does not match image {a.shape[:2]}")
+    depth = output_bit_depth(fmt, bit_depth, grey, alpha is not None)
+    a = _convert_depth(a, depth)
+    if alpha is not None:
+        alpha = _convert_depth(alpha, depth)
+    h, w = a.shape[:2]
+    if dpi is not None and not (math.isfinite(dpi) and dpi > 0):
+        raise ArgumentError(f"invalid DPI {dpi!r}: must be a positive number")
+    if fmt == "JPEG" and not 1 <= int(jpeg_quality) <= 100:
+        raise ArgumentError(f"invalid JPEG quality {jpeg_quality}: must be 1 to 100")
+    exif = exif_for_output(exif, w, h, dpi)
+    if fmt == "PNG":
+        channels = (1 if grey else 3) + (alpha is not None)
+        with atomic_output(path) as fh:
+            writer = PngBandWriter(fh, w, h, channels=channels, bit_depth=depth, dpi=dpi, icc=icc, exif=exif)
+            step = max(1, (1 << 22) // max(1, w * channels))
+            for r in range(0, h, step):
+                block = a[r : r + step]
+                if grey:
+                    block = block[..., None]
+                if alpha is not None:
+                    block = np.concatenate((block, alpha[r : r + step, :, None]), axis=2)
+                writer.write_rows(block)
+            writer.close()
+        return
+    if fmt == "JPEG" and alpha is not None:
+        k = alpha.astype(np.float32) / np.float32(255)
+        k = k if grey else k[..., None]
+        a = np.rint(a * k + np.float32(255) * (1 - k)).astype(np.uint8)
+        alpha = None
+    im = _pil_image(a, alpha)
+    params: dict[str, Any] = {}
+    if dpi is not None:
+        params["dpi"] = (float(dpi), float(dpi))
+    if icc:
+        params["icc_profile"] = icc
+    if exif:
+        params["exif"] = exif
+    if fmt == "JPEG":
+        params.update(quality=int(jpeg_quality), optimize=True)
+    else:
+        params["compression"] = "tiff_adobe_deflate"
+    with atomic_output(path) as fh:
+        im.save(fh, format=fmt, **params)

