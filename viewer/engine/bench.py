@@ -104,6 +104,8 @@ def _child(case_name: str, path: str, model_name: str, device: str, quick: bool)
 
     with Image.open(sample_photo()) as im:
         sample = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    if case_name == "encode":
+        return _child_encode(sample, model_name, device, float(path))
     case = make_case(case_name, quick, sample.shape[1], sample.shape[0])
     x, y, w, h = case.crop
     photo = np.ascontiguousarray(sample[y : y + h, x : x + w])
@@ -166,6 +168,40 @@ def _child(case_name: str, path: str, model_name: str, device: str, quick: bool)
     }
 
 
+def _child_encode(sample: np.ndarray, model_name: str, device: str, megapixels: float) -> dict[str, Any]:
+    """Encode a photo of `megapixels` (the sample, resized up, 4:3) and report time and peak memory."""
+    import torch
+    from PIL import Image
+
+    from viewer.engine.render import Engine
+    from viewer.engine.weights import resolve_model_path
+    from viewer.liif.checkpoint import load_model
+
+    w = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    h = round(w * 3 / 4)
+    big = Image.fromarray((sample * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    photo = np.asarray(big, dtype=np.float32) / 255.0
+    del big
+    engine = Engine(load_model(resolve_model_path(model_name)), device, "fp32")
+    base = _rss()
+    with _RssSampler() as sampler:
+        t0 = time.perf_counter()
+        fm = engine.encode(photo)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        seconds = time.perf_counter() - t0
+    return {
+        "case": "encode",
+        "pixels": w * h,
+        "size": f"{w}x{h}",
+        "tile": engine.encode_tile_size(),
+        "seconds": seconds,
+        "peak_rss": sampler.peak,
+        "rss_before": base,
+        "feature_bytes": fm.feat.numel() * fm.feat.element_size(),
+    }
+
+
 def _run_child(case: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -214,6 +250,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="render a central band of each output only")
     parser.add_argument("--cases", default=None, help="comma-separated subset of: " + ", ".join(CASES))
+    parser.add_argument(
+        "--encode-mp",
+        type=float,
+        default=None,
+        metavar="MP",
+        help="instead: encode a photo of MP megapixels and report the peak resident memory",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,6 +266,15 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_model_path(args.model)  # fail early with the catalog's message when weights are missing
     dev = resolve_device(args.device)
+    if args.encode_mp:
+        res = _run_child("encode", str(args.encode_mp), args)
+        print(f"encode {res['size']} ({res['pixels'] / 1e6:.1f} MP) on {dev}, tiles of {res['tile']} px:")
+        print(
+            f"  {res['seconds']:.1f} s; peak resident memory {res['peak_rss'] / 2**30:.2f} GiB "
+            f"(process before encoding: {res['rss_before'] / 2**30:.2f} GiB, feature map "
+            f"{res['feature_bytes'] / 2**30:.2f} GiB)"
+        )
+        return 0
     auto = _auto_path(args.device)
     paths = ["reference", "fp32"]
     reduced = ["bf16"] if dev.type == "cpu" else ["fp16", "bf16"]

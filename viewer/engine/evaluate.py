@@ -120,3 +120,60 @@ def evaluate(
             sr = engine.render_scale(fm, w, h, cancel=cancel)
         vals.append(psnr_y(sr, pair.hr, scale))
     return float(np.mean(vals))
+
+
+def add_arguments(parser: object) -> None:
+    """Options of `liif-viewer eval`."""
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    parser.add_argument("--model", default="edsr-baseline-liif", help="registry name or weights file")
+    parser.add_argument("--set", default="Set5", help="comma-separated: Set5, Set14, BSD100")
+    parser.add_argument("--scales", default="2,3,4", help="comma-separated integer scales, e.g. 2,3,4,6,8,12")
+    parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16, auto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", default=None, help="benchmark folder (default: ../shared/data/benchmark)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic and official columns")
+
+
+def cmd_eval(args: object) -> int:
+    """Print the PSNR table (paper protocol) of a model, with bicubic and the official model beside it."""
+    import time
+
+    from viewer.engine.render import Engine
+    from viewer.engine.weights import DEFAULT_MODEL
+
+    ns = vars(args)
+    sets = [s.strip() for s in str(ns["set"]).split(",") if s.strip()]
+    try:
+        scales = [int(s) for s in str(ns["scales"]).split(",") if s.strip()]
+    except ValueError:
+        raise ArgumentError(f"--scales must be integers, got '{ns['scales']}'") from None
+    if any(s < 1 for s in scales):
+        raise ArgumentError("--scales must be positive integers")
+    precisions = [p.strip() for p in str(ns["precision"]).split(",") if p.strip()]
+    root = Path(ns["data"]) if ns.get("data") else None
+    engines = [(p, Engine.from_name(str(ns["model"]), str(ns["device"]), p)) for p in precisions]
+    baselines = not ns.get("no_baselines")
+    official = None
+    if baselines and str(ns["model"]) != DEFAULT_MODEL:
+        official = Engine.from_name(DEFAULT_MODEL, str(ns["device"]), "fp32")
+    cols = [f"{ns['model']} {p}" for p, _ in engines]
+    if baselines:
+        cols += ["bicubic"] + (["official fp32"] if official else [])
+    print(f"PSNR-Y (dB), shave = scale; device {engines[0][1].device}")
+    print(f"{'set':<8}{'scale':>6}  " + "  ".join(f"{c:>22}" for c in cols))
+    for set_name in sets:
+        for scale in scales:
+            t0 = time.perf_counter()
+            vals = [evaluate(e, set_name, scale, root=root) for _, e in engines]
+            if baselines:
+                vals.append(evaluate(None, set_name, scale, root=root))
+                if official is not None:
+                    vals.append(evaluate(official, set_name, scale, root=root))
+            cells = "  ".join(f"{v:>22.4f}" for v in vals)
+            print(
+                f"{set_name:<8}{'x' + str(scale):>6}  {cells}   ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+    return 0

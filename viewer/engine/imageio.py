@@ -29,8 +29,8 @@ from PIL import Image, ImageCms, ImageFile
 
 from viewer.errors import ArgumentError, ImageLoadError, ViewerError
 
-#: Formats the loader accepts (Pillow plugin names). MPO is how Pillow labels many camera JPEGs.
-LOAD_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "DIB", "GIF", "WEBP", "PPM", "TGA")
+#: Formats the loader accepts (Pillow plugin names; camera JPEGs that Pillow labels MPO open as JPEG).
+LOAD_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DIB", "GIF", "WEBP", "PPM", "TGA")
 
 #: Output formats by file extension.
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
