@@ -20,8 +20,14 @@ from viewer.liif.models import Registry
 def _official(model, path: Path) -> None:
     """Save in the official LIIF layout, optimizer state included, as train_liif.py does."""
     sd = model.state_dict()
-    torch.save({"model": {"name": "liif", "args": model.spec["args"], "sd": sd},
-                "optimizer": {"name": "adam", "args": {"lr": 1e-4}, "sd": {}}, "epoch": 3}, path)
+    torch.save(
+        {
+            "model": {"name": "liif", "args": model.spec["args"], "sd": sd},
+            "optimizer": {"name": "adam", "args": {"lr": 1e-4}, "sd": {}},
+            "epoch": 3,
+        },
+        path,
+    )
 
 
 def _render(model) -> np.ndarray:
@@ -65,8 +71,10 @@ class _Exploit:
 def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     model = make_liif()
-    payload = {"model": {"name": "liif", "args": model.spec["args"], "sd": model.state_dict()},
-               "evil": _Exploit(marker)}
+    payload = {
+        "model": {"name": "liif", "args": model.spec["args"], "sd": model.state_dict()},
+        "evil": _Exploit(marker),
+    }
     torch.save(payload, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="refused"):
         load_model(tmp_path / "evil.pth")

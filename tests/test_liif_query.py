@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from viewer.engine.cancel import CancelToken
 from viewer.engine.render import Engine, SourceRect
 from viewer.errors import ArgumentError, Cancelled
-from viewer.engine.cancel import CancelToken
 from viewer.liif.liif import make_liif
 
 
@@ -53,7 +53,9 @@ def paper_query(model, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tens
             rel = torch.tensor([(y - centre(i, h)) * h, (x - centre(j, w)) * w], dtype=torch.float64)
             parts = [latent(i, j), rel]
             if model.cell_decode:
-                parts.append(torch.tensor([float(cell[q, 0]) * h, float(cell[q, 1]) * w], dtype=torch.float64))
+                parts.append(
+                    torch.tensor([float(cell[q, 0]) * h, float(cell[q, 1]) * w], dtype=torch.float64)
+                )
             preds.append(imnet(torch.cat(parts)[None])[0])
             areas.append(abs(float(rel[0] * rel[1])) + 1e-9)
         total = sum(areas)
@@ -64,8 +66,10 @@ def paper_query(model, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tens
     return torch.stack(out).float()
 
 
-FLAGS = [dict(zip(("local_ensemble", "feat_unfold", "cell_decode"), v, strict=True))
-         for v in itertools.product([True, False], repeat=3)]
+FLAGS = [
+    dict(zip(("local_ensemble", "feat_unfold", "cell_decode"), v, strict=True))
+    for v in itertools.product([True, False], repeat=3)
+]
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")

@@ -17,6 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from viewer import __version__
@@ -24,6 +25,7 @@ from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
 from viewer.engine.imageio import (
     ImageTooLargeError,
     LoadedImage,
+    check_format_limits,
     check_output_path,
     load_image,
     probe_image,
@@ -51,7 +53,7 @@ DEFAULT_MAX_INPUT_MP = 200.0
 ENV_MAX_INPUT_MP = "LIIF_VIEWER_MAX_INPUT_MP"
 ENV_MAX_OUTPUT_MP = "LIIF_VIEWER_MAX_OUTPUT_MP"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMMANDS = ("render", "export", "fetch-weights", "models", "bench")
+COMMANDS = ("render", "export", "fetch-weights", "models", "bench", "eval")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -180,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models available")
     m.set_defaults(func=_cmd_models)
 
+    v = sub.add_parser(
+        "eval",
+        help="PSNR table on Set5/Set14/BSD100 with the paper's protocol",
+        description="PSNR-Y with border shave = scale on the MATLAB-bicubic benchmark images (the LIIF "
+        "paper's protocol), beside bicubic and the official model.",
+    )
+    from viewer.engine.evaluate import add_arguments as add_eval_arguments
+
+    add_eval_arguments(v)
+    v.set_defaults(func=_cmd_eval)
+
     sub.add_parser(
         "bench",
         help="measure our query paths against the paper's reference (see `liif-viewer bench --help`)",
@@ -262,24 +275,10 @@ def _check_engine_options(args: argparse.Namespace) -> str:
     return str(model)
 
 
-class _SizeFn:
-    """The output size for a photo of a given size (the scale needs the decoded photo's dimensions)."""
-
-    def __init__(self, scale: float | None = None, size: PrintSize | PixelSize | None = None) -> None:
-        self.scale = scale
-        self.size = size
-
-    def __call__(self, w: int, h: int) -> PrintSize | PixelSize:
-        if self.scale is not None:
-            return scaled_size(w, h, self.scale)
-        assert self.size is not None
-        return self.size
-
-
 def _render_and_write(
     args: argparse.Namespace,
     model: str,
-    size_of: _SizeFn,
+    size: PrintSize | PixelSize,
     region: Region | None,
     dpi: float | None,
     fit: str,
@@ -293,7 +292,7 @@ def _render_and_write(
 
     start = time.monotonic()
     loaded = _load(args.input, max_in)
-    plan = _plan(loaded.width, loaded.height, region, size_of(loaded.width, loaded.height), dpi, fit, max_out)
+    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out)
     engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
     bar = ProgressBar("encoding")
     try:
@@ -323,25 +322,25 @@ def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
-    check_output_path(args.output)
+    fmt = check_output_path(args.output)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
     dpi = parse_dpi(args.dpi) if args.dpi is not None else None
-    size_of = (
-        _SizeFn(scale=parse_scale(args.scale))
-        if args.scale is not None
-        else _SizeFn(size=parse_pixel_size(args.size))
-    )
+    scale = parse_scale(args.scale) if args.scale is not None else None
+    fixed = parse_pixel_size(args.size) if args.size is not None else None
     w, h = _probe(args.input, max_in)
-    _plan(w, h, None, size_of(w, h), dpi, "stretch", max_out)
+    size = scaled_size(w, h, scale) if scale is not None else fixed
+    assert size is not None  # argparse requires one of --scale and --size
+    plan = _plan(w, h, None, size, dpi, "stretch", max_out)
+    check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
-    return _render_and_write(args, model, size_of, None, dpi, "stretch", max_in, max_out, quality)
+    return _render_and_write(args, model, size, None, dpi, "stretch", max_in, max_out, quality)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE]`."""
-    check_output_path(args.output)
+    fmt = check_output_path(args.output)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
@@ -351,9 +350,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     region = parse_region(args.region) if args.region is not None else None
     w, h = _probe(args.input, max_in)
-    _plan(w, h, region, size, dpi, args.fit, max_out)
+    plan = _plan(w, h, region, size, dpi, args.fit, max_out)
+    check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
-    return _render_and_write(args, model, _SizeFn(size=size), region, dpi, args.fit, max_in, max_out, quality)
+    return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -371,6 +371,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from viewer.engine.weights import cmd_models
 
     return int(cmd_models(args) or 0)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from viewer.engine.evaluate import cmd_eval
+
+    return int(cmd_eval(args) or 0)
 
 
 def _cmd_bench(argv: list[str]) -> int:
@@ -393,7 +399,7 @@ def _run_gui(photo: str | None) -> int:
                 "the viewer is not part of this installation; use the render or export commands"
             ) from None
         raise
-    return int(run_gui(photo) or 0)
+    return int(run_gui(Path(photo) if photo is not None else None) or 0)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -417,8 +423,10 @@ def _dispatch(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or environment, 130 interrupted)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    # Our own megapixel limit replaces Pillow's warning; an oversized photo gets one clean error line.
+    # Our own megapixel limit replaces Pillow's bomb warning, and Pillow's remarks about damaged files
+    # ("Corrupt EXIF data", ...) would break the one-line error: the loader reports what matters.
     warnings.filterwarnings("ignore", category=_bomb_warning())
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
     try:
         return _dispatch(args)
     except ViewerError as exc:

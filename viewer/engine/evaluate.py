@@ -151,6 +151,9 @@ def cmd_eval(args: object) -> int:
         raise ArgumentError(f"--scales must be integers, got '{ns['scales']}'") from None
     if any(s < 1 for s in scales):
         raise ArgumentError("--scales must be positive integers")
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        raise ArgumentError(f"unknown benchmark set '{unknown[0]}'; use one of {', '.join(SETS)}")
     precisions = [p.strip() for p in str(ns["precision"]).split(",") if p.strip()]
     root = Path(ns["data"]) if ns.get("data") else None
     engines = [(p, Engine.from_name(str(ns["model"]), str(ns["device"]), p)) for p in precisions]

@@ -24,6 +24,7 @@ from viewer.engine.imageio import (
     LoadedImage,
     PngBandWriter,
     atomic_output,
+    check_format_limits,
     check_output_path,
     exif_for_output,
     output_bit_depth,
@@ -160,7 +161,7 @@ class _AlphaResampler:
     (output pixel centres at rect.x + (c + 0.5) * rect.w / out_w, as PIL's `resize(box=...)` places them)."""
 
     def __init__(self, alpha: np.ndarray, plan: ExportPlan) -> None:
-        self._im = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32), mode="F")
+        self._im = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32))  # mode F
         self._plan = plan
 
     def rows(self, r0: int, r1: int) -> np.ndarray:
@@ -207,6 +208,7 @@ def run_export(
     alpha_rs = _AlphaResampler(loaded.alpha, plan) if loaded.alpha is not None else None
     keep_alpha = alpha_rs is not None and fmt != "JPEG"
     depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
+    check_format_limits(fmt, out_w, out_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
     total = out_w * out_h
     rows_per_band = _band_rows(out_w, band_rows)
 

@@ -14,6 +14,7 @@ export stream an arbitrarily tall image in bands; JPEG and TIFF go through Pillo
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import struct
@@ -145,7 +146,7 @@ def _open(path: Path, max_megapixels: float) -> Image.Image:
     except MemoryError:
         raise ImageLoadError(f"{path}: not enough memory to read the image header") from None
     except Exception as exc:
-        raise ImageLoadError(f"{path}: not a readable image ({_describe(exc)})") from None
+        raise _damaged(path, exc, "not a readable image") from None
     try:
         w, h = im.size
         _check_size(path, w, h, max_megapixels)
@@ -158,6 +159,13 @@ def _open(path: Path, max_megapixels: float) -> Image.Image:
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _damaged(path: Path, exc: BaseException, what: str) -> ImageLoadError:
+    """One line for a decoder failure: truncation named as such, anything else with the decoder's words."""
+    if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
+        return ImageLoadError(f"{path}: the image data is truncated or damaged")
+    return ImageLoadError(f"{path}: {what} ({_describe(exc)})")
 
 
 def _exif_and_orientation(im: Image.Image) -> tuple[int, bytes | None]:
@@ -256,7 +264,7 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
     without a usable profile, Pillow's plain formula is used and no profile is kept."""
     if icc:
         try:
-            src = ImageCms.ImageCmsProfile(_bytes_io(icc))
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             dst = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
             out = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
             if out is not None:
@@ -264,12 +272,6 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
         except Exception:
             pass
     return im.convert("RGB"), None
-
-
-def _bytes_io(data: bytes) -> IO[bytes]:
-    import io
-
-    return io.BytesIO(data)
 
 
 def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -> LoadedImage:
@@ -302,10 +304,7 @@ def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -
     except MemoryError:
         raise ImageLoadError(f"{p}: not enough memory to decode the image") from None
     except Exception as exc:
-        text = str(exc)
-        if "truncated" in text or isinstance(exc, EOFError):
-            raise ImageLoadError(f"{p}: the image data is truncated or damaged") from None
-        raise ImageLoadError(f"{p}: cannot decode the image ({_describe(exc)})") from None
+        raise _damaged(p, exc, "cannot decode the image") from None
     colour = _orient(colour, orientation)
     if alpha is not None:
         alpha = _orient(alpha, orientation)
@@ -343,6 +342,22 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     if not parent.is_dir():
         raise ArgumentError(f"cannot write {p}: folder {parent} does not exist")
     return fmt
+
+
+#: JPEG stores each side in 16 bits, and libjpeg refuses more than this.
+JPEG_MAX_SIDE = 65500
+#: Classic TIFF addresses its data with 32-bit offsets; keep well clear of 4 GiB.
+TIFF_MAX_BYTES = (4 << 30) - (64 << 20)
+
+
+def check_format_limits(fmt: str, width: int, height: int, channels: int = 3, bit_depth: int = 8) -> None:
+    """Refuse, before any rendering, an output size the chosen format cannot store."""
+    if fmt == "JPEG" and max(width, height) > JPEG_MAX_SIDE:
+        raise ArgumentError(
+            f"{width}x{height} is too large for JPEG (at most {JPEG_MAX_SIDE} pixels a side); use .png or .tif"
+        )
+    if fmt == "TIFF" and width * height * channels * bit_depth // 8 > TIFF_MAX_BYTES:
+        raise ArgumentError(f"{width}x{height} is too large for an uncompressed TIFF (4 GB); use .png")
 
 
 def output_bit_depth(fmt: str, bit_depth: int, grayscale: bool, has_alpha: bool) -> int:
@@ -588,15 +603,12 @@ class PngBandWriter:
 
 
 def _pil_image(colour: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
-    if colour.ndim == 2:
-        if colour.dtype == np.uint16:
-            return Image.fromarray(colour.astype("<u2"), mode="I;16")
-        if alpha is not None:
-            return Image.fromarray(np.dstack((colour, alpha)), mode="LA")
-        return Image.fromarray(colour, mode="L")
+    """L, LA, RGB, RGBA or I;16 (Pillow infers the mode from the array's shape and dtype)."""
+    if colour.dtype == np.uint16:
+        return Image.fromarray(np.ascontiguousarray(colour, dtype="<u2"))
     if alpha is not None:
-        return Image.fromarray(np.dstack((colour, alpha)), mode="RGBA")
-    return Image.fromarray(colour, mode="RGB")
+        return Image.fromarray(np.dstack((colour, alpha)))
+    return Image.fromarray(np.ascontiguousarray(colour))
 
 
 def save_image(
@@ -643,6 +655,7 @@ def save_image(
         raise ArgumentError(f"invalid DPI {dpi!r}: must be a positive number")
     if fmt == "JPEG" and not 1 <= int(jpeg_quality) <= 100:
         raise ArgumentError(f"invalid JPEG quality {jpeg_quality}: must be 1 to 100")
+    check_format_limits(fmt, w, h, (1 if grey else 3) + (alpha is not None), depth)
     exif = exif_for_output(exif, w, h, dpi)
     if fmt == "PNG":
         channels = (1 if grey else 3) + (alpha is not None)
@@ -673,7 +686,7 @@ def save_image(
         params["exif"] = exif
     if fmt == "JPEG":
         params.update(quality=int(jpeg_quality), optimize=True)
-    else:
-        params["compression"] = "tiff_adobe_deflate"
+    # TIFF is left uncompressed: Pillow's compressed (libtiff) path cannot write the EXIF sub-IFD, and
+    # keeping the photo's EXIF (dates, camera) matters more than the file size.
     with atomic_output(path) as fh:
         im.save(fh, format=fmt, **params)
