@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -162,14 +163,37 @@ def _nearest(c: torch.Tensor, n: int) -> torch.Tensor:
     return torch.round(ix).clamp_(0, n - 1).long()
 
 
-def query(
+@dataclass(frozen=True)
+class EnsembleTerms:
+    """The parts of a local-ensemble query, for K members (4, or 1 without the ensemble) and N queries.
+
+    `rows`/`cols` (K, N) index the latent each member uses, `rel` (K, N, 2) is the query's offset from that
+    latent's centre in latent units, `preds` (K, N, 3) the decoder outputs (normalised units), `weights`
+    (K, N) the area weights after the diagonal swap, summing to 1 over K.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    rel: torch.Tensor
+    preds: torch.Tensor
+    weights: torch.Tensor
+
+    def blend(self) -> torch.Tensor:
+        """The query's RGB: the weighted sum of the members' predictions, (N, 3)."""
+        out = self.preds[0] * self.weights[0].unsqueeze(-1)
+        for k in range(1, self.preds.shape[0]):
+            out = out + self.preds[k] * self.weights[k].unsqueeze(-1)
+        return out
+
+
+def ensemble_terms(
     decoder: Decoder,
     cache: ProjectionCache,
     coord: torch.Tensor,
     cell: torch.Tensor,
     centres: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """RGB (normalised units, not clamped) at `coord` (N, 2) with `cell` (N, 2) or (2,), as float32 (N, 3)."""
+) -> EnsembleTerms:
+    """Evaluate the decoder for every ensemble member of `coord` (N, 2) with `cell` (N, 2) or (2,)."""
     feat = cache.feat
     _, h, w = feat.shape
     dev = feat.device
@@ -182,6 +206,7 @@ def query(
     else:
         offsets, eps = [(0, 0)], 0.0
     rx, ry = 1.0 / h, 1.0 / w
+    k = len(offsets)
 
     ii, jj, rels = [], [], []
     for vx, vy in offsets:
@@ -217,19 +242,27 @@ def query(
             extra = torch.cat((rel_all, ones), dim=1)
             w_extra = torch.cat((decoder.w_rel, (rel_cell @ decoder.w_cell).unsqueeze(0)), dim=0)
         else:
-            extra = torch.cat((rel_all, rel_cell.repeat(len(offsets), 1)), dim=1)
+            extra = torch.cat((rel_all, rel_cell.repeat(k, 1)), dim=1)
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
     x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
     y = decoder.hidden_layers(x).float()
-    pred = y.view(len(offsets), -1, y.shape[-1])
-    if len(offsets) == 1:
-        return pred[0]
+    preds = y.view(k, -1, y.shape[-1])
+    rel_k = rel_all.view(k, -1, 2)
+    if k == 1:
+        weights = torch.ones(rel_k.shape[:2], device=dev)
+    else:
+        areas = (rel_k[..., 0] * rel_k[..., 1]).abs() + 1e-9
+        # Diagonal swap (0<->3, 1<->2): each member is weighted by the area opposite it.
+        weights = areas.flip(0) / areas.sum(dim=0)
+    return EnsembleTerms(i_all.view(k, -1), j_all.view(k, -1), rel_k, preds, weights)
 
-    rel4 = rel_all.view(len(offsets), -1, 2)
-    areas = (rel4[..., 0] * rel4[..., 1]).abs() + 1e-9
-    total = areas.sum(dim=0)
-    swapped = areas.flip(0)  # diagonal swap: 0<->3, 1<->2
-    out = pred[0] * (swapped[0] / total).unsqueeze(-1)
-    for k in range(1, 4):
-        out = out + pred[k] * (swapped[k] / total).unsqueeze(-1)
-    return out
+
+def query(
+    decoder: Decoder,
+    cache: ProjectionCache,
+    coord: torch.Tensor,
+    cell: torch.Tensor,
+    centres: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """RGB (normalised units, not clamped) at `coord` (N, 2) with `cell` (N, 2) or (2,), as float32 (N, 3)."""
+    return ensemble_terms(decoder, cache, coord, cell, centres).blend()
