@@ -16,11 +16,11 @@ from PySide6.QtCore import QObject, Signal
 class WorkerBridge(QObject):
     """Forwards worker events to the GUI thread."""
 
-    event = Signal(object)
+    posted = Signal(object)
 
     def post(self, event: object) -> None:
         """Any thread: queue `event` for the GUI thread."""
-        self.event.emit(event)
+        self.posted.emit(event)
 
 
 def run_in_thread(name: str, fn: Callable[[], object], post: Callable[[object], None]) -> threading.Thread:

