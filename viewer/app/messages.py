@@ -70,6 +70,7 @@ class EngineLoaded:
     precision: str
     seconds: float
     fallback: bool = False
+    available_devices: tuple[str, ...] = ("cpu",)
 
 
 @dataclass(frozen=True)

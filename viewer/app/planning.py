@@ -22,7 +22,17 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 TILE = 256
-"""Tile edge in device pixels."""
+"""Default tile edge in device pixels."""
+
+TILE_BY_DEVICE = {"cpu": 128}
+"""Tile edge per compute device type: small on a CPU so the first refined tile arrives quickly, large on
+a GPU so each render call is big enough to keep it busy."""
+
+
+def tile_size_for(device_type: str) -> int:
+    """The tile edge (device pixels) to plan with for an engine on `device_type` ('cpu', 'cuda', 'mps')."""
+    return TILE_BY_DEVICE.get(device_type, 512)
+
 
 MAX_ZOOM = 128.0
 """Largest logical zoom (screen pixels per source pixel)."""

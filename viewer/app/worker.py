@@ -13,13 +13,15 @@ delivered under the new generation instead of being thrown away.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -62,6 +64,29 @@ _PROGRESS_INTERVAL_S = 0.05
 _MIN_ENCODE_BUDGET = 64 << 20
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """What an extension's job gets in the render worker's thread: the engine, the encoded photo, the
+    photo's content id and pixels, and `emit` to send plain events to the GUI."""
+
+    engine: Engine
+    feature_map: FeatureMap
+    content: int
+    loaded: LoadedImage
+    emit: Emit
+
+
+class WorkerExtension(Protocol):
+    """Extra work for the render worker (e.g. inspection), scheduled between exports and tiles.
+
+    Both methods are called in the worker thread with the worker's lock held: keep them quick.
+    """
+
+    def has_work(self, fm_content: int, tiles_pending: bool) -> bool: ...
+
+    def take(self, fm_content: int, tiles_pending: bool) -> Callable[[WorkerContext], None] | None: ...
+
+
 def default_engine_factory(config: EngineConfig) -> Engine:
     """Load a catalog model (or weights file) with the engine; runs in the worker thread."""
     from viewer.engine.render import Engine
@@ -79,6 +104,25 @@ def to_bgra(rgb: np.ndarray) -> np.ndarray:
     out[..., 2] = q[..., 0]
     out[..., 3] = 255
     return out
+
+
+WORKER_NICENESS = 5
+"""How much lower than the GUI thread the workers run (Linux), so a paint never waits for a render."""
+
+
+def lower_thread_priority(by: int = WORKER_NICENESS) -> None:
+    """Calling thread: run at a lower CPU priority than the GUI thread (Linux: per-thread nice value).
+
+    Threads this thread starts later (torch's OpenMP team, export threads) inherit it. Renders still use
+    every core when nothing else wants them; when the GUI thread paints, it wins. Elsewhere: no-op.
+    """
+    if not sys.platform.startswith("linux") or by <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+    except (OSError, AttributeError):  # not permitted, or not supported: priority is an optimisation
+        pass
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -226,6 +270,7 @@ class _TileThread:
     # -- worker thread ---------------------------------------------------------------------------------
     def _main(self) -> None:
         """Runs in the worker thread: wait for work, do it, report every failure as an event."""
+        lower_thread_priority()
         while True:
             try:
                 with self._cond:
@@ -314,6 +359,12 @@ class BicubicWorker(_TileThread):
             self._content = content
             self._cond.notify_all()
 
+    def retag(self, content: int) -> None:
+        """The same photo under a new content id (the model changed; bicubic pixels did not)."""
+        with self._cond:
+            self._content = content
+            self._cond.notify_all()
+
     def _tiles_ready_locked(self) -> bool:
         req = self._tiles.request
         return self._source is not None and req is not None and req.content == self._content
@@ -368,6 +419,7 @@ class RenderWorker(_TileThread):
         self._encode_token: CancelToken | None = None
         self._export_tokens: dict[int, CancelToken] = {}
         self._export_threads: list[threading.Thread] = []
+        self._extensions: list[WorkerExtension] = []
         self._fm_content = -1
         """Content id the feature map answers (read under the lock to decide if tiles can run)."""
         # Worker-thread state.
@@ -406,6 +458,17 @@ class RenderWorker(_TileThread):
             token = self._export_tokens.get(export_id)
             if token is not None:
                 token.cancel()
+            self._cond.notify_all()
+
+    def add_extension(self, ext: WorkerExtension) -> None:
+        """Let `ext` schedule jobs in this thread (they run with the engine and the encoded photo)."""
+        with self._cond:
+            self._extensions.append(ext)
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """An extension has new work: make the worker look (any thread)."""
+        with self._cond:
             self._cond.notify_all()
 
     def wait_exports(self, timeout: float = 10.0) -> bool:
@@ -449,7 +512,18 @@ class RenderWorker(_TileThread):
             return True
         if self._export_startable_locked():
             return True
+        if self._extension_ready_locked() is not None:
+            return True
         return super()._has_work_locked()
+
+    def _extension_ready_locked(self) -> WorkerExtension | None:
+        if self._fm is None or self._engine is None or self._loaded is None:
+            return None
+        pending = bool(self._tiles.pending) and self._tiles_ready_locked()
+        for ext in self._extensions:
+            if ext.has_work(self._fm_content, pending):
+                return ext
+        return None
 
     def _take_work_locked(self) -> Callable[[], None]:
         if self._pending_config is not None or self._pending_image is not None:
@@ -461,6 +535,16 @@ class RenderWorker(_TileThread):
         if self._export_startable_locked():
             job = self._pending_exports.popleft()
             return lambda: self._start_export(job)
+        ext = self._extension_ready_locked()
+        if ext is not None:
+            pending = bool(self._tiles.pending) and self._tiles_ready_locked()
+            run = ext.take(self._fm_content, pending)
+            if run is not None:
+                assert self._engine is not None and self._fm is not None and self._loaded is not None
+                ctx = WorkerContext(self._engine, self._fm, self._fm_content, self._loaded, self._emit)
+                return lambda: run(ctx)
+        if not super()._has_work_locked():
+            return lambda: None
         return super()._take_work_locked()
 
     # -- worker thread: engine and encoding ----------------------------------------------------------
@@ -515,9 +599,18 @@ class RenderWorker(_TileThread):
     def _loaded_event(
         engine: Engine, config: EngineConfig, seconds: float, fallback: bool = False
     ) -> EngineLoaded:
+        from viewer.engine.device import available_devices
+
         dev = engine.device
         return EngineLoaded(
-            config, engine.model_name, str(dev), dev.type, engine.precision, seconds, fallback=fallback
+            config,
+            engine.model_name,
+            str(dev),
+            dev.type,
+            engine.precision,
+            seconds,
+            fallback=fallback,
+            available_devices=tuple(available_devices()),
         )
 
     def _encode(self, token: CancelToken) -> None:

@@ -1,0 +1,185 @@
+"""The Export dialog (sizes, orientation, fit, warnings) and the background export run (progress, Cancel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
+
+from viewer.app import main_window as mw
+from viewer.app.export_dialog import ExportDialog
+from viewer.app.main_window import MainWindow
+from viewer.app.settings import AppSettings
+from viewer.engine.printsize import PixelSize
+
+from .helpers import make_tiny_engine
+from .test_window import TIMEOUT, make_window, open_and_encode
+
+PORTRAIT = (600.0, 900.0)
+
+# Pixel sizes at 300 DPI, portrait: inches x 300, and ISO A sizes from millimetres (rounded half up).
+PRESET_PIXELS = {
+    "4x6in": (1200, 1800),
+    "5x7in": (1500, 2100),
+    "8x10in": (2400, 3000),
+    "11x14in": (3300, 4200),
+    "16x20in": (4800, 6000),
+    "24x36in": (7200, 10800),
+    "A4": (2480, 3508),
+    "A3": (3508, 4961),
+    "A2": (4961, 7016),
+}
+
+
+def dialog(
+    qtbot: Any, settings: AppSettings, region: tuple[float, float] = PORTRAIT, **regions: Any
+) -> ExportDialog:
+    w, h = region
+    rects = {"image": (0.0, 0.0, w, h), "view": regions.get("view"), "selection": regions.get("selection")}
+    dlg = ExportDialog((int(w), int(h)), rects, settings)
+    qtbot.addWidget(dlg)
+    dlg.fit.setCurrentIndex(dlg.fit.findData("crop"))
+    dlg.orientation.setCurrentIndex(dlg.orientation.findData("auto"))
+    dlg.dpi.setValue(300)
+    return dlg
+
+
+@pytest.mark.parametrize(("preset", "pixels"), PRESET_PIXELS.items())
+def test_each_preset_at_300_dpi(
+    qtbot: Any, settings: AppSettings, preset: str, pixels: tuple[int, int]
+) -> None:
+    dlg = dialog(qtbot, settings)
+    dlg.select_preset(preset)
+    assert dlg.pixel_size() == pixels
+    assert f"{pixels[0]} × {pixels[1]} px" in dlg.pixels_label.text()
+    dlg.orientation.setCurrentIndex(dlg.orientation.findData("landscape"))
+    assert dlg.pixel_size() == (pixels[1], pixels[0])
+
+
+def test_a_landscape_region_turns_the_print(qtbot: Any, settings: AppSettings) -> None:
+    dlg = dialog(qtbot, settings, region=(900.0, 600.0))
+    dlg.select_preset("8x10in")
+    assert dlg.pixel_size() == (3000, 2400)
+    dlg.orientation.setCurrentIndex(dlg.orientation.findData("portrait"))
+    assert dlg.pixel_size() == (2400, 3000)
+
+
+def test_custom_sizes_in_cm_in_and_px(qtbot: Any, settings: AppSettings) -> None:
+    dlg = dialog(qtbot, settings)
+    dlg.set_custom(20, 25, "cm")
+    assert dlg.pixel_size() == (2362, 2953)
+    dlg.set_custom(2, 3, "in")
+    dlg.dpi.setValue(150)
+    assert dlg.pixel_size() == (300, 450)
+    dlg.set_custom(1000, 1500, "px")
+    assert dlg.pixel_size() == (1000, 1500)
+    assert dlg.size_label() == "1000x1500px"
+
+
+def test_fit_inside_and_live_magnification_with_warning(qtbot: Any, settings: AppSettings) -> None:
+    dlg = dialog(qtbot, settings)
+    dlg.select_preset("8x10in")
+    assert "×4.00" in dlg.mag_label.text() and dlg.warning_label.text() == ""  # crop: 600 px wide -> 2400
+    dlg.fit.setCurrentIndex(dlg.fit.findData("fit"))
+    assert dlg.pixel_size() == (2000, 3000)
+    dlg.select_preset("11x14in")
+    assert "inferred" in dlg.warning_label.text()  # x4.67: beyond the x4 the model was trained for
+    plan = dlg.plan()
+    assert plan is not None and plan.magnification > 4
+
+
+def test_an_impossible_size_disables_export(qtbot: Any, settings: AppSettings) -> None:
+    dlg = dialog(qtbot, settings)
+    dlg.set_custom(300, 300, "in")
+    assert dlg.pixel_size() is None and "megapixels" in dlg.error_label.text()
+    assert not dlg.export_button.isEnabled()
+    dlg.set_custom(4, 6, "in")
+    assert dlg.export_button.isEnabled()
+
+
+def test_regions_and_choices_are_remembered(qtbot: Any, settings: AppSettings) -> None:
+    dlg = dialog(qtbot, settings, view=(10.0, 20.0, 300.0, 200.0), selection=(0.0, 0.0, 60.0, 90.0))
+    assert dlg.region_kind() == "selection"  # a selection is the default region when there is one
+    dlg.set_region("view")
+    dlg.select_preset("A4")
+    assert dlg.pixel_size() == (3508, 2480)  # landscape view region -> landscape A4
+    dlg.format.setCurrentText("JPEG")
+    assert dlg.quality.isEnabled()
+    dlg.save_choices()
+    again = dialog(qtbot, settings)
+    assert again.preset.currentData() == "A4" and again.format.currentText() == "JPEG"
+
+
+# -- the export run ---------------------------------------------------------------------------------------
+@pytest.fixture
+def window(qtbot: Any, settings: AppSettings, tiny_factory: Any, photo_path: Path) -> MainWindow:
+    w = make_window(qtbot, settings, tiny_factory)
+    open_and_encode(qtbot, w, photo_path)
+    return w
+
+
+def test_export_through_the_dialog_equals_the_engine_export(
+    qtbot: Any, window: MainWindow, tmp_path: Path, photo_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out" / "print.png"
+    out.parent.mkdir()
+
+    def fake_exec(self: ExportDialog) -> int:
+        self.set_custom(160, 200, "px")
+        self.fit.setCurrentIndex(self.fit.findData("fit"))
+        self.format.setCurrentText("PNG")
+        return ExportDialog.DialogCode.Accepted.value
+
+    monkeypatch.setattr(ExportDialog, "exec", fake_exec)
+    monkeypatch.setattr(mw.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    finished: list[str] = []
+    window.controller.export_finished.connect(lambda i, p, s: finished.append(p))
+    window.export_dialog()
+    assert window.exporting
+    qtbot.waitUntil(lambda: bool(finished), timeout=TIMEOUT)
+    assert not window.exporting and window.act_export.isEnabled()
+    got = np.asarray(Image.open(out))
+    assert got.shape == (133, 160, 3)  # 96 x 80 fitted inside 160 x 200
+
+    # The same plan through the engine's export directly (the command line's code path).
+    from viewer.engine.export import plan_export, run_export
+    from viewer.engine.imageio import load_image
+
+    engine = make_tiny_engine()
+    loaded = load_image(photo_path)
+    plan = plan_export(96, 80, None, PixelSize(160, 200), 300, "fit")
+    direct = tmp_path / "direct.png"
+    run_export(engine, engine.encode(loaded.rgb), loaded, plan, direct)
+    np.testing.assert_array_equal(got, np.asarray(Image.open(direct)))
+
+
+def test_cancel_leaves_no_file_and_the_window_stays_usable(
+    qtbot: Any, window: MainWindow, tmp_path: Path
+) -> None:
+    from viewer.engine.export import plan_export
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "huge.png"
+    plan = plan_export(96, 80, None, PixelSize(4000, 4000), 300, "crop")
+    progress: list[int] = []
+    cancelled: list[int] = []
+    window.controller.export_progress.connect(lambda i, d, t: progress.append(d))
+    window.controller.export_cancelled.connect(cancelled.append)
+    window.start_export(plan, out)
+    qtbot.waitUntil(lambda: bool(progress) and progress[-1] > 0, timeout=TIMEOUT)
+    window.view.zoom_by(1.5)  # the window still responds while the export runs
+    assert window._export_progress is not None and window._export_progress.isVisible()
+    button = window._export_progress.findChild(QPushButton)
+    assert button is not None and button.text() == "Cancel"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(cancelled), timeout=TIMEOUT)
+    assert window.controller.render_worker.wait_exports(10)
+    assert not out.exists()
+    assert list(folder.iterdir()) == []  # no temporary file either
+    assert not window.exporting

@@ -1,0 +1,232 @@
+"""Inspect mode's widgets and overlay painting, offscreen: they render plain data, never the model, and a
+repaint with every overlay on stays within the viewer's 16 ms budget."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QRectF, QSize
+from PySide6.QtGui import QColor, QImage, QPainter
+
+from viewer.app import overlays as ov
+from viewer.app.how_it_works import HowItWorksDialog, Illustrations, crop_box, lattice_illustration, page_html
+from viewer.app.inspect_panel import InspectOptions, InspectPanel, render_probe_diagram
+from viewer.engine.inspect import Probe, ProbeMember, difference_heatmap, lattice_lines
+
+from .helpers import make_tiny_engine, textured
+from .inspect_data import plain_probe
+
+REPAINT_BUDGET_MS = 16.0
+
+
+def colours_in(image: QImage) -> set[tuple[int, int, int]]:
+    img = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, bpl)[:, : w * 3].reshape(-1, 3)
+    return {tuple(int(v) for v in c) for c in np.unique(arr, axis=0)}
+
+
+# -- the panel ---------------------------------------------------------------------------------------------------
+def test_panel_shows_a_probe(qtbot: Any) -> None:
+    import torch  # the test computes a real probe; the panel only receives its values
+
+    from viewer.engine.inspect import probe as do_probe
+
+    engine = make_tiny_engine()
+    fm = engine.encode(textured(30, 20).astype(np.float32) / 255)
+    p = do_probe(engine, fm, 12.3, 7.7, 0.1, 0.1)
+    assert "torch" in sys.modules and torch is not None
+    panel = InspectPanel()
+    qtbot.addWidget(panel)
+    panel.resize(420, 760)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_probe(p, source_rgb=(10, 20, 30))
+    assert panel.table.rowCount() == 4
+    assert panel.table.item(0, 0).text() == "[7, 11]" and "top-left" in panel.table.item(0, 0).toolTip()
+    assert "Σ weights = 1.0000" in panel.blend_label.text()
+    where = panel.where_label.text()
+    assert f"({p.coord[0]:+.5f}, {p.coord[1]:+.5f})" in where and "×10.00" in where
+    shot = panel.diagram.grab().toImage()
+    blended = tuple(max(0, min(255, round(v * 255))) for v in p.rgb_clamped)
+    assert blended in colours_in(shot)  # the blended swatch is painted
+    panel.set_probe(None)
+    assert panel.table.rowCount() == 0
+
+
+def test_panel_options(qtbot: Any) -> None:
+    panel = InspectPanel(InspectOptions(lattice=False, layer="pca", opacity=0.3))
+    qtbot.addWidget(panel)
+    assert not panel.lattice_box.isChecked() and panel.opacity_slider.value() == 30
+    assert not panel.channel_spin.isEnabled()
+    with qtbot.waitSignal(panel.options_changed) as sig:
+        panel.layer_combo.setCurrentIndex(panel.layer_combo.findData("channel"))
+    assert sig.args[0].layer == "channel" and panel.channel_spin.isEnabled()
+    with qtbot.waitSignal(panel.options_changed) as sig:
+        panel.channel_spin.setValue(17)
+    assert sig.args[0] == InspectOptions(lattice=False, layer="channel", channel=17, opacity=0.3)
+    panel.set_channel_count(8)
+    assert panel.channel_spin.maximum() == 7
+    with qtbot.assertNotEmitted(panel.options_changed):
+        panel.set_options(InspectOptions())
+    assert panel.lattice_box.isChecked() and panel.layer_combo.currentData() == "none"
+
+
+def test_probe_diagram_handles_members_clamped_to_one_code() -> None:
+    """At the photo's corner all four members use the same code; the diagram still draws."""
+    p = plain_probe(0.2, 0.3)
+    corner = Probe(
+        **{
+            **p.__dict__,
+            "members": tuple(
+                ProbeMember(**{**m.__dict__, "index": (0, 0), "centre": (0.5, 0.5)}) for m in p.members
+            ),
+        }
+    )
+    image = render_probe_diagram(corner, QSize(200, 200))
+    assert not image.isNull() and len(colours_in(image)) > 3
+
+
+# -- overlay geometry ------------------------------------------------------------------------------------------
+def test_visible_part_crops_to_whole_image_pixels() -> None:
+    # A 100 x 50 image covering source (0, 0, 100, 50); the view shows source (10.5, 5.25, 20, 10).
+    src, covered = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (100, 50))
+    assert (src.x(), src.y(), src.width(), src.height()) == (10, 5, 21, 11)
+    assert covered == (10, 5, 21, 11)
+    target = ov.map_rect((10.5, 5.25, 20, 10), QRectF(0, 0, 200, 100), covered)
+    assert (target.x(), target.y(), target.width(), target.height()) == (-5, -2.5, 210, 110)
+    # A half-resolution image of the same area: pixel boundaries are every 2 source px.
+    src, covered = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (50, 25))
+    assert (src.x(), src.width()) == (5, 11) and covered[0] == 10 and covered[2] == 22
+    assert ov.visible_part((200, 0, 10, 10), (0, 0, 100, 50), (100, 50)) is None
+
+
+def test_confidence_cue_only_beyond_x4() -> None:
+    image = QImage(400, 200, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(0, 0, 0))
+    painter = QPainter(image)
+    assert ov.paint_confidence_cue(painter, QRectF(0, 0, 400, 200), 4.0) is None
+    box = ov.paint_confidence_cue(painter, QRectF(0, 0, 400, 200), 6.0)
+    painter.end()
+    assert box is not None and box.bottom() <= 200 and box.left() >= 0
+    assert "trained on ×1–×4" in ov.cue_text(6.0) and ov.cue_text(3.9) == ""
+
+
+def test_lattice_illustration_and_crop_box() -> None:
+    rgb8 = textured(40, 30)
+    assert crop_box(40, 30, (1.0, 29.0)) == (0, 18, 12, 12)
+    assert crop_box(8, 5, (4.0, 2.0)) == (0, 0, 8, 5)
+    image = lattice_illustration(rgb8, (20.0, 15.0), plain_probe(20.3, 15.6))
+    assert (image.width(), image.height()) == (12 * 24, 12 * 24)
+
+
+def test_how_it_works_page(qtbot: Any) -> None:
+    text = page_html(None)
+    for needle in ("arXiv:2012.09161", "github.com/yinboc/liif", "feature map", "Continuous coordinates",
+                   "MLP decoder", "local ensemble", "Cell decoding", "beyond ×4", "Open a photo"):  # fmt: skip
+        assert needle.lower() in text.lower(), needle
+    dialog = HowItWorksDialog()
+    qtbot.addWidget(dialog)
+    rgb8 = textured(40, 30)
+    pca = textured(40, 30, seed=5)
+    dialog.set_illustrations(Illustrations("old.jpg", rgb8, (20.0, 15.0)))
+    assert set(dialog.images) == {"lattice"}
+    assert "Computing the illustration from old.jpg" in dialog.browser.toHtml()
+    dialog.set_illustrations(Illustrations("old.jpg", rgb8, (20.0, 15.0), pca, plain_probe(20.3, 15.6)))
+    assert set(dialog.images) == {"lattice", "pca", "probe"}
+    assert dialog.images["pca"].width() == 240  # the photo's own 40-px feature image, enlarged in blocks
+    assert dialog.images["pca"].pixelColor(7, 13).getRgb()[:3] == tuple(int(v) for v in pca[13 // 6, 7 // 6])
+    assert "Computing" not in dialog.browser.toHtml()
+
+
+# -- painting: no model, within budget ---------------------------------------------------------------------------
+PAINT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, statistics
+    import numpy as np
+    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QRectF, QPointF
+    from PySide6.QtGui import QImage, QPainter, QColor
+    app = QApplication([])
+    from viewer.app import overlays as ov
+    from viewer.app.inspect_panel import InspectPanel
+    from viewer.engine.inspect import difference_heatmap, lattice_lines
+    sys.path.insert(0, "tests/app")
+    from inspect_data import plain_probe
+    rng = np.random.default_rng(0)
+    pca = ov.ImageLayer(rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8), (0, 0, 2000, 1500))
+    heat = ov.ImageLayer(difference_heatmap(rng.random((800, 1280, 3)), rng.random((800, 1280, 3))),
+                         (1000.0, 700.0, 160.0, 100.0), smooth=True)
+    view = (1000.0, 700.0, 160.0, 100.0)
+    canvas = QRectF(0, 0, 1280, 800)
+    lattice = lattice_lines(view, 1280, 800, bounds=(2000, 1500))
+    probe = plain_probe(1050.3, 760.6)
+    to_screen = lambda x, y: QPointF((x - view[0]) * 8, (y - view[1]) * 8)
+    target = QImage(1280, 800, QImage.Format.Format_ARGB32_Premultiplied)
+    times = []
+    for _ in range(15):
+        target.fill(QColor(40, 40, 40))
+        t0 = time.perf_counter()
+        p = QPainter(target)
+        ov.paint_layer(p, pca, view, canvas, 0.6)
+        ov.paint_layer(p, heat, view, canvas, 0.6)
+        ov.paint_lattice(p, lattice, QPointF(0, 0))
+        ov.paint_probe(p, probe, to_screen)
+        ov.paint_confidence_cue(p, canvas, 8.0)
+        p.end()
+        times.append((time.perf_counter() - t0) * 1000)
+    panel = InspectPanel()
+    panel.set_probe(probe)
+    panel.grab()
+    loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    print("TORCH" if loaded else "CLEAN", statistics.median(times[3:]))
+    """
+)
+
+
+def test_overlays_paint_without_torch_within_budget() -> None:
+    """In a fresh process, paint every overlay at 1280 x 800 (lattice at 8 px per source px: 160 x 100
+    cells) from plain data: torch is never imported, and the median repaint is under 16 ms."""
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", PAINT_SCRIPT],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    verdict, ms = out.stdout.split()[-2:]
+    assert verdict == "CLEAN", "painting the overlays imported torch"
+    assert float(ms) < REPAINT_BUDGET_MS, f"overlay repaint took {ms} ms"
+
+
+def test_lattice_paint_is_fast_and_cheap_below_8px() -> None:
+    """At 7 screen px per source px there is no lattice at all: nothing to paint."""
+    assert lattice_lines((0, 0, 200, 100), 1400, 700).empty
+    image = QImage(1400, 700, QImage.Format.Format_ARGB32_Premultiplied)
+    lat = lattice_lines((0, 0, 100, 50), 1600, 800)
+    times = []
+    for _ in range(5):
+        painter = QPainter(image)
+        t0 = time.perf_counter()
+        ov.paint_lattice(painter, lat, QPointF(0, 0))
+        times.append((time.perf_counter() - t0) * 1000)
+        painter.end()
+    assert statistics.median(times) < REPAINT_BUDGET_MS
+
+
+def test_heatmap_layer_pixmap_is_cached(qapp: Any) -> None:
+    layer = ov.ImageLayer(difference_heatmap(np.zeros((4, 4, 3)), np.ones((4, 4, 3))), (0, 0, 4, 4))
+    assert layer.pixmap() is layer.pixmap()
+    with pytest.raises(ValueError):
+        ov.rgb_to_qimage(np.zeros((4, 4), np.uint8))

@@ -1,0 +1,170 @@
+"""The view controller with fake workers: debounce, hysteresis, the cache, and what it paints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from viewer.app import planning as pl
+from viewer.app.messages import RequestDone, TileRequest, TileResult
+from viewer.app.photo import Photo, build_pyramid
+from viewer.app.view_controller import ViewController
+
+from .helpers import textured
+
+
+class Sink:
+    """Records what the controller asks a worker to do."""
+
+    def __init__(self) -> None:
+        self.requests: list[TileRequest] = []
+        self.cancels = 0
+
+    def submit(self, request: TileRequest) -> None:
+        self.requests.append(request)
+
+    def cancel_tiles(self) -> None:
+        self.cancels += 1
+
+
+def make_photo(w: int = 400, h: int = 300, content: int = 1) -> Photo:
+    from viewer.app.photo import bgra_to_pixmap
+
+    rgb8 = textured(w, h)
+    return Photo(Path("t.png"), w, h, content, [bgra_to_pixmap(a) for a in build_pyramid(rgb8)], None, rgb8)
+
+
+@pytest.fixture
+def setup(qapp: Any) -> tuple[ViewController, Sink, Sink]:
+    liif, bic = Sink(), Sink()
+    view = ViewController(liif, bic, debounce_ms=30, tile=128)
+    view.set_canvas_geometry(640, 480, 1.0)
+    view.set_photo(make_photo())
+    return view, liif, bic
+
+
+def deliver(view: ViewController, req: TileRequest, only_visible: bool = False) -> None:
+    for spec in req.tiles:
+        if only_visible and not spec.visible:
+            continue
+        cols, rows = spec.size
+        px = np.full((rows, cols, 4), 128, np.uint8)
+        view.on_tile(TileResult(req.generation, req.content, req.kind, spec.key, px, 0.0))
+    view.on_request_done(RequestDone(req.generation, req.kind, 0.1, len(req.tiles)))
+
+
+def test_a_burst_of_zooms_sends_one_request(qtbot: Any, setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, liif, _ = setup
+    n0 = len(liif.requests)
+    for _ in range(10):
+        view.zoom_by(1.05, (100, 100))
+    qtbot.wait(120)
+    assert len(liif.requests) == n0 + 1
+    assert liif.requests[-1].tiles[0].key.zoom == view.viewport.device_zoom
+
+
+def test_a_long_drag_still_sends_requests(qtbot: Any, setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, liif, _ = setup
+    view.zoom_to(4.0)
+    view.centre_on(0, 150)  # at the left edge, with 960 device px to pan across
+    view.flush()
+    n0 = len(liif.requests)
+    t_end = time.perf_counter() + 0.8
+    while time.perf_counter() < t_end:  # a continuous drag: an event every 10 ms, never a pause
+        view.pan_by(12, 0)
+        qtbot.wait(10)
+    assert len(liif.requests) - n0 >= 2
+
+
+def test_small_moves_send_nothing_and_cached_tiles_are_not_asked_again(
+    setup: tuple[ViewController, Sink, Sink],
+) -> None:
+    view, liif, _ = setup
+    view.zoom_to(4.0)
+    view.flush()
+    req = liif.requests[-1]
+    assert [s.visible for s in req.tiles][: req.tiles.__len__()].count(True) == pl.plan_tiles(
+        view.viewport, tile=128
+    ).n_visible
+    deliver(view, req)
+    assert view.is_settled() and view.refine.last_seconds == 0.1
+    n = len(liif.requests)
+    view.pan_by(20, 10)
+    view.flush()
+    assert len(liif.requests) == n  # inside the prefetch ring: hysteresis
+    view.pan_by(600, 0)
+    view.flush()
+    new = liif.requests[-1]
+    cached = {k for kind, k in view.cached_keys()}
+    assert len(liif.requests) == n + 1 and not cached & new.key_set
+
+
+def test_frame_blits_settled_tiles_one_to_one(setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, liif, _ = setup
+    view.zoom_to(3.0)
+    view.flush()
+    deliver(view, liif.requests[-1])
+    frame = view.frame()
+    ops = frame.layers[0].ops
+    assert ops and all(not op.smooth for op in ops)  # no preview underneath, no scaling
+    for op in ops:
+        t = op.target
+        assert t.x() == int(t.x()) and t.y() == int(t.y())
+        assert (t.width(), t.height()) == (op.source.width(), op.source.height())
+
+
+def test_frame_uses_scaled_placeholders_then_preview(setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, liif, _ = setup
+    view.zoom_to(3.0)
+    view.flush()
+    deliver(view, liif.requests[-1])
+    view.zoom_to(4.5)  # within 2x: the 3x tiles are shown scaled
+    ops = view.frame().layers[0].ops
+    assert ops[0].smooth and ops[0].pixmap is view.photo.levels[0]  # the interpolated preview first
+    scaled = [op for op in ops[1:] if op.smooth]
+    assert scaled and all(op.target.width() == pytest.approx(op.source.width() * 1.5) for op in scaled)
+    view.zoom_to(12.0)  # beyond 2x: only the preview
+    assert len(view.frame().layers[0].ops) == 1
+
+
+def test_below_one_to_one_the_preview_comes_from_the_pyramid(
+    setup: tuple[ViewController, Sink, Sink],
+) -> None:
+    view, liif, _ = setup
+    view.set_canvas_geometry(100, 80, 1.0)
+    view.fit()
+    assert not view.viewport.refinable
+    ops = view.frame().layers[0].ops
+    assert len(ops) == 1 and ops[0].pixmap is view.photo.levels[2]  # 400 px -> 100 px: the quarter level
+    assert liif.cancels > 0
+
+
+def test_compare_splits_liif_and_bicubic(setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, _, bic = setup
+    view.zoom_to(3.0)
+    view.set_compare(True)
+    assert bic.requests and bic.requests[-1].kind == "bicubic"
+    frame = view.frame()
+    assert frame.split_x == 320 and len(frame.layers) == 2
+    assert frame.layers[0].clip.right() == 320 and frame.layers[1].clip.left() == 320
+    view.set_compare(False)
+    assert bic.cancels > 0
+
+
+def test_the_cache_stays_within_its_budget_and_keeps_what_is_on_screen(qapp: Any) -> None:
+    liif = Sink()
+    view = ViewController(liif, Sink(), cache_bytes=1, tile=128)
+    view.set_canvas_geometry(300, 200, 1.0)
+    budget = view.cache.budget_bytes  # raised to a floor of a few screens' worth
+    assert budget >= 3 * 300 * 200 * 4
+    view.set_photo(make_photo(1200, 900))
+    for z in (2.0, 3.0, 5.0, 7.0, 9.0, 11.0):
+        view.zoom_to(z)
+        view.flush()
+        deliver(view, liif.requests[-1])
+        assert view.cache.nbytes <= budget
+        assert view.is_settled()  # the visible tiles are never the ones evicted

@@ -1,0 +1,307 @@
+"""The render worker without Qt: latest request wins, cancellation, adoption, fallbacks, error reports."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viewer.app import planning as pl
+from viewer.app.messages import (
+    EncodeDone,
+    EngineConfig,
+    EngineFailed,
+    EngineLoaded,
+    Notice,
+    RequestDone,
+    TileRequest,
+    TileResult,
+    WorkerError,
+)
+from viewer.app.planning import Viewport
+from viewer.app.worker import BicubicWorker, RenderWorker, to_bgra
+from viewer.errors import WeightsMissingError
+
+from .helpers import Gated, make_tiny_engine, textured
+
+CONFIG = EngineConfig("tiny", "cpu", "fp32")
+
+
+class Events:
+    """Collects worker events (from any thread) and waits for one that matches."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+        self._cond = threading.Condition()
+
+    def emit(self, ev: object) -> None:
+        with self._cond:
+            self.items.append(ev)
+            self._cond.notify_all()
+
+    def wait(self, pred: Callable[[object], bool], timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ev in self.items:
+                    if pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching event; got {[type(e).__name__ for e in self.items]}")
+                self._cond.wait(left)
+
+    def of(self, cls: type) -> list[Any]:
+        with self._cond:
+            return [e for e in self.items if isinstance(e, cls)]
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def image() -> SimpleNamespace:
+    return SimpleNamespace(rgb=textured(64, 48).astype(np.float32) / 255)
+
+
+def start_worker(
+    events: Events,
+    factory: Callable[[EngineConfig], Any],
+    image: Any,
+    content: int = 1,
+    config: EngineConfig = CONFIG,
+) -> RenderWorker:
+    w = RenderWorker(events.emit, factory)
+    w.start()
+    w.configure(config, content)
+    w.open_image(image, content)
+    events.wait(lambda e: isinstance(e, EncodeDone) and e.content == content)
+    return w
+
+
+@pytest.fixture
+def worker_factory(events: Events) -> Iterator[Callable[..., RenderWorker]]:
+    made: list[RenderWorker] = []
+
+    def make(
+        factory: Callable[[EngineConfig], Any], image: Any, content: int = 1, config: EngineConfig = CONFIG
+    ) -> RenderWorker:
+        w = start_worker(events, factory, image, content, config)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        assert w.close(10)
+
+
+def request(
+    gen: int, zoom: float, content: int = 1, cells: list[tuple[int, int]] | None = None
+) -> TileRequest:
+    vp = pl.clamp_centre(Viewport(64, 48, 100, 80, 1.0, zoom, 32, 24))
+    plan = pl.plan_tiles(vp, margin=0, tile=64)
+    order = cells if cells is not None else list(plan.order)
+    specs = tuple(pl.tile_spec(vp, tx, ty, tile=64) for tx, ty in order)
+    return TileRequest(gen, content, "liif", specs, time.perf_counter())
+
+
+def test_latest_request_wins_and_the_running_tile_is_cancelled(events: Events, worker_factory, image) -> None:
+    gate = threading.Event()
+    gated = Gated(make_tiny_engine(), gate)
+    w = worker_factory(lambda c: gated, image)
+    first, second = request(1, 2.0), request(2, 3.0)
+    w.submit(first)
+    assert gated.entered.wait(30)
+    w.submit(second)
+    assert gated.tokens[0].cancelled  # level 2: the tile in progress was told to stop
+    gate.set()
+    events.wait(lambda e: isinstance(e, RequestDone) and e.generation == 2)
+    results = events.of(TileResult)
+    assert results and all(r.generation == 2 for r in results)
+    assert {r.key for r in results} == second.key_set
+
+
+def test_a_tile_still_wanted_is_adopted_not_thrown_away(events: Events, worker_factory, image) -> None:
+    gate = threading.Event()
+    gated = Gated(make_tiny_engine(), gate)
+    w = worker_factory(lambda c: gated, image)
+    first = request(1, 4.0, cells=[(1, 1), (0, 0)])
+    second = request(2, 4.0, cells=[(1, 1), (2, 2)])
+    w.submit(first)
+    assert gated.entered.wait(30)
+    w.submit(second)
+    gate.set()
+    events.wait(lambda e: isinstance(e, RequestDone) and e.generation == 2)
+    delivered = {(r.key.tx, r.key.ty): r.generation for r in events.of(TileResult)}
+    assert delivered == {(1, 1): 2, (2, 2): 2}
+    assert len(gated.tokens) == 2  # (1, 1) was rendered once, (0, 0) never
+
+
+def test_tiles_equal_the_engine_render(events: Events, worker_factory, image) -> None:
+    engine = make_tiny_engine()
+    w = worker_factory(lambda c: engine, image)
+    req = request(1, 2.5)
+    w.submit(req)
+    events.wait(lambda e: isinstance(e, RequestDone))
+    from viewer.engine.render import SourceRect
+
+    fm = engine.encode(image.rgb)
+    for r in events.of(TileResult):
+        spec = next(s for s in req.tiles if s.key == r.key)
+        ref = engine.render(fm, SourceRect(*spec.rect), spec.out_w, spec.out_h, window=spec.window)
+        np.testing.assert_array_equal(r.pixels, to_bgra(ref))
+
+
+def test_missing_weights_is_reported_and_the_worker_lives_on(events: Events, image) -> None:
+    def factory(config: EngineConfig) -> Any:
+        if config.model == "absent":
+            raise WeightsMissingError(
+                "the model 'absent' is not downloaded yet; run: liif-viewer fetch-weights"
+            )
+        return make_tiny_engine()
+
+    w = RenderWorker(events.emit, factory)
+    w.start()
+    try:
+        w.configure(EngineConfig("absent"), 1)
+        failed = events.wait(lambda e: isinstance(e, EngineFailed))
+        assert failed.missing_weights and "fetch-weights" in failed.message
+        w.configure(CONFIG, 2)
+        w.open_image(image, 3)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
+    finally:
+        assert w.close(10)
+
+
+def test_an_unexpected_error_reaches_the_person(events: Events, worker_factory, image) -> None:
+    class Broken:
+        def __init__(self, engine: Any) -> None:
+            self._engine = engine
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._engine, name)
+
+        def render(self, *a: Any, **k: Any) -> np.ndarray:
+            raise RuntimeError("kaboom")
+
+    w = worker_factory(lambda c: Broken(make_tiny_engine()), image)
+    w.submit(request(1, 2.0))
+    err = events.wait(lambda e: isinstance(e, WorkerError))
+    assert err.internal and "kaboom" in err.message
+    assert w.alive
+    assert len(events.of(WorkerError)) == 1  # one message, not one per tile
+
+
+class FakeGpu:
+    """An engine that claims to be on a GPU and always runs out of memory."""
+
+    def __init__(self, engine: Any) -> None:
+        import torch
+
+        self._engine = engine
+        self.device = torch.device("cuda")
+        self.chunk = 4096
+        self.encode_budget_bytes = 128 << 20
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def render(self, *a: Any, **k: Any) -> np.ndarray:
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def test_out_of_gpu_memory_falls_back_to_the_cpu_and_says_so(events: Events, worker_factory, image) -> None:
+    gpu = EngineConfig("tiny", "cuda", "auto")
+    w = worker_factory(
+        lambda c: FakeGpu(make_tiny_engine()) if c.device != "cpu" else make_tiny_engine(), image, config=gpu
+    )
+    w.submit(request(1, 2.0))
+    events.wait(lambda e: isinstance(e, RequestDone))
+    loaded = [e for e in events.of(EngineLoaded) if e.fallback]
+    assert loaded and loaded[0].device_type == "cpu"
+    notice = events.wait(lambda e: isinstance(e, Notice) and e.dialog)
+    assert "CPU" in notice.message
+
+
+def test_encode_out_of_memory_retries_smaller_then_cpu(events: Events, image) -> None:
+    class OomEncode(FakeGpu):
+        def encode(self, *a: Any, **k: Any) -> Any:
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    w = RenderWorker(
+        events.emit, lambda c: OomEncode(make_tiny_engine()) if c.device != "cpu" else make_tiny_engine()
+    )
+    w.start()
+    try:
+        w.configure(EngineConfig("tiny", "cuda", "auto"), 1)
+        w.open_image(image, 1)
+        events.wait(lambda e: isinstance(e, EncodeDone))
+        msgs = [n.message for n in events.of(Notice)]
+        assert any("smaller tiles" in m for m in msgs) and any("CPU" in m for m in msgs)
+    finally:
+        assert w.close(10)
+
+
+def test_a_new_photo_cancels_the_encode_in_progress(events: Events, image) -> None:
+    started = threading.Event()
+
+    class SlowEncode:
+        def __init__(self, engine: Any) -> None:
+            self._engine = engine
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._engine, name)
+
+        def encode(self, rgb: np.ndarray, cancel: Any = None, progress: Any = None) -> Any:
+            if rgb.shape[0] == 48:
+                started.set()
+                deadline = time.monotonic() + 30
+                while not cancel.cancelled and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                cancel.raise_if_cancelled()
+            return self._engine.encode(rgb, cancel=cancel, progress=progress)
+
+    w = RenderWorker(events.emit, lambda c: SlowEncode(make_tiny_engine()))
+    w.start()
+    try:
+        w.configure(CONFIG, 1)
+        w.open_image(image, 2)
+        assert started.wait(30)
+        w.open_image(SimpleNamespace(rgb=textured(40, 30).astype(np.float32) / 255), 3)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
+        assert [e.content for e in events.of(EncodeDone)] == [3]
+    finally:
+        assert w.close(10)
+
+
+def test_bicubic_tiles_match_pillow(events: Events) -> None:
+    rgb8 = textured(64, 48)
+    w = BicubicWorker(events.emit)
+    w.start()
+    try:
+        w.set_source(1, rgb8)
+        req = TileRequest(1, 1, "bicubic", request(1, 3.0).tiles, time.perf_counter())
+        w.submit(req)
+        events.wait(lambda e: isinstance(e, RequestDone))
+        padded = Image.fromarray(np.pad(rgb8, ((2, 2), (2, 2), (0, 0)), mode="edge"))
+        for r in events.of(TileResult):
+            spec = next(s for s in req.tiles if s.key == r.key)
+            x, y, tw, th = spec.rect
+            _, _, r1, c1 = spec.window
+            box = (x + 2, y + 2, x + c1 * tw / spec.out_w + 2, y + r1 * th / spec.out_h + 2)
+            ref = np.asarray(padded.resize((c1, r1), Image.Resampling.BICUBIC, box=box))
+            np.testing.assert_array_equal(r.pixels[..., 2::-1], ref)
+    finally:
+        assert w.close(10)

@@ -1,0 +1,280 @@
+"""The application's logic: opening photos, the model and device, encoding, exports, and the workers.
+
+The window is a thin shell around this: it forwards menu actions here and shows what the signals say.
+Every worker event arrives through the bridge on the GUI thread and is dispatched by type; every failure
+becomes an `error` (or `missing_weights`) signal, which the window shows as a dialog.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from viewer.app.bridge import WorkerBridge, run_in_thread
+from viewer.app.messages import (
+    EncodeDone,
+    EncodeProgress,
+    EngineConfig,
+    EngineFailed,
+    EngineLoaded,
+    ExportCancelled,
+    ExportFailed,
+    ExportFinished,
+    ExportJob,
+    ExportProgress,
+    Notice,
+    PhotoFailed,
+    PhotoLoaded,
+    RequestDone,
+    RequestProgress,
+    TileResult,
+    WorkerError,
+)
+from viewer.app.photo import MAX_MEGAPIXELS, Photo, load_photo
+from viewer.app.planning import tile_size_for
+from viewer.app.settings import AppSettings
+from viewer.app.view_controller import DEFAULT_CACHE_BYTES, ViewController
+from viewer.app.worker import BicubicWorker, EngineFactory, RenderWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeState:
+    """Where the encoding of the open photo stands, for the status bar."""
+
+    content: int = -1
+    done: int = 0
+    total: int = 0
+    seconds: float | None = None
+    running: bool = False
+
+
+class AppController(QObject):
+    """Owns the workers and the view controller; GUI thread only."""
+
+    photo_changed = Signal()
+    loading_changed = Signal(bool)
+    error = Signal(str, str)
+    """(title, message): show a dialog."""
+    missing_weights = Signal(str)
+    notice = Signal(str, bool)
+    """(message, as a dialog too)."""
+    engine_changed = Signal()
+    encode_changed = Signal()
+    recent_changed = Signal()
+    export_progress = Signal(int, int, int)
+    export_finished = Signal(int, str, float)
+    export_failed = Signal(int, str)
+    export_cancelled = Signal(int)
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        *,
+        engine_factory: EngineFactory | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        max_megapixels: float = MAX_MEGAPIXELS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.bridge = WorkerBridge(self)
+        self.bridge.posted.connect(self._on_event)
+        self.render_worker = RenderWorker(self.bridge.post, engine_factory)
+        self.bicubic_worker = BicubicWorker(self.bridge.post)
+        self.view = ViewController(
+            self.render_worker, self.bicubic_worker, cache_bytes=cache_bytes, parent=self
+        )
+        self._ids = itertools.count(1)
+        """One monotonic counter for content ids, load requests and export ids."""
+        self._load_request = 0
+        self._max_megapixels = max_megapixels
+        self.config = EngineConfig(settings.model(), settings.device(), settings.precision())
+        self.engine: EngineLoaded | None = None
+        """The engine in use, as the worker last reported it (None until one has loaded)."""
+        self.engine_error: str | None = None
+        self.encode = EncodeState()
+        self.loading: Path | None = None
+        self._started = False
+        self._closed = False
+        self._handlers: list[Callable[[object], bool]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and load the model (in the background; torch is imported there)."""
+        if self._started:
+            return
+        self._started = True
+        self.render_worker.start()
+        self.bicubic_worker.start()
+        self.render_worker.configure(self.config, next(self._ids))
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the workers and exports; True when every thread has ended."""
+        if self._closed:
+            return True
+        self._closed = True
+        ok = self.render_worker.close(timeout) if self._started else True
+        ok = (self.bicubic_worker.close(timeout) if self._started else True) and ok
+        return ok
+
+    @property
+    def photo(self) -> Photo | None:
+        return self.view.photo
+
+    # -- photos ---------------------------------------------------------------------------------------------
+    def open(self, path: Path | str) -> None:
+        """Open a photo in the background; the current one stays until the new one has decoded."""
+        p = Path(path).expanduser()
+        req = next(self._ids)
+        self._load_request = req
+        self.loading = p
+        self.loading_changed.emit(True)
+        limit = self._max_megapixels
+        run_in_thread("liif-load", lambda: load_photo(req, p, limit), self.bridge.post)
+
+    def _on_photo_loaded(self, ev: PhotoLoaded) -> None:
+        if ev.request != self._load_request:
+            return  # a newer open superseded it
+        self.loading = None
+        self.loading_changed.emit(False)
+        content = next(self._ids)
+        photo = Photo.from_event(ev, content)
+        self.encode = EncodeState(content=content, running=self.engine is not None)
+        self.render_worker.open_image(ev.loaded, content)
+        self.bicubic_worker.set_source(content, ev.rgb8)
+        self.view.set_photo(photo)
+        self.settings.add_recent(ev.path)
+        self.recent_changed.emit()
+        self.photo_changed.emit()
+        self.encode_changed.emit()
+
+    def _on_photo_failed(self, ev: PhotoFailed) -> None:
+        if ev.request != self._load_request:
+            return
+        self.loading = None
+        self.loading_changed.emit(False)
+        keep = " The previous photo stays open." if self.photo is not None else ""
+        self.error.emit("Cannot open the photo", ev.message.rstrip(".") + "." + keep)
+
+    # -- model and device ---------------------------------------------------------------------------------
+    def set_model(self, name: str) -> None:
+        """Switch the model; the photo is encoded again with it."""
+        self._reconfigure(replace(self.config, model=name))
+
+    def set_device(self, device: str) -> None:
+        """Switch the compute device (auto, cpu, cuda, cuda:N, mps)."""
+        self._reconfigure(replace(self.config, device=device))
+
+    def _reconfigure(self, config: EngineConfig) -> None:
+        if config == self.config and self.engine is not None and not self.engine.fallback:
+            return
+        self.config = config
+        content = next(self._ids)
+        self.render_worker.configure(config, content)
+        if self.photo is not None:
+            self.bicubic_worker.retag(content)
+            self.encode = EncodeState(content=content, running=True)
+            self.view.set_content(content)
+            self.encode_changed.emit()
+
+    def _on_engine_loaded(self, ev: EngineLoaded) -> None:
+        self.engine = ev
+        self.engine_error = None
+        self.view.set_tile_size(tile_size_for(ev.device_type))
+        if not ev.fallback:
+            self.config = ev.config
+            self.settings.set_model(ev.config.model)
+            self.settings.set_device(ev.config.device)
+        if self.photo is not None and not self.encode.running and self.encode.seconds is None:
+            self.encode = replace(self.encode, running=True)
+        self.engine_changed.emit()
+        self.encode_changed.emit()
+
+    def _on_engine_failed(self, ev: EngineFailed) -> None:
+        # Keep the engine that works (if any); the menus go back to it.
+        if self.engine is not None:
+            self.config = self.engine.config
+        else:
+            self.engine_error = ev.message
+            self.encode = replace(self.encode, running=False)
+        self.engine_changed.emit()
+        self.encode_changed.emit()
+        if ev.missing_weights:
+            self.missing_weights.emit(ev.message)
+        else:
+            self.error.emit("Cannot load the model", ev.message)
+
+    # -- export ----------------------------------------------------------------------------------------------
+    def start_export(self, plan: object, out_path: Path, jpeg_quality: int = 92) -> int:
+        """Export the open photo with an engine ExportPlan, in the background; returns the export id."""
+        if self.photo is None:
+            raise RuntimeError("no photo is open")
+        export_id = next(self._ids)
+        self.render_worker.export(
+            ExportJob(export_id, self.photo.content, plan, Path(out_path), jpeg_quality)
+        )
+        return export_id
+
+    def cancel_export(self, export_id: int) -> None:
+        self.render_worker.cancel_export(export_id)
+
+    # -- events from the workers (GUI thread) ------------------------------------------------------------
+    def add_event_handler(self, handler: Callable[[object], bool]) -> None:
+        """Offer every worker event to `handler` first (GUI thread); it returns True for those it took
+        (e.g. the results of a worker extension)."""
+        self._handlers.append(handler)
+
+    def _on_event(self, ev: object) -> None:
+        """GUI thread: dispatch one worker event."""
+        if self._closed:
+            return
+        for handler in self._handlers:
+            if handler(ev):
+                return
+        if isinstance(ev, TileResult):
+            self.view.on_tile(ev)
+        elif isinstance(ev, RequestProgress):
+            self.view.on_progress(ev)
+        elif isinstance(ev, RequestDone):
+            self.view.on_request_done(ev)
+        elif isinstance(ev, EncodeProgress):
+            if self.photo is not None and ev.content == self.photo.content:
+                self.encode = replace(self.encode, done=ev.done, total=ev.total, running=True)
+                self.encode_changed.emit()
+        elif isinstance(ev, EncodeDone):
+            if self.photo is not None and ev.content == self.photo.content:
+                self.encode = replace(self.encode, running=False, seconds=ev.seconds, done=1, total=1)
+                self.encode_changed.emit()
+                self.view.on_encoded()
+        elif isinstance(ev, PhotoLoaded):
+            self._on_photo_loaded(ev)
+        elif isinstance(ev, PhotoFailed):
+            self._on_photo_failed(ev)
+        elif isinstance(ev, EngineLoaded):
+            self._on_engine_loaded(ev)
+        elif isinstance(ev, EngineFailed):
+            self._on_engine_failed(ev)
+        elif isinstance(ev, ExportProgress):
+            self.export_progress.emit(ev.export_id, ev.done, ev.total)
+        elif isinstance(ev, ExportFinished):
+            self.export_finished.emit(ev.export_id, str(ev.path), ev.seconds)
+        elif isinstance(ev, ExportFailed):
+            self.export_failed.emit(ev.export_id, ev.message)
+        elif isinstance(ev, ExportCancelled):
+            self.export_cancelled.emit(ev.export_id)
+        elif isinstance(ev, Notice):
+            self.notice.emit(ev.message, ev.dialog)
+        elif isinstance(ev, WorkerError):
+            if self.encode.running:
+                self.encode = replace(self.encode, running=False)
+                self.encode_changed.emit()
+            self.error.emit(ev.title, ev.message)
+        else:  # pragma: no cover - a new event type without a handler is a bug
+            log.error("unhandled worker event %r", ev)

@@ -1,0 +1,645 @@
+"""Inspect mode's plumbing: requests and results, the worker-side queue and computations, the GUI controller.
+
+Like the viewport's tiles, every inspection is a frozen request with a generation from one
+`itertools.count()`, built on the GUI thread from a snapshot of the viewport and sent to the render worker
+(the one thread that owns the engine and the feature map). The worker answers with plain values (numpy
+arrays, a `Probe`), and the GUI applies a result only if it answers the newest request of its kind.
+The canvas paints the cached results through `InspectController.paint`, which never calls the model.
+
+- a *probe* explains one on-screen pixel: it is computed for the exact tile pixel the canvas shows, so its
+  blended colour is that pixel;
+- a *feature* image is the feature map's PCA (or one channel), once per photo and model;
+- *difference* tiles ("what the model adds") compare the LIIF tiles of the view with bicubic tiles of the
+  same grid, so they are as sharp as the view; the worker reuses the tiles it has just rendered.
+
+Torch is never imported here at module level; the worker-side functions import the engine lazily.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QTimer, Signal
+from PySide6.QtGui import QPainter
+
+from viewer.app import planning as pl
+from viewer.app.inspect_panel import InspectOptions
+from viewer.app.overlays import (
+    ImageLayer,
+    paint_confidence_cue,
+    paint_lattice,
+    paint_layer,
+    paint_probe,
+)
+from viewer.app.planning import TileKey, TileSpec, Viewport
+from viewer.engine.cancel import CancelToken
+from viewer.engine.inspect import EMPTY_LATTICE, Lattice, Probe, difference_heatmap, lattice_lines
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from viewer.app.view_controller import ViewController
+    from viewer.engine.render import Engine, FeatureMap
+
+FeatureKind = Literal["pca", "channel"]
+ProbePurpose = Literal["hover", "illustration"]
+
+HOVER_COALESCE_MS = 15
+"""Mouse moves within this time become one probe request."""
+DIFFERENCE_DEBOUNCE_MS = 250
+"""The view must rest this long before its difference tiles are asked for."""
+DIFFERENCE_CACHE_TILES = 256
+RECENT_TILE_BYTES = 96 << 20
+"""The render worker keeps this much of its latest LIIF tiles for the difference view."""
+BICUBIC_PAD = 2
+
+
+# -- requests (GUI -> render worker) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeRequest:
+    """Explain output pixel (row, col) of the grid `out_w` x `out_h` over source rectangle `rect`."""
+
+    generation: int
+    content: int
+    rect: tuple[float, float, float, float]
+    out_w: int
+    out_h: int
+    row: int
+    col: int
+    purpose: ProbePurpose = "hover"
+
+    @property
+    def slot(self) -> str:
+        return "probe" if self.purpose == "hover" else "illustration"
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """The feature map as an image: its PCA, or one channel."""
+
+    generation: int
+    content: int
+    kind: FeatureKind
+    channel: int = 0
+    slot: str = "feature"
+
+
+@dataclass(frozen=True)
+class DifferenceRequest:
+    """Difference (LIIF - bicubic) tiles for these tile specs, visible ones first."""
+
+    generation: int
+    content: int
+    tiles: tuple[TileSpec, ...]
+    slot: str = "difference"
+
+
+InspectRequest = ProbeRequest | FeatureRequest | DifferenceRequest
+
+
+# -- results (render worker -> GUI) ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeResult:
+    generation: int
+    content: int
+    purpose: ProbePurpose
+    probe: Probe
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """(H, W, 3) uint8 pixels of the feature image, the size of the photo."""
+
+    generation: int
+    content: int
+    kind: FeatureKind
+    channel: int
+    pixels: np.ndarray
+    n_channels: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DifferenceTile:
+    """One tile of the heat map: RGBA uint8 (rows, cols, 4) over the tile's source rectangle."""
+
+    generation: int
+    content: int
+    key: TileKey
+    rect: tuple[float, float, float, float]
+    pixels: np.ndarray
+    mean: float
+    """Mean RMS difference over the tile (0-1 units)."""
+
+
+@dataclass(frozen=True)
+class InspectFailed:
+    generation: int
+    content: int
+    slot: str
+    message: str
+
+
+INSPECT_EVENTS = (ProbeResult, FeatureResult, DifferenceTile, InspectFailed)
+
+
+# -- worker side -------------------------------------------------------------------------------------------------
+HEAVY_SLOTS = ("feature", "difference")
+"""Slots that wait until the viewport's tiles are done (they can take seconds)."""
+SLOT_ORDER = ("probe", "illustration", "feature", "difference")
+
+
+@dataclass
+class InspectQueue:
+    """The newest request per slot, and the token of the one running. The worker's lock guards it."""
+
+    pending: dict[str, InspectRequest] = field(default_factory=dict)
+    running: dict[str, CancelToken] = field(default_factory=dict)
+
+    def put(self, req: InspectRequest) -> None:
+        """Make `req` the request of its slot; stop a running one of the same slot."""
+        self.pending[req.slot] = req
+        token = self.running.get(req.slot)
+        if token is not None:
+            token.cancel()
+
+    def clear(self) -> None:
+        self.pending.clear()
+        for token in self.running.values():
+            token.cancel()
+
+    def _ready(self, fm_content: int, tiles_busy: bool) -> str | None:
+        for slot in SLOT_ORDER:
+            req = self.pending.get(slot)
+            if req is None:
+                continue
+            if req.content < fm_content:
+                del self.pending[slot]  # asks about a photo or model that is gone
+                continue
+            if req.content == fm_content and not (tiles_busy and slot in HEAVY_SLOTS):
+                return slot
+        return None
+
+    def has_ready(self, fm_content: int, tiles_busy: bool) -> bool:
+        return self._ready(fm_content, tiles_busy) is not None
+
+    def take(self, fm_content: int, tiles_busy: bool) -> tuple[InspectRequest, CancelToken] | None:
+        """Pop the most urgent request that can run now: probes first, heavy ones when tiles are idle."""
+        slot = self._ready(fm_content, tiles_busy)
+        if slot is None:
+            return None
+        req = self.pending.pop(slot)
+        token = CancelToken()
+        self.running[slot] = token
+        return req, token
+
+    def done(self, slot: str, token: CancelToken) -> None:
+        if self.running.get(slot) is token:
+            del self.running[slot]
+
+
+class RecentTiles:
+    """The render worker's latest LIIF tiles (BGRA uint8) by key, within a byte budget (worker thread)."""
+
+    def __init__(self, budget: int = RECENT_TILE_BYTES) -> None:
+        self._budget = budget
+        self._bytes = 0
+        self._content = -1
+        self._tiles: OrderedDict[TileKey, np.ndarray] = OrderedDict()
+
+    def put(self, content: int, key: TileKey, bgra: np.ndarray) -> None:
+        if content != self._content:
+            self._tiles.clear()
+            self._bytes = 0
+            self._content = content
+        old = self._tiles.pop(key, None)
+        if old is not None:
+            self._bytes -= old.nbytes
+        self._tiles[key] = bgra
+        self._bytes += bgra.nbytes
+        while self._bytes > self._budget and len(self._tiles) > 1:
+            _, gone = self._tiles.popitem(last=False)
+            self._bytes -= gone.nbytes
+
+    def get(self, content: int, key: TileKey) -> np.ndarray | None:
+        return self._tiles.get(key) if content == self._content else None
+
+
+def padded_source(rgb8: np.ndarray, pad: int = BICUBIC_PAD) -> PILImage:
+    """The photo with `pad` edge pixels on each side, as the bicubic tiles resample it."""
+    from PIL import Image
+
+    padded = np.pad(rgb8, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return Image.fromarray(np.ascontiguousarray(padded), "RGB")
+
+
+def bicubic_tile(source: PILImage, spec: TileSpec, pad: int = BICUBIC_PAD) -> np.ndarray:
+    """Pillow's bicubic resample of a tile's source box (same pixel-centre convention as LIIF): RGB uint8."""
+    from PIL import Image
+
+    x, y, w, h = spec.rect
+    r0, c0, r1, c1 = spec.window
+    sx, sy = w / spec.out_w, h / spec.out_h
+    box = (
+        max(0.0, x + c0 * sx + pad),
+        max(0.0, y + r0 * sy + pad),
+        min(float(source.width), x + c1 * sx + pad),
+        min(float(source.height), y + r1 * sy + pad),
+    )
+    out = source.resize((c1 - c0, r1 - r0), Image.Resampling.BICUBIC, box=box)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def bgra_to_rgb(bgra: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(bgra[..., 2::-1])
+
+
+TileRenderer = Callable[[TileSpec, CancelToken], np.ndarray]
+"""Renders one LIIF tile as BGRA uint8 (the worker's own tile path, with its out-of-memory handling)."""
+
+
+def run_inspect(
+    req: InspectRequest,
+    engine: Engine,
+    fm: FeatureMap,
+    token: CancelToken,
+    emit: Callable[[object], None],
+    *,
+    source: Callable[[], PILImage],
+    recent: RecentTiles,
+    render_tile: TileRenderer,
+) -> None:
+    """Render worker thread: answer one inspection request with events (model calls happen here only).
+
+    `source` gives the padded photo for bicubic tiles (made on first use); `recent` holds the LIIF tiles
+    just rendered, so the difference view usually needs no model call at all.
+    """
+    from viewer.engine import inspect as ins
+
+    t0 = time.perf_counter()
+    if isinstance(req, ProbeRequest):
+        from viewer.engine.render import SourceRect
+
+        probe = ins.probe_pixel(engine, fm, SourceRect(*req.rect), req.out_w, req.out_h, req.row, req.col)
+        emit(ProbeResult(req.generation, req.content, req.purpose, probe, time.perf_counter() - t0))
+    elif isinstance(req, FeatureRequest):
+        pixels = ins.pca_rgb(fm) if req.kind == "pca" else ins.channel_image(fm, req.channel)
+        n = int(fm.feat.shape[0])
+        emit(
+            FeatureResult(
+                req.generation, req.content, req.kind, req.channel, pixels, n, time.perf_counter() - t0
+            )
+        )
+    else:
+        src = source()
+        for spec in req.tiles:
+            token.raise_if_cancelled()
+            bgra = recent.get(req.content, spec.key)
+            if bgra is None:
+                bgra = render_tile(spec, token)
+                recent.put(req.content, spec.key, bgra)
+            liif = bgra_to_rgb(bgra)
+            bic = bicubic_tile(src, spec)
+            heat = difference_heatmap(liif, bic)
+            mean = float(ins.difference_magnitude(liif, bic).mean())
+            emit(DifferenceTile(req.generation, req.content, spec.key, tile_covers(spec), heat, mean))
+
+
+def tile_covers(spec: TileSpec) -> tuple[float, float, float, float]:
+    """The source rectangle a tile's rendered pixels (its window) cover."""
+    x, y, w, h = spec.rect
+    r0, c0, r1, c1 = spec.window
+    sx, sy = w / spec.out_w, h / spec.out_h
+    return x + c0 * sx, y + r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy
+
+
+# -- GUI side ----------------------------------------------------------------------------------------------------
+class InspectSink(Protocol):
+    """What the controller needs from the render worker: take the newest inspection request."""
+
+    def inspect(self, request: InspectRequest) -> None: ...
+
+
+@dataclass(frozen=True)
+class _LatticeKey:
+    rect: tuple[float, float, float, float]
+    size: tuple[int, int]
+    bounds: tuple[int, int]
+
+
+class InspectController(QObject):
+    """Inspect mode's state on the GUI thread: options, requests, and the cached results the canvas paints.
+
+    It needs the view controller (viewport, photo, tile size) and a sink for requests (the render worker).
+    """
+
+    changed = Signal()
+    """Something Inspect mode paints changed: repaint the canvas."""
+    probe_changed = Signal(object)
+    """A new hover probe (`Probe`) arrived, or None when it was cleared."""
+    feature_ready = Signal()
+    """A feature image for the open photo arrived (illustrations may use it)."""
+    illustration_probe = Signal(object)
+    """The probe for Help ▸ How it works arrived (`Probe`)."""
+    status = Signal(str)
+    """A line for the panel: waiting, computing, failed, ..."""
+    channels_known = Signal(int)
+
+    def __init__(self, view: ViewController, sink: InspectSink, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._view = view
+        self._sink = sink
+        self._generations = itertools.count(1)
+        self._current: dict[str, int] = {}
+        self.active = False
+        self.options = InspectOptions()
+        self.probe: Probe | None = None
+        self.probe_point: tuple[float, float] | None = None
+        """Source point under the pointer (what the probe explains once it arrives)."""
+        self._hover: tuple[float, float] | None = None
+        self._features: dict[tuple[int, FeatureKind, int], ImageLayer] = {}
+        self._diff: OrderedDict[tuple[int, TileKey], ImageLayer] = OrderedDict()
+        self._diff_pending: set[tuple[int, TileKey]] = set()
+        self._lattice_key: _LatticeKey | None = None
+        self._lattice: Lattice = EMPTY_LATTICE
+        self.n_channels = 0
+        self._hover_timer = QTimer(self)
+        self._hover_timer.setSingleShot(True)
+        self._hover_timer.setInterval(HOVER_COALESCE_MS)
+        self._hover_timer.timeout.connect(self._send_probe)
+        self._diff_timer = QTimer(self)
+        self._diff_timer.setSingleShot(True)
+        self._diff_timer.setInterval(DIFFERENCE_DEBOUNCE_MS)
+        self._diff_timer.timeout.connect(self._request_difference)
+        view.view_changed.connect(self._on_view_changed)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def _next(self, slot: str) -> int:
+        gen = next(self._generations)
+        self._current[slot] = gen
+        return gen
+
+    def current_generation(self, slot: str) -> int:
+        return self._current.get(slot, 0)
+
+    @property
+    def content(self) -> int | None:
+        photo = self._view.photo
+        return photo.content if photo is not None else None
+
+    def set_active(self, on: bool) -> None:
+        """GUI thread (menu action): turn Inspect mode on or off."""
+        self.active = on
+        if not on:
+            self._hover_timer.stop()
+            self._diff_timer.stop()
+            self._set_probe(None)
+        else:
+            self._request_layer()
+        self.changed.emit()
+
+    def set_options(self, options: InspectOptions) -> None:
+        """GUI thread (panel): new options; asks for whatever layer they need."""
+        layer_changed = (options.layer, options.channel) != (self.options.layer, self.options.channel)
+        self.options = options
+        if not options.probe:
+            self._set_probe(None)
+        if layer_changed and self.active:
+            self._request_layer()
+        self.changed.emit()
+
+    def reset(self) -> None:
+        """GUI thread: the photo or the model changed; every cached result is void."""
+        self._features.clear()
+        self._diff.clear()
+        self._diff_pending.clear()
+        for slot in SLOT_ORDER:
+            self._next(slot)  # results in flight no longer match
+        self._set_probe(None)
+        if self.active:
+            self._request_layer()
+        self.changed.emit()
+
+    def _set_probe(self, probe: Probe | None) -> None:
+        self.probe = probe
+        if probe is None:
+            self.probe_point = None
+        self.probe_changed.emit(probe)
+
+    # -- requests ---------------------------------------------------------------------------------------------
+    def hover(self, lx: float, ly: float) -> None:
+        """GUI thread (canvas mouse move): probe the device pixel under logical position (lx, ly)."""
+        if not (self.active and self.options.probe) or self._view.viewport is None:
+            return
+        self._hover = (lx, ly)
+        if not self._hover_timer.isActive():
+            self._hover_timer.start()
+
+    def leave(self) -> None:
+        """GUI thread: the pointer left the canvas; keep the last probe shown."""
+        self._hover = None
+
+    def probe_request(self, lx: float, ly: float, purpose: ProbePurpose = "hover") -> ProbeRequest | None:
+        """The request for the device pixel under (lx, ly): that pixel of the tile the canvas paints there."""
+        vp, content = self._view.viewport, self.content
+        if vp is None or content is None:
+            return None
+        ox, oy = vp.origin
+        vx = math.floor(lx * vp.dpr) + ox
+        vy = math.floor(ly * vp.dpr) + oy
+        vw, vh = vp.virtual_size
+        if not (0 <= vx < vw and 0 <= vy < vh):
+            return None
+        tile = self._view.tile_size
+        spec = pl.tile_spec(vp, vx // tile, vy // tile, tile=tile)
+        gen = self._next("probe" if purpose == "hover" else "illustration")
+        return ProbeRequest(gen, content, spec.rect, spec.out_w, spec.out_h, vy % tile, vx % tile, purpose)
+
+    def _send_probe(self) -> None:
+        """GUI thread (coalescing timer): send the probe for the latest pointer position."""
+        if self._hover is None:
+            return
+        req = self.probe_request(*self._hover)
+        if req is None:
+            return
+        vp = self._view.viewport
+        if vp is not None:
+            self.probe_point = vp.screen_to_source(*self._hover)
+        self._sink.inspect(req)
+
+    def request_illustration(self, centre: tuple[float, float], magnification: float) -> bool:
+        """GUI thread: ask for the PCA image and a probe at `centre` for Help ▸ How it works."""
+        content = self.content
+        photo = self._view.photo
+        if content is None or photo is None:
+            return False
+        self._request_feature("pca", 0)
+        zd = magnification
+        vx, vy = math.floor(centre[0] * zd), math.floor(centre[1] * zd)
+        rect = (vx / zd, vy / zd, 1 / zd, 1 / zd)
+        gen = self._next("illustration")
+        self._sink.inspect(ProbeRequest(gen, content, rect, 1, 1, 0, 0, "illustration"))
+        return True
+
+    def feature_pixels(self, kind: FeatureKind = "pca", channel: int = 0) -> np.ndarray | None:
+        """The cached feature image of the open photo, if it has arrived."""
+        content = self.content
+        layer = self._features.get((content, kind, channel if kind == "channel" else 0)) if content else None
+        return layer.pixels if layer is not None else None
+
+    def _request_feature(self, kind: FeatureKind, channel: int) -> None:
+        content = self.content
+        if content is None:
+            return
+        ch = channel if kind == "channel" else 0
+        if (content, kind, ch) in self._features:
+            return
+        self.status.emit("Computing the feature image…")
+        self._sink.inspect(FeatureRequest(self._next("feature"), content, kind, ch))
+
+    def _request_layer(self) -> None:
+        o = self.options
+        if o.layer == "pca":
+            self._request_feature("pca", 0)
+        elif o.layer == "channel":
+            self._request_feature("channel", o.channel)
+        elif o.layer == "difference":
+            self._diff_timer.start()
+
+    def _on_view_changed(self) -> None:
+        """GUI thread: the viewport moved; the difference view follows once it rests."""
+        if self.active and self.options.layer == "difference":
+            self._diff_timer.start()
+
+    def _request_difference(self) -> None:
+        """GUI thread (debounce timer): ask for the visible difference tiles not cached yet."""
+        vp, content = self._view.viewport, self.content
+        if vp is None or content is None:
+            return
+        if not vp.refinable:
+            self.status.emit("At 100% or less the view is the photo itself: zoom in to see what LIIF adds.")
+            return
+        tile = self._view.tile_size
+        specs = tuple(
+            pl.tile_spec(vp, tx, ty, tile=tile)
+            for tx, ty in pl.visible_range(vp, tile).cells()
+            if (content, TileKey(vp.device_zoom, tx, ty)) not in self._diff
+        )
+        if not specs:
+            return
+        self._diff_pending = {(content, s.key) for s in specs}
+        self.status.emit(f"Comparing {len(specs)} tiles with bicubic…")
+        self._sink.inspect(DifferenceRequest(self._next("difference"), content, specs))
+
+    # -- results (GUI thread; queued from the render worker) ------------------------------------------------
+    def on_event(self, ev: object) -> bool:
+        """Apply an inspection result if it answers the newest request of its kind; True if applied."""
+        content = self.content
+        if isinstance(ev, ProbeResult):
+            slot = "probe" if ev.purpose == "hover" else "illustration"
+            if ev.generation != self.current_generation(slot) or ev.content != content:
+                return False
+            if ev.purpose == "illustration":
+                self.illustration_probe.emit(ev.probe)
+                return True
+            if not (self.active and self.options.probe):
+                return False
+            self.probe_point = (ev.probe.x, ev.probe.y)
+            self._set_probe(ev.probe)
+            self.changed.emit()
+            return True
+        if isinstance(ev, FeatureResult):
+            if ev.content != content:
+                return False
+            self._features[(ev.content, ev.kind, ev.channel)] = ImageLayer(
+                ev.pixels, (0.0, 0.0, float(ev.pixels.shape[1]), float(ev.pixels.shape[0]))
+            )
+            if ev.n_channels != self.n_channels:
+                self.n_channels = ev.n_channels
+                self.channels_known.emit(ev.n_channels)
+            self.status.emit(f"Feature image ready ({ev.seconds:.1f} s).")
+            self.feature_ready.emit()
+            self.changed.emit()
+            return True
+        if isinstance(ev, DifferenceTile):
+            if ev.generation != self.current_generation("difference") or ev.content != content:
+                return False
+            key = (ev.content, ev.key)
+            self._diff[key] = ImageLayer(ev.pixels, ev.rect, smooth=False)
+            self._diff.move_to_end(key)
+            while len(self._diff) > DIFFERENCE_CACHE_TILES:
+                self._diff.popitem(last=False)
+            self._diff_pending.discard(key)
+            if not self._diff_pending:
+                self.status.emit("“What the model adds” is up to date for this view.")
+            self.changed.emit()
+            return True
+        if isinstance(ev, InspectFailed):
+            if ev.generation == self.current_generation(ev.slot) and ev.content == content:
+                self.status.emit(f"Inspection failed: {ev.message}")
+                return True
+            return False
+        return False
+
+    # -- painting (GUI thread; cached data only) -----------------------------------------------------------------
+    def lattice_for(self, vp: Viewport, image_w: int, image_h: int) -> Lattice:
+        """The lattice for `vp` in canvas device pixels (pure arithmetic, cached per viewport)."""
+        dw, dh = vp.device_size
+        key = _LatticeKey(vp.source_rect(), (dw, dh), (image_w, image_h))
+        if key != self._lattice_key:
+            self._lattice_key = key
+            self._lattice = lattice_lines(key.rect, dw, dh, bounds=key.bounds)
+        return self._lattice
+
+    def paint(self, painter: QPainter, clip: QRectF | None = None) -> None:
+        """GUI thread (canvas paintEvent): draw the active overlays from cached data, in device pixels.
+
+        The painter must be in device pixels (the canvas scales by 1/dpr around this call). Never calls the
+        model: layers are arrays from the worker, the lattice is arithmetic.
+        """
+        vp, photo = self._view.viewport, self._view.photo
+        if not self.active or vp is None or photo is None:
+            return
+        dw, dh = vp.device_size
+        canvas = QRectF(0, 0, dw, dh)
+        view = vp.source_rect()
+        o = self.options
+        if o.layer in ("pca", "channel"):
+            kind: FeatureKind = "pca" if o.layer == "pca" else "channel"
+            feature = self._features.get((photo.content, kind, o.channel if kind == "channel" else 0))
+            if feature is not None:
+                paint_layer(painter, feature, view, canvas, o.opacity)
+        elif o.layer == "difference" and vp.refinable:
+            zd = vp.device_zoom
+            for (content, tile_key), layer in self._diff.items():
+                if content == photo.content and tile_key.zoom == zd:
+                    paint_layer(painter, layer, view, canvas, o.opacity)
+        if o.lattice:
+            paint_lattice(painter, self.lattice_for(vp, photo.width, photo.height))
+        if o.probe and self.probe is not None:
+            zd = vp.device_zoom
+            ox, oy = vp.origin
+            paint_probe(painter, self.probe, lambda x, y: QPointF(x * zd - ox, y * zd - oy))
+
+    def paint_cue(self, painter: QPainter, rect: QRectF) -> None:
+        """GUI thread (canvas paintEvent, logical pixels): the confidence cue beyond x4 in Inspect mode."""
+        vp = self._view.viewport
+        if self.active and vp is not None and self._view.photo is not None:
+            paint_confidence_cue(painter, rect, vp.magnification)
+
+
+def describe_probe_wait(engine_ready: bool, encoded: bool) -> str:
+    """The panel's status line while no probe can be computed yet."""
+    if not engine_ready:
+        return "Waiting for the model to load…"
+    if not encoded:
+        return "Waiting for the photo to be encoded…"
+    return "Hover over the photo to probe a pixel."

@@ -1,0 +1,714 @@
+"""The main window: a thin composition root that wires the controller to the canvas, menus and status bar.
+
+Layout lives here; logic lives in `AppController` (photos, model, device, exports) and `ViewController`
+(viewport and tiles). Every slot runs on the GUI thread. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QProgressDialog,
+    QToolBar,
+    QWidget,
+)
+
+from viewer import paths
+from viewer.app.canvas import Canvas
+from viewer.app.controller import AppController
+from viewer.app.export_dialog import ExportDialog
+from viewer.app.help import ShortcutsDialog
+from viewer.app.navigator import NavigatorPanel
+from viewer.app.photo import IMAGE_FILTER, IMAGE_SUFFIXES
+from viewer.app.settings import AppSettings
+from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
+from viewer.app.worker import EngineFactory
+from viewer.engine.weights import FETCH_COMMAND, list_models
+
+APP_NAME = "LIIF Viewer"
+ZOOM_PRESETS = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)
+DEVICE_LABELS = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+
+
+def app_icon() -> QIcon:
+    """The app icon from resources/icons (drawn by `viewer.app.icon`), if present."""
+    icon = QIcon()
+    folder = paths.resources_dir() / "icons"
+    for f in sorted(folder.glob("liif-viewer-*.png")):
+        icon.addFile(str(f))
+    return icon
+
+
+def parse_zoom_text(text: str) -> float | None:
+    """'800', '800%', '8x', '×8' -> zoom factor; 'fit' -> 0.0 (meaning fit); anything else None."""
+    t = text.strip().lower().replace(" ", "")
+    if t == "fit":
+        return 0.0
+    try:
+        if t.endswith("%"):
+            return float(t[:-1]) / 100
+        if t.endswith("x") or t.startswith(("x", "×")):
+            return float(t.strip("x×"))
+        return float(t) / 100
+    except ValueError:
+        return None
+
+
+class MainWindow(QMainWindow):
+    """The viewer window."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        *,
+        engine_factory: EngineFactory | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.controller = AppController(
+            settings, engine_factory=engine_factory, cache_bytes=cache_bytes, parent=self
+        )
+        self.view = self.controller.view
+        self.canvas = Canvas(self.view, self)
+        self.setCentralWidget(self.canvas)
+        self.nav_panel = NavigatorPanel(self.view)
+        self.navigator = self.nav_panel.navigator
+        self.nav_dock = QDockWidget("Navigator", self)
+        self.nav_dock.setObjectName("navigator")
+        self.nav_dock.setWidget(self.nav_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.nav_dock)
+        self._messages: list[QMessageBox] = []
+        self._export_id: int | None = None
+        self._export_progress: QProgressDialog | None = None
+        self._export_path: Path | None = None
+
+        self.setObjectName("main-window")
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status()
+        self._connect()
+        self.resize(1280, 860)
+        geometry = settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        self.nav_dock.setVisible(settings.flag("navigator", True))
+        self.act_navigator.setChecked(self.nav_dock.isVisible())
+        self._refresh_status()
+
+    # -- construction -------------------------------------------------------------------------------------
+    def _action(
+        self,
+        text: str,
+        slot: object,
+        shortcuts: tuple[QKeySequence | str, ...] = (),
+        *,
+        checkable: bool = False,
+    ) -> QAction:
+        a = QAction(text, self)
+        keys: list[QKeySequence] = []
+        for s in shortcuts:
+            k = QKeySequence(s)
+            if not k.isEmpty() and k not in keys:  # a standard key can be empty on some platforms
+                keys.append(k)
+        if keys:
+            a.setShortcuts(keys)
+        a.setCheckable(checkable)
+        if checkable:
+            a.toggled.connect(slot)  # type: ignore[arg-type]
+        else:
+            a.triggered.connect(slot)  # type: ignore[arg-type]
+        self.addAction(a)  # shortcuts work even with the menu bar hidden
+        return a
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        v = self.view
+        self.act_open = self._action("&Open…", self.open_dialog, (QKeySequence(K.Open),))
+        self.act_export = self._action("&Export…", lambda: self.export_dialog(), ("Ctrl+E",))
+        self.act_export_view = self._action(
+            "Export Current &View…", lambda: self.export_dialog("view"), ("Ctrl+Shift+E",)
+        )
+        self.act_quit = self._action("&Quit", self.close, (QKeySequence(K.Quit), "Ctrl+Q"))
+        self.act_zoom_in = self._action(
+            "Zoom &In", lambda: v.zoom_step(+1), ("+", "=", QKeySequence(K.ZoomIn))
+        )
+        self.act_zoom_out = self._action("Zoom &Out", lambda: v.zoom_step(-1), ("-", QKeySequence(K.ZoomOut)))
+        self.act_fit = self._action("&Fit to Window", v.fit, ("0",))
+        self.act_100 = self._action("&Actual Size (100%)", v.actual_size, ("1",))
+        self.act_pan_left = self._action("Pan Left", lambda: self._pan(-1, 0), ("Left",))
+        self.act_pan_right = self._action("Pan Right", lambda: self._pan(1, 0), ("Right",))
+        self.act_pan_up = self._action("Pan Up", lambda: self._pan(0, -1), ("Up",))
+        self.act_pan_down = self._action("Pan Down", lambda: self._pan(0, 1), ("Down",))
+        self.act_compare = self._action("&Compare with Bicubic", self._set_compare, ("C",), checkable=True)
+        self.act_navigator = self._action("&Navigator", self._set_navigator, ("N",), checkable=True)
+        self.act_select = self._action("&Select Region", self.canvas.set_select_mode, ("R",), checkable=True)
+        self.act_select_all = self._action(
+            "Select &Whole Image", self._select_all, (QKeySequence(K.SelectAll),)
+        )
+        self.act_clear_sel = self._action("&Clear Selection", lambda: v.set_selection(None), ("Esc",))
+        self.act_fullscreen = self._action("&Full Screen", self._toggle_fullscreen, ("F11",))
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, ("F1", "?"))
+        self.act_about = self._action("&About LIIF Viewer", self._about)
+        self.act_fetch_help = self._action("How to Get the Official &Weights…", self._show_fetch_help)
+        self.act_open_weights = self._action("Open Weights &File…", self._open_weights_file)
+        self.act_compare.setChecked(self.settings.flag("compare", False))
+        self.act_compare.setToolTip("Split view: LIIF on the left, bicubic on the right (C)")
+        self.act_select.setToolTip("Drag to select the region to export (R)")
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        file.addAction(self.act_open)
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        file.addAction(self.act_export)
+        file.addAction(self.act_export_view)
+        file.addSeparator()
+        file.addAction(self.act_quit)
+        edit = mb.addMenu("&Select")
+        for a in (self.act_select, self.act_select_all, self.act_clear_sel):
+            edit.addAction(a)
+        view = mb.addMenu("&View")
+        for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_100):
+            view.addAction(a)
+        view.addSeparator()
+        pan = view.addMenu("&Pan")
+        for a in (self.act_pan_left, self.act_pan_right, self.act_pan_up, self.act_pan_down):
+            pan.addAction(a)
+        view.addSeparator()
+        view.addAction(self.act_compare)
+        view.addAction(self.act_navigator)
+        view.addAction(self.act_fullscreen)
+        self.model_menu = mb.addMenu("&Model")
+        self.model_menu.aboutToShow.connect(self._fill_model_menu)
+        self.device_menu = mb.addMenu("&Device")
+        self.device_menu.aboutToShow.connect(self._fill_device_menu)
+        help_menu = mb.addMenu("&Help")
+        help_menu.addAction(self.act_shortcuts)
+        help_menu.addAction(self.act_fetch_help)
+        help_menu.addAction(self.act_about)
+        # Filled once so the menus are not empty before first shown (and for tests).
+        self._fill_model_menu()
+        self._fill_device_menu()
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Main", self)
+        tb.setObjectName("main-toolbar")
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.addAction(self.act_open)
+        tb.addSeparator()
+        tb.addAction(self.act_zoom_out)
+        self.zoom_box = QComboBox(tb)
+        self.zoom_box.setEditable(True)
+        self.zoom_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.zoom_box.addItem("Fit")
+        for p in ZOOM_PRESETS:
+            self.zoom_box.addItem(f"{p}%")
+        self.zoom_box.setMinimumContentsLength(7)
+        self.zoom_box.setToolTip("Zoom: type a percentage (e.g. 800%) or choose one")
+        self.zoom_box.textActivated.connect(self._zoom_entered)  # picked from the list
+        edit = self.zoom_box.lineEdit()
+        if edit is not None:  # typed: NoInsert means the combo box itself ignores text not in the list
+            edit.returnPressed.connect(lambda: self._zoom_entered(edit.text()))
+        tb.addWidget(self.zoom_box)
+        tb.addAction(self.act_zoom_in)
+        tb.addAction(self.act_fit)
+        tb.addAction(self.act_100)
+        tb.addSeparator()
+        tb.addAction(self.act_compare)
+        tb.addAction(self.act_select)
+        tb.addAction(self.act_export)
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.render_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(140)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.zoom_label = QLabel()
+        self.mag_label = QLabel()
+        self.model_label = QLabel()
+        self.device_label = QLabel()
+        sb.addWidget(self.render_label, 1)
+        sb.addWidget(self.progress)
+        for w in (self.zoom_label, self.mag_label, self.model_label, self.device_label):
+            sb.addPermanentWidget(w)
+
+    def _connect(self) -> None:
+        c, v = self.controller, self.view
+        v.view_changed.connect(self._on_view_changed)
+        v.refine_changed.connect(self._refresh_status)
+        c.encode_changed.connect(self._refresh_status)
+        c.engine_changed.connect(self._refresh_status)
+        c.photo_changed.connect(self._on_photo_changed)
+        c.loading_changed.connect(self._on_loading)
+        c.error.connect(self.show_error)
+        c.missing_weights.connect(self.show_missing_weights)
+        c.notice.connect(self._on_notice)
+        c.export_progress.connect(self._on_export_progress)
+        c.export_finished.connect(self._on_export_finished)
+        c.export_failed.connect(self._on_export_failed)
+        c.export_cancelled.connect(self._on_export_cancelled)
+        self.canvas.selection_made.connect(self._refresh_actions)
+        self.nav_dock.visibilityChanged.connect(self._on_nav_visibility)
+        if self.act_compare.isChecked():
+            v.set_compare(True)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self, photo: Path | None = None) -> None:
+        """Start the workers (the model loads in the background) and open `photo`, if any."""
+        self.controller.start()
+        if photo is not None:
+            self.controller.open(photo)
+        self._refresh_actions()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """GUI thread: remember the window, stop the workers (cancelling any export: no file is left)."""
+        if self._export_id is not None:
+            answer = QMessageBox.question(
+                self, APP_NAME, "An export is running. Cancel it and quit?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            )  # fmt: skip
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.controller.cancel_export(self._export_id)
+        self.settings.set_geometry(self.saveGeometry())
+        self.settings.set_window_state(self.saveState())
+        self.settings.sync()
+        for box in self._messages:
+            box.close()
+        # Short: an encode of a huge photo stops only at its next tile; the threads are daemons anyway.
+        self.controller.close(timeout=3.0)
+        super().closeEvent(event)
+
+    # -- files ----------------------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = self.settings.last_dir() or str(Path.home())
+        name, _ = QFileDialog.getOpenFileName(self, "Open Photo", start, IMAGE_FILTER)
+        if name:
+            self.settings.set_last_dir(Path(name).parent)
+            self.controller.open(Path(name))
+
+    def _fill_recent(self) -> None:
+        m = self.recent_menu
+        m.clear()
+        files = self.settings.recent_files()
+        for i, p in enumerate(files):
+            label = f"&{i + 1} {p.name}" if i < 9 else p.name
+            a = m.addAction(label)
+            a.setToolTip(str(p))
+            a.setStatusTip(str(p))
+            a.triggered.connect(lambda _=False, p=p: self._open_recent(p))
+        if not files:
+            m.addAction("(none)").setEnabled(False)
+        m.addSeparator()
+        clear = m.addAction("Clear List")
+        clear.setEnabled(bool(files))
+        clear.triggered.connect(self.settings.clear_recent)
+
+    def _open_recent(self, path: Path) -> None:
+        if not path.exists():
+            self.settings.remove_recent(path)
+            self.show_error(
+                "Cannot open the photo", f"{path}: the file no longer exists; removed from the list."
+            )
+            return
+        self.controller.open(path)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """GUI thread: accept a drop of local image files."""
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """GUI thread: open the first dropped file (the loader says so if it is not an image)."""
+        files = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+            self.controller.open((images or files)[0])
+            event.acceptProposedAction()
+
+    # -- model and device -----------------------------------------------------------------------------------
+    def _fill_model_menu(self) -> None:
+        m = self.model_menu
+        m.clear()
+        group = QActionGroup(m)
+        current = self.controller.config.model
+        try:
+            models = list_models()
+        except Exception as exc:  # a broken manifest must not break the menu
+            models = []
+            m.addAction(f"(model catalog unreadable: {exc})").setEnabled(False)
+        names = [mi.name for mi in models]
+        for mi in models:
+            label = mi.name if mi.available else f"{mi.name} (not downloaded)"
+            a = m.addAction(label)
+            a.setCheckable(True)
+            a.setChecked(mi.name == current)
+            a.setToolTip(f"{mi.architecture} · {mi.source}")
+            group.addAction(a)
+            a.triggered.connect(lambda _=False, n=mi.name: self._choose_model(n))
+        if current not in names:
+            a = m.addAction(Path(current).name)
+            a.setCheckable(True)
+            a.setChecked(True)
+            group.addAction(a)
+        m.addSeparator()
+        m.addAction(self.act_open_weights)
+        m.addAction(self.act_fetch_help)
+
+    def _choose_model(self, name: str) -> None:
+        self.controller.set_model(name)
+        self._refresh_status()
+
+    def _open_weights_file(self) -> None:
+        start = str(paths.user_weights_dir()) if paths.user_weights_dir().is_dir() else str(Path.home())
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Open LIIF Weights", start, "LIIF weights (*.safetensors *.pth *.pt);;All files (*)"
+        )
+        if name:
+            self.controller.set_model(name)
+
+    def _fill_device_menu(self) -> None:
+        m = self.device_menu
+        m.clear()
+        group = QActionGroup(m)
+        engine = self.controller.engine
+        available = list(engine.available_devices) if engine is not None else ["cpu"]
+        choices = ["auto", *available]
+        for dev in ("cuda", "mps"):
+            if not any(a.startswith(dev) for a in available):
+                choices.append(dev)
+        current = self.controller.config.device
+        for dev in choices:
+            base = dev.split(":")[0]
+            label = DEVICE_LABELS.get(dev, f"{DEVICE_LABELS.get(base, dev)} ({dev})")
+            usable = dev == "auto" or dev in available
+            if not usable:
+                label += " (not available)" if engine is not None else " (checking…)"
+            a = m.addAction(label)
+            a.setCheckable(True)
+            a.setChecked(dev == current)
+            a.setEnabled(usable)
+            group.addAction(a)
+            a.triggered.connect(lambda _=False, d=dev: self._choose_device(d))
+
+    def _choose_device(self, device: str) -> None:
+        self.controller.set_device(device)
+        self._refresh_status()
+
+    # -- view ------------------------------------------------------------------------------------------------
+    def _pan(self, dx: int, dy: int) -> None:
+        """Arrow keys pan by an eighth of the canvas (Shift: half)."""
+        big = QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier
+        f = 0.5 if big else 0.125
+        self.view.pan_by(dx * self.canvas.width() * f, dy * self.canvas.height() * f)
+
+    def _set_compare(self, on: bool) -> None:
+        self.view.set_compare(on)
+        self.settings.set_flag("compare", on)
+
+    def _set_navigator(self, on: bool) -> None:
+        self.nav_dock.setVisible(on)
+
+    def _on_nav_visibility(self, visible: bool) -> None:
+        if not self.isMinimized() and self.isVisible():
+            self.settings.set_flag("navigator", visible)
+            self.act_navigator.blockSignals(True)
+            self.act_navigator.setChecked(visible)
+            self.act_navigator.blockSignals(False)
+
+    def _toggle_fullscreen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def _select_all(self) -> None:
+        if self.view.photo is not None:
+            self.view.set_selection((0.0, 0.0, float(self.view.photo.width), float(self.view.photo.height)))
+            self._refresh_actions()
+
+    def _zoom_entered(self, text: str) -> None:
+        z = parse_zoom_text(text)
+        if z is None:
+            self.statusBar().showMessage(f"Not a zoom: '{text}' (type e.g. 800% or Fit)", 4000)
+            self._on_view_changed()
+        elif z == 0.0:
+            self.view.fit()
+        else:
+            self.view.zoom_to(z)
+        self.canvas.setFocus()
+
+    def _on_view_changed(self) -> None:
+        zoom, mag = describe_zoom(self.view.viewport)
+        self.zoom_label.setText(f"Zoom {zoom}" if zoom else "")
+        self.mag_label.setText(mag)
+        edit = self.zoom_box.lineEdit()
+        text = "Fit" if self.view.fit_mode and zoom else zoom
+        if (edit is None or not edit.hasFocus()) and self.zoom_box.currentText() != text:
+            self.zoom_box.setEditText(text)
+        self._refresh_status()
+
+    def _on_photo_changed(self) -> None:
+        self.nav_panel.refresh()
+        photo = self.view.photo
+        if photo is not None:
+            self.setWindowTitle(f"{photo.path.name} — {APP_NAME}")
+            self.canvas.setFocus()
+        self._refresh_actions()
+        self._on_view_changed()
+
+    def _on_loading(self, loading: bool) -> None:
+        if loading and self.controller.loading is not None:
+            self.canvas.set_empty_text(f"Opening {self.controller.loading.name}…")
+            self.statusBar().showMessage(f"Opening {self.controller.loading}…")
+        else:
+            self.canvas.set_empty_text("Open a photo (Ctrl+O) or drop one here")
+            self.statusBar().clearMessage()
+
+    def _refresh_actions(self) -> None:
+        has_photo = self.view.photo is not None
+        exporting = self._export_id is not None
+        for a in (self.act_export, self.act_export_view, self.act_select_all, self.act_select):
+            a.setEnabled(has_photo and not (exporting and a in (self.act_export, self.act_export_view)))
+
+    def _refresh_status(self) -> None:
+        c = self.controller
+        eng = c.engine
+        if eng is not None:
+            self.model_label.setText(f"Model: {eng.model_name} ({eng.precision})")
+            dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(eng.device_type, eng.device_type.upper())
+            extra = f" {eng.device}" if ":" in eng.device else ""
+            self.device_label.setText(f"Device: {dev}{extra}" + (" (fallback)" if eng.fallback else ""))
+        else:
+            self.model_label.setText(f"Model: {Path(c.config.model).name}")
+            self.device_label.setText("Device: …" if c.engine_error is None else "Device: —")
+        text, busy, done, total = self._render_state()
+        self.render_label.setText(text)
+        if busy:
+            self.progress.setRange(0, max(1, total))
+            self.progress.setValue(done)
+            self.progress.show()
+        else:
+            self.progress.hide()
+
+    def _render_state(self) -> tuple[str, bool, int, int]:
+        """(text, busy, done, total) for the render-state part of the status bar."""
+        c, v = self.controller, self.view
+        if v.photo is None:
+            return ("Opening…", True, 0, 0) if c.loading is not None else ("No photo", False, 0, 0)
+        if c.engine is None:
+            if c.engine_error is not None:
+                return "No model (interpolated view only): see Model menu", False, 0, 0
+            return "Loading the model… (interpolated preview)", True, 0, 0
+        enc = c.encode
+        if enc.running or enc.seconds is None:
+            return (
+                f"Encoding the photo {enc.done}/{max(1, enc.total)}… (interpolated preview)",
+                True,
+                enc.done,
+                enc.total,
+            )
+        vp = v.viewport
+        last = v.refine.last_seconds
+        last_text = (
+            f"last full refine {last:.2f} s" if last is not None else f"encoded in {enc.seconds:.1f} s"
+        )
+        if vp is not None and not vp.refinable:
+            return f"Source downscale at ≤100% magnification ({last_text})", False, 0, 0
+        r = v.refine
+        if r.running and r.total:
+            return f"Refining {r.done}/{r.total} tiles…", True, r.done, r.total
+        return f"Refined · {last_text}", False, 0, 0
+
+    # -- export ----------------------------------------------------------------------------------------------
+    def export_dialog(self, region: str | None = None) -> None:
+        """File ▸ Export: choose the region and print size, then a file name, then run in the background."""
+        photo = self.view.photo
+        if photo is None or self._export_id is not None:
+            return
+        regions = {
+            "selection": self.view.selection,
+            "view": self.view.view_region(),
+            "image": (0.0, 0.0, float(photo.width), float(photo.height)),
+        }
+        dlg = ExportDialog((photo.width, photo.height), regions, self.settings, self)
+        if region is not None:
+            dlg.set_region(region)
+        if dlg.exec() != ExportDialog.DialogCode.Accepted:
+            return
+        dlg.save_choices()
+        choice = dlg.choice()
+        if choice is None:
+            return
+        folder = self.settings.last_dir("export") or str(photo.path.parent)
+        suggested = str(Path(folder) / f"{photo.path.stem}-{choice.size_label}{choice.suffix}")
+        filters = {"PNG": "PNG (*.png)", "TIFF": "TIFF (*.tif *.tiff)", "JPEG": "JPEG (*.jpg *.jpeg)"}
+        name, _ = QFileDialog.getSaveFileName(self, "Export", suggested, filters[choice.fmt])
+        if not name:
+            return
+        out = Path(name)
+        if out.suffix.lower() not in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
+            out = out.with_suffix(choice.suffix)
+        self.settings.set_last_dir(out.parent, "export")
+        self.start_export(choice.plan, out, choice.jpeg_quality)
+
+    def start_export(self, plan: object, out: Path, jpeg_quality: int = 92) -> int:
+        """Run an export in the background with a progress dialog and Cancel; the window stays usable."""
+        export_id = self.controller.start_export(plan, out, jpeg_quality)
+        self._export_id = export_id
+        self._export_path = out
+        dlg = QProgressDialog(f"Exporting {out.name}…", "Cancel", 0, 1000, self)
+        dlg.setWindowTitle("Export")
+        dlg.setWindowModality(Qt.WindowModality.NonModal)
+        dlg.setMinimumDuration(0)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        dlg.canceled.connect(lambda: self.controller.cancel_export(export_id))
+        dlg.show()
+        self._export_progress = dlg
+        self._refresh_actions()
+        return export_id
+
+    def cancel_export(self) -> None:
+        if self._export_id is not None:
+            self.controller.cancel_export(self._export_id)
+
+    def _on_export_progress(self, export_id: int, done: int, total: int) -> None:
+        if export_id == self._export_id and self._export_progress is not None:
+            self._export_progress.setValue(int(1000 * done / max(1, total)))
+
+    def _end_export(self, export_id: int) -> bool:
+        if export_id != self._export_id:
+            return False
+        self._export_id = None
+        if self._export_progress is not None:
+            self._export_progress.close()
+            self._export_progress.deleteLater()
+            self._export_progress = None
+        self._refresh_actions()
+        return True
+
+    def _on_export_finished(self, export_id: int, path: str, seconds: float) -> None:
+        if self._end_export(export_id):
+            self.statusBar().showMessage(f"Exported {path} in {seconds:.1f} s", 10000)
+
+    def _on_export_failed(self, export_id: int, message: str) -> None:
+        if self._end_export(export_id):
+            self.show_error("Export failed", f"{message}. No file was written.")
+
+    def _on_export_cancelled(self, export_id: int) -> None:
+        if self._end_export(export_id):
+            self.statusBar().showMessage("Export cancelled; no file was written.", 6000)
+
+    @property
+    def exporting(self) -> bool:
+        return self._export_id is not None
+
+    # -- messages ---------------------------------------------------------------------------------------------
+    def _message(self, icon: QMessageBox.Icon, title: str, text: str, detail: str = "") -> QMessageBox:
+        """A window-modal message that does not block the event loop; identical open ones are not repeated."""
+        for box in self._messages:
+            if box.isVisible() and box.text() == text:
+                return box
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        if detail:
+            box.setDetailedText(detail)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda _=0, b=box: self._forget(b))
+        self._messages.append(box)
+        box.open()
+        return box
+
+    def _forget(self, box: QMessageBox) -> None:
+        if box in self._messages:
+            self._messages.remove(box)
+        box.deleteLater()
+
+    def open_messages(self) -> list[QMessageBox]:
+        """Message boxes currently shown (tests)."""
+        return list(self._messages)
+
+    def show_error(self, title: str, message: str) -> None:
+        """Show a failure (GUI thread); internal errors carry the traceback as details."""
+        text, _, detail = message.partition("\n\n")
+        self._message(QMessageBox.Icon.Warning, title, text, detail)
+
+    def show_missing_weights(self, message: str) -> None:
+        """The model's weights are not downloaded: say how to get them."""
+        self._message(
+            QMessageBox.Icon.Information,
+            "Model weights are missing",
+            f"{message}.\n\nTo download the official LIIF weights (about 17 MB, verified by checksum), run in a "
+            f"terminal:\n\n    {FETCH_COMMAND}\n\nthen choose the model again in the Model menu. Until then the "
+            "photo is shown interpolated, without LIIF detail.".replace("..", "."),
+        )
+
+    def _show_fetch_help(self) -> None:
+        self.show_missing_weights(f"The official weights are installed into {paths.user_weights_dir()}")
+
+    def _on_notice(self, message: str, dialog: bool) -> None:
+        self.statusBar().showMessage(message, 10000)
+        if dialog:
+            self._message(QMessageBox.Icon.Information, APP_NAME, message)
+
+    def show_shortcuts(self) -> None:
+        menu_actions: list[QAction] = []
+        for top in self.menuBar().actions():
+            menu = top.menu()
+            if isinstance(menu, QMenu):
+                menu_actions.extend(self._walk(menu))
+        ShortcutsDialog(menu_actions, self).exec()
+
+    def _walk(self, menu: QMenu) -> list[QAction]:
+        out: list[QAction] = []
+        for a in menu.actions():
+            sub = a.menu()
+            if isinstance(sub, QMenu):
+                out.extend(self._walk(sub))
+            elif not a.isSeparator():
+                out.append(a)
+        return out
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<b>{APP_NAME}</b><p>Continuous zoom for old photos with LIIF (Chen, Liu and Wang, "
+            "<i>Learning Continuous Image Representation with Local Implicit Image Function</i>, CVPR 2021)."
+            "<p>Above 100% magnification the view is refined by the model, tile by tile, centre first; below "
+            "it, the photo is shown downscaled.",
+        )

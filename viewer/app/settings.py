@@ -1,0 +1,116 @@
+"""Typed access to the persistent settings, over a QSettings passed in (tests give a temporary file).
+
+What is remembered: window geometry, recent files, the model and device, the last folders, view toggles
+and the export dialog's choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from viewer.engine.weights import DEFAULT_MODEL
+
+MAX_RECENT = 10
+
+
+def _as_list(value: Any) -> list[str]:
+    """QSettings returns a str for a one-element list in some formats, None for none."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+class AppSettings:
+    """Reads and writes the app's settings; holds no state of its own beyond the QSettings."""
+
+    def __init__(self, qsettings: QSettings) -> None:
+        self._s = qsettings
+
+    @property
+    def qsettings(self) -> QSettings:
+        return self._s
+
+    def sync(self) -> None:
+        self._s.sync()
+
+    # -- window ---------------------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        v = self._s.value("window/geometry")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def set_geometry(self, data: QByteArray) -> None:
+        self._s.setValue("window/geometry", data)
+
+    def window_state(self) -> QByteArray | None:
+        v = self._s.value("window/state")
+        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+    def set_window_state(self, data: QByteArray) -> None:
+        self._s.setValue("window/state", data)
+
+    # -- recent files ---------------------------------------------------------------------------------
+    def recent_files(self) -> list[Path]:
+        return [Path(p) for p in _as_list(self._s.value("files/recent"))][:MAX_RECENT]
+
+    def add_recent(self, path: Path) -> None:
+        """Put `path` first (absolute), dropping duplicates and keeping at most MAX_RECENT."""
+        p = str(Path(path).resolve())
+        items = [p] + [q for q in _as_list(self._s.value("files/recent")) if q != p]
+        self._s.setValue("files/recent", items[:MAX_RECENT])
+
+    def remove_recent(self, path: Path) -> None:
+        p = str(Path(path).resolve())
+        self._s.setValue("files/recent", [q for q in _as_list(self._s.value("files/recent")) if q != p])
+
+    def clear_recent(self) -> None:
+        self._s.setValue("files/recent", [])
+
+    def last_dir(self, key: str = "open") -> str:
+        return str(self._s.value(f"files/last_{key}_dir", "") or "")
+
+    def set_last_dir(self, path: Path, key: str = "open") -> None:
+        self._s.setValue(f"files/last_{key}_dir", str(path))
+
+    # -- engine ---------------------------------------------------------------------------------------
+    def model(self) -> str:
+        return str(self._s.value("engine/model", DEFAULT_MODEL) or DEFAULT_MODEL)
+
+    def set_model(self, name: str) -> None:
+        self._s.setValue("engine/model", name)
+
+    def device(self) -> str:
+        return str(self._s.value("engine/device", "auto") or "auto")
+
+    def set_device(self, name: str) -> None:
+        self._s.setValue("engine/device", name)
+
+    def precision(self) -> str:
+        return str(self._s.value("engine/precision", "auto") or "auto")
+
+    # -- view toggles ------------------------------------------------------------------------------------
+    def flag(self, name: str, default: bool) -> bool:
+        return _as_bool(self._s.value(f"view/{name}"), default)
+
+    def set_flag(self, name: str, value: bool) -> None:
+        self._s.setValue(f"view/{name}", bool(value))
+
+    # -- export dialog -------------------------------------------------------------------------------------
+    def export_value(self, name: str, default: str) -> str:
+        v = self._s.value(f"export/{name}")
+        return default if v is None else str(v)
+
+    def set_export_value(self, name: str, value: object) -> None:
+        self._s.setValue(f"export/{name}", str(value))
