@@ -198,7 +198,7 @@ def test_resolve_existing_path_name_missing_and_unknown(tmp_path: Path, fake_whe
     assert str(missing.value) == (
         "the model 'edsr-baseline-liif' is not downloaded yet; run: liif-viewer fetch-weights"
     )
-    with pytest.raises(ArgumentError, match="unknown model 'nope'; known models: edsr-baseline-liif, ours"):
+    with pytest.raises(ArgumentError, match="unknown model .nope.; known models: auto, edsr-baseline-liif, ours"):
         W.resolve_model_path("nope", registry_dirs=[reg])
     with pytest.raises(ArgumentError, match="no such weights file"):
         W.resolve_model_path(str(tmp_path / "absent.safetensors"), registry_dirs=[reg])
@@ -398,3 +398,16 @@ def test_installed_official_weights_are_the_verified_conversion(monkeypatch: pyt
     model = load_model(path)
     assert sum(p.numel() for p in model.parameters()) == 1_567_323
     assert path.stat().st_size == entry.weights_size
+
+
+def test_auto_picks_the_fast_model_on_cpu_only_when_it_is_installed(
+    tmp_path: Path, fake_wheel: FakeWheel
+) -> None:
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "manifest.json").write_text(_manifest_json(fake_wheel.entry))
+    assert W.auto_model("cpu", registry_dirs=[reg]) == W.DEFAULT_MODEL
+    _shipped(reg / "liif-fast.safetensors", name=W.FAST_MODEL)
+    assert W.auto_model("cpu", registry_dirs=[reg]) == W.FAST_MODEL
+    assert W.auto_model("cuda", registry_dirs=[reg]) == W.DEFAULT_MODEL
+    assert W.auto_model("mps", registry_dirs=[reg]) == W.DEFAULT_MODEL

@@ -53,7 +53,7 @@ DEFAULT_MAX_INPUT_MP = 200.0
 ENV_MAX_INPUT_MP = "LIIF_VIEWER_MAX_INPUT_MP"
 ENV_MAX_OUTPUT_MP = "LIIF_VIEWER_MAX_OUTPUT_MP"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMMANDS = ("render", "export", "fetch-weights", "models", "bench", "eval")
+COMMANDS = ("render", "export", "fetch-weights", "models", "bench", "eval", "train")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -106,7 +106,10 @@ def _error(message: str) -> int:
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--model", default=None, help="registry name or weights file (default: edsr-baseline-liif)"
+        "--model",
+        default=None,
+        help="registry name, weights file, or auto (liif-fast on a CPU, the official model on a GPU); "
+        "default: edsr-baseline-liif",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument(
@@ -193,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(v)
     v.set_defaults(func=_cmd_eval)
 
+    t = sub.add_parser(
+        "train",
+        help="train one of the project's models (see models/*.md for the commands used)",
+        description="Train a LIIF model with LIIF's protocol; resumable (run the same command again).",
+    )
+    from viewer.train.options import build_parser as add_train_arguments
+
+    add_train_arguments(t)
+    t.set_defaults(func=_cmd_train)
+
     sub.add_parser(
         "bench",
         help="measure our query paths against the paper's reference (see `liif-viewer bench --help`)",
@@ -266,12 +279,12 @@ def _plan(
 def _check_engine_options(args: argparse.Namespace) -> str:
     """Validate the device, precision and model before anything slow; returns the model name or path."""
     from viewer.engine.device import resolve_device, resolve_precision
-    from viewer.engine.weights import DEFAULT_MODEL, resolve_model_path
+    from viewer.engine.weights import AUTO_MODEL, DEFAULT_MODEL, auto_model, resolve_model_path
 
     dev = resolve_device(args.device)
     resolve_precision(args.precision, dev)
     model = args.model or DEFAULT_MODEL
-    resolve_model_path(model)
+    resolve_model_path(auto_model(dev.type) if model == AUTO_MODEL else model)
     return str(model)
 
 
@@ -377,6 +390,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from viewer.engine.evaluate import cmd_eval
 
     return int(cmd_eval(args) or 0)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from viewer.train.trainer import cmd_train
+
+    return int(cmd_train(args) or 0)
 
 
 def _cmd_bench(argv: list[str]) -> int:

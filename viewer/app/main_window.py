@@ -43,7 +43,7 @@ from viewer.app.photo import IMAGE_FILTER, IMAGE_SUFFIXES
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
 from viewer.app.worker import EngineFactory
-from viewer.engine.weights import FETCH_COMMAND, list_models
+from viewer.engine.weights import AUTO_MODEL, FETCH_COMMAND, list_models
 
 APP_NAME = "LIIF Viewer"
 ZOOM_PRESETS = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)
@@ -374,9 +374,15 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # a broken manifest must not break the menu
             models = []
             m.addAction(f"(model catalog unreadable: {exc})").setEnabled(False)
-        names = [mi.name for mi in models]
+        names = [AUTO_MODEL] + [mi.name for mi in models]
+        auto = m.addAction("Automatic (Fast on a CPU, the official model on a GPU)")
+        auto.setCheckable(True)
+        auto.setChecked(current == AUTO_MODEL)
+        group.addAction(auto)
+        auto.triggered.connect(lambda _=False: self._choose_model(AUTO_MODEL))
         for mi in models:
-            label = mi.name if mi.available else f"{mi.name} (not downloaded)"
+            shown = f"{mi.label} ({mi.name})" if mi.display_name else mi.name
+            label = shown if mi.available else f"{shown} (not downloaded)"
             a = m.addAction(label)
             a.setCheckable(True)
             a.setChecked(mi.name == current)

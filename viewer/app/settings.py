@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from viewer.engine.weights import DEFAULT_MODEL
+from viewer.engine.weights import AUTO_MODEL
 
 MAX_RECENT = 10
 
@@ -86,7 +86,8 @@ class AppSettings:
 
     # -- engine ---------------------------------------------------------------------------------------
     def model(self) -> str:
-        return str(self._s.value("engine/model", DEFAULT_MODEL) or DEFAULT_MODEL)
+        """The chosen model; by default `auto`: the fast model on a CPU, the official one on a GPU."""
+        return str(self._s.value("engine/model", AUTO_MODEL) or AUTO_MODEL)
 
     def set_model(self, name: str) -> None:
         self._s.setValue("engine/model", name)

@@ -104,19 +104,25 @@ def evaluate(
     *,
     root: Path | None = None,
     cancel: CancelToken | None = None,
+    degraded: bool = False,
 ) -> float:
-    """Mean PSNR-Y of `engine` (an `Engine`, or None for bicubic) over a set at `scale`."""
+    """Mean PSNR-Y of `engine` (an `Engine`, or None for bicubic) over a set at `scale`.
+
+    With `degraded`, each input first goes through the fixed recipe `degrade.BENCHMARK_RECIPE`.
+    """
+    from viewer.engine.degrade import benchmark_degrade
     from viewer.engine.render import Engine
 
     vals = []
-    for pair in load_pairs(set_name, scale, root):
+    for index, pair in enumerate(load_pairs(set_name, scale, root)):
         check(cancel)
         h, w = pair.hr.shape[:2]
+        lr = benchmark_degrade(pair.lr, index) if degraded else pair.lr
         if engine is None:
-            sr = bicubic_upscale(pair.lr, w, h)
+            sr = bicubic_upscale(lr, w, h)
         else:
             assert isinstance(engine, Engine)
-            fm = engine.encode(pair.lr, cancel=cancel)
+            fm = engine.encode(lr, cancel=cancel)
             sr = engine.render_scale(fm, w, h, cancel=cancel)
         vals.append(psnr_y(sr, pair.hr, scale))
     return float(np.mean(vals))
@@ -127,13 +133,20 @@ def add_arguments(parser: object) -> None:
     import argparse
 
     assert isinstance(parser, argparse.ArgumentParser)
-    parser.add_argument("--model", default="edsr-baseline-liif", help="registry name or weights file")
+    parser.add_argument(
+        "--model", default="edsr-baseline-liif", help="registry names or weights files, comma-separated"
+    )
     parser.add_argument("--set", default="Set5", help="comma-separated: Set5, Set14, BSD100")
     parser.add_argument("--scales", default="2,3,4", help="comma-separated integer scales, e.g. 2,3,4,6,8,12")
     parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16, auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default=None, help="benchmark folder (default: ../shared/data/benchmark)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic and official columns")
+    parser.add_argument(
+        "--degraded",
+        action="store_true",
+        help="damage each input with the fixed recipe degraded-v1 (noise sigma 5/255, then JPEG q60)",
+    )
 
 
 def cmd_eval(args: object) -> int:
@@ -156,24 +169,27 @@ def cmd_eval(args: object) -> int:
         raise ArgumentError(f"unknown benchmark set '{unknown[0]}'; use one of {', '.join(SETS)}")
     precisions = [p.strip() for p in str(ns["precision"]).split(",") if p.strip()]
     root = Path(ns["data"]) if ns.get("data") else None
-    engines = [(p, Engine.from_name(str(ns["model"]), str(ns["device"]), p)) for p in precisions]
+    models = [m.strip() for m in str(ns["model"]).split(",") if m.strip()]
+    engines = [(f"{m} {p}", Engine.from_name(m, str(ns["device"]), p)) for m in models for p in precisions]
     baselines = not ns.get("no_baselines")
+    degraded = bool(ns.get("degraded"))
     official = None
-    if baselines and str(ns["model"]) != DEFAULT_MODEL:
+    if baselines and DEFAULT_MODEL not in models:
         official = Engine.from_name(DEFAULT_MODEL, str(ns["device"]), "fp32")
-    cols = [f"{ns['model']} {p}" for p, _ in engines]
+    cols = [label for label, _ in engines]
     if baselines:
         cols += ["bicubic"] + (["official fp32"] if official else [])
-    print(f"PSNR-Y (dB), shave = scale; device {engines[0][1].device}")
+    inputs = "degraded-v1 (noise sigma 5/255, then JPEG q60)" if degraded else "clean"
+    print(f"PSNR-Y (dB), shave = scale; inputs {inputs}; device {engines[0][1].device}")
     print(f"{'set':<8}{'scale':>6}  " + "  ".join(f"{c:>22}" for c in cols))
     for set_name in sets:
         for scale in scales:
             t0 = time.perf_counter()
-            vals = [evaluate(e, set_name, scale, root=root) for _, e in engines]
+            vals = [evaluate(e, set_name, scale, root=root, degraded=degraded) for _, e in engines]
             if baselines:
-                vals.append(evaluate(None, set_name, scale, root=root))
+                vals.append(evaluate(None, set_name, scale, root=root, degraded=degraded))
                 if official is not None:
-                    vals.append(evaluate(official, set_name, scale, root=root))
+                    vals.append(evaluate(official, set_name, scale, root=root, degraded=degraded))
             cells = "  ".join(f"{v:>22.4f}" for v in vals)
             print(
                 f"{set_name:<8}{'x' + str(scale):>6}  {cells}   ({time.perf_counter() - t0:.0f} s)",

@@ -124,11 +124,13 @@ class Engine:
     @classmethod
     def from_name(cls, name_or_path: str, device: str = "auto", precision: str = "auto") -> Engine:
         """Load a registry model (or a weights file) onto `device`; raises the catalog's errors when missing."""
-        from viewer.engine.weights import resolve_model_path
+        from viewer.engine.weights import AUTO_MODEL, auto_model, resolve_model_path
         from viewer.liif.checkpoint import load_model
 
         dev = resolve_device(device)
         resolve_precision(precision, dev)  # validate before the (slow) load
+        if name_or_path == AUTO_MODEL:
+            name_or_path = auto_model(dev.type)
         path = resolve_model_path(name_or_path)
         label = name_or_path if path.name != name_or_path else path.stem
         return cls(load_model(path, "cpu"), dev, precision, model_name=label)

@@ -64,6 +64,12 @@ class ModelInfo:
     """Measured quality (e.g. PSNR on a benchmark), or "" when nobody has measured it."""
     path: Path | None
     available: bool
+    display_name: str = ""
+    """What the viewer's Model menu calls it (e.g. "Old photo (denoise + upscale)"); "" means `name`."""
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,7 @@ def _info_from_file(path: Path) -> ModelInfo:
         quality=meta.get("quality", ""),
         path=path,
         available=True,
+        display_name=meta.get("display_name", ""),
     )
 
 
@@ -247,6 +254,20 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.endswith((WEIGHTS_SUFFIX, ".pth", ".pt"))
 
 
+AUTO_MODEL = "auto"
+"""`--model auto`: the fast model on a CPU (when it is installed), the official one on a GPU."""
+FAST_MODEL = "liif-fast"
+
+
+def auto_model(device_type: str, registry_dirs: Iterable[Path] | None = None) -> str:
+    """The registry name `auto` stands for on a device of this type ('cpu', 'cuda', 'mps')."""
+    if device_type == "cpu":
+        fast = [m for m in list_models(registry_dirs) if m.name == FAST_MODEL and m.available]
+        if fast:
+            return FAST_MODEL
+    return DEFAULT_MODEL
+
+
 def resolve_model_path(name_or_path: str, *, registry_dirs: Iterable[Path] | None = None) -> Path:
     """Turn `--model` into a weights file: an existing file as is, else a registry name.
 
@@ -261,7 +282,7 @@ def resolve_model_path(name_or_path: str, *, registry_dirs: Iterable[Path] | Non
             if m.path is None:
                 raise WeightsMissingError(f"the model '{m.name}' is not downloaded yet; run: {FETCH_COMMAND}")
             return m.path
-    known = ", ".join(m.name for m in models) or "none"
+    known = ", ".join([AUTO_MODEL] + [m.name for m in models])
     if _looks_like_path(name_or_path):
         raise ArgumentError(f"{name_or_path}: no such weights file (known model names: {known})")
     raise ArgumentError(f"unknown model '{name_or_path}'; known models: {known}")
@@ -685,10 +706,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "AUTO_MODEL",
     "DEFAULT_MODEL",
+    "FAST_MODEL",
     "DownloadEntry",
     "ModelInfo",
     "add_fetch_arguments",
+    "auto_model",
     "cmd_fetch_weights",
     "cmd_models",
     "fetch_official",

@@ -1,0 +1,157 @@
+"""Training pipeline: the training query is the paper's, a few steps lower the loss, runs resume exactly,
+and the degradations are deterministic. Tiny models and synthetic photos, on the CPU, in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from viewer.engine import degrade
+from viewer.liif.checkpoint import load_model, save_safetensors
+from viewer.liif.liif import make_liif
+from viewer.liif.reference import query_rgb
+from viewer.train import data as tdata
+from viewer.train import trainer
+from viewer.train.options import TrainConfig
+from viewer.train.query import train_query
+
+
+def _photos(n: int = 3, side: int = 120) -> list[np.ndarray]:
+    """Smooth synthetic photos with edges: gradients plus a few discs (learnable in a few steps)."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    out = []
+    for _ in range(n):
+        img = np.stack([(yy * rng.uniform(0.3, 1)) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
+        for _ in range(4):
+            cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.2)
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
+        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+@pytest.mark.parametrize("unfold", [True, False])
+@pytest.mark.parametrize("cell", [True, False])
+def test_training_query_equals_the_paper_reference(ensemble: bool, unfold: bool, cell: bool) -> None:
+    model = make_liif(
+        n_feats=8, hidden=(16, 12), local_ensemble=ensemble, feat_unfold=unfold, cell_decode=cell
+    )
+    gen = torch.Generator().manual_seed(3)
+    feat = torch.randn(2, 8, 7, 9, generator=gen)
+    coord = torch.rand(2, 60, 2, generator=gen) * 2 - 1
+    coord[:, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]])
+    cells = torch.rand(2, 60, 2, generator=gen) * 0.3
+    want = query_rgb(model, feat, coord, cells)
+    got = train_query(model, feat, coord, cells)
+    assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())
+
+
+def test_training_query_passes_gradients_to_encoder_and_decoder() -> None:
+    model = make_liif(n_feats=8, hidden=(16,))
+    inp = torch.rand(1, 3, 10, 10)
+    out = train_query(model, model.encode(inp), torch.rand(1, 20, 2) * 2 - 1, torch.full((1, 20, 2), 0.1))
+    out.abs().mean().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.imnet.parameters())
+    assert model.encoder.head[0].weight.grad is not None
+
+
+def test_samples_follow_the_protocol() -> None:
+    rng = np.random.default_rng(0)
+    lr, coord, cell, rgb = tdata.make_sample(_photos(1, 200)[0], rng, n_points=500)
+    assert lr.shape == (3, 48, 48) and coord.shape == (500, 2) and rgb.shape == (500, 3)
+    side = round(2.0 / cell[0, 0])
+    assert 48 <= side <= 192  # scale in [1, 4]
+    assert np.abs(coord).max() < 1 and rgb.min() >= 0 and rgb.max() <= 1
+
+
+def _tiny_cfg(**kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        recipe="scratch",
+        name="tiny",
+        steps=40,
+        batch=4,
+        points=256,
+        distill_points=256,
+        lr=3e-3,
+        hidden=[32, 32],
+        log_every=1000,
+        save_every=1000,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _tiny_teacher(tmp_path: Path) -> str:
+    model = make_liif(n_feats=8, n_resblocks=1, hidden=(32, 32), seed=1)
+    path = tmp_path / "teacher.safetensors"
+    save_safetensors(model, path)
+    return str(path)
+
+
+def test_scratch_training_lowers_the_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "build_student", _tiny_student)
+    _, losses = trainer.train(_tiny_cfg(), tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:4]), losses
+
+
+def _tiny_student(cfg: TrainConfig, teacher: object) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)
+    return make_liif(n_feats=8, n_resblocks=1, hidden=tuple(cfg.hidden), seed=cfg.seed).train()
+
+
+def test_distillation_lowers_the_loss_and_keeps_the_encoder(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    cfg = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[16], pool=12, steps=30)
+    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:3]), losses
+    teacher = load_model(teacher_path)
+    for (k, v), (_, t) in zip(
+        model.encoder.state_dict().items(), teacher.encoder.state_dict().items(), strict=True
+    ):
+        assert torch.equal(v, t), k
+    assert trainer.decoder_macs_per_pixel(model) < trainer.decoder_macs_per_pixel(teacher)
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "build_student", _tiny_student)
+    cfg = _tiny_cfg(steps=6)
+    whole, _ = trainer.train(cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
+    trainer.train(cfg, tmp_path / "b", images=_photos(), log=lambda m: None, stop_after=4)
+    resumed, losses = trainer.train(cfg, tmp_path / "b", images=_photos(), log=lambda m: None)
+    assert len(losses) == 2
+    for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_export_writes_a_loadable_model_with_its_card_data(tmp_path: Path) -> None:
+    cfg = _tiny_cfg()
+    model = make_liif(n_feats=8, hidden=(16,))
+    out = tmp_path / "m.safetensors"
+    trainer.export(model, cfg, out, display="Tiny")
+    from viewer.liif.checkpoint import read_metadata
+
+    meta = read_metadata(out)
+    assert meta["name"] == "tiny" and meta["display_name"] == "Tiny"
+    in_dim = 8 * 9 + 2 + 2  # unfolded features, relative coordinate, cell
+    assert int(meta["decoder_macs_per_pixel"]) == 4 * (in_dim * 16 + 16 * 3)
+    again = load_model(out)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_degradations_are_deterministic_and_change_the_image() -> None:
+    img = _photos(1, 60)[0].astype(np.float32) / 255
+    a = degrade.random_degrade(img, np.random.default_rng(5))
+    b = degrade.random_degrade(img, np.random.default_rng(5))
+    assert np.array_equal(a, b)
+    outs = [degrade.random_degrade(img, np.random.default_rng(s)) for s in range(6)]
+    assert any(not np.array_equal(o, outs[0]) for o in outs[1:])
+    assert all(o.shape == img.shape and o.min() >= 0 and o.max() <= 1 for o in outs)
+    c = degrade.benchmark_degrade(img, 3)
+    assert np.array_equal(c, degrade.benchmark_degrade(img, 3))
+    assert 0.002 < float(np.abs(c - img).mean()) < 0.05

@@ -1,0 +1,1 @@
+"""Training the project's own LIIF models (`liif-viewer train`, `python -m viewer.train`). No Qt here."""

@@ -1,0 +1,146 @@
+"""Training samples with LIIF's protocol: a 48x48 LR crop, a scale from U(1, 4), sampled HR pixels.
+
+A sample is made from a clean photo: an HR crop of side round(48 * s) is cut (with a random flip and
+transpose), shrunk to 48x48 for the model input, and `n_points` of its pixels become the targets, each with
+its centre coordinate in [-1, 1] (row, col) and the cell of the HR grid. Randomness comes from one
+`numpy.random.Generator`, so a (seed, step) pair always gives the same batch and training can resume.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from viewer.engine.degrade import downscale, random_degrade
+from viewer.errors import ArgumentError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def default_train_dirs() -> list[Path]:
+    """`LIIF_VIEWER_TRAIN_DATA` (os.pathsep-separated), else the sets in ../shared/data/train."""
+    env = os.environ.get("LIIF_VIEWER_TRAIN_DATA")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    here = Path(__file__).resolve().parents[2]
+    for base in (here, Path.cwd()):
+        root = base.parent / "shared" / "data" / "train"
+        if root.is_dir():
+            return sorted(p for p in root.iterdir() if p.is_dir())
+    return []
+
+
+def load_images(dirs: Sequence[Path], min_side: int = 48) -> list[np.ndarray]:
+    """All images in `dirs` as uint8 (H, W, 3), sorted by path so the order is reproducible."""
+    files = sorted(f for d in dirs for f in Path(d).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    images = []
+    for f in files:
+        with Image.open(f) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if min(arr.shape[:2]) >= min_side:
+            images.append(arr)
+    if not images:
+        raise ArgumentError(f"no training images found in {', '.join(str(d) for d in dirs) or '(none)'}")
+    return images
+
+
+def hr_coords(h: int, w: int) -> np.ndarray:
+    """Pixel-centre coordinates of an (h, w) grid in [-1, 1], (h*w, 2) in (row, col) order."""
+    rows = -1.0 + (2.0 * np.arange(h) + 1.0) / h
+    cols = -1.0 + (2.0 * np.arange(w) + 1.0) / w
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return np.stack((rr.ravel(), cc.ravel()), axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Model inputs and targets, as numpy arrays (the trainer moves them to torch).
+
+    lr: (B, 3, 48, 48) in [0, 1]; coord, cell: (B, P, 2); rgb: (B, P, 3) in [0, 1].
+    """
+
+    lr: np.ndarray
+    coord: np.ndarray
+    cell: np.ndarray
+    rgb: np.ndarray
+
+
+Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def make_sample(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    lr_size: int = 48,
+    scale_max: float = 4.0,
+    n_points: int = 2304,
+    kernels: Sequence[str] = ("bicubic",),
+    degrade: Degrader | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One (lr, coord, cell, rgb) sample from a uint8 photo; see the module docstring."""
+    h, w = image.shape[:2]
+    s_max = min(scale_max, min(h, w) / lr_size)
+    s = rng.uniform(1.0, max(1.0, s_max))
+    side = min(round(lr_size * s), h, w)
+    y = int(rng.integers(0, h - side + 1))
+    x = int(rng.integers(0, w - side + 1))
+    crop = image[y : y + side, x : x + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+    if rng.random() < 0.5:
+        crop = crop.transpose(1, 0, 2)
+    crop = np.ascontiguousarray(crop)
+    kernel = kernels[int(rng.integers(0, len(kernels)))]
+    lr = downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0
+    if degrade is not None:
+        lr = degrade(lr, rng)
+    hr = crop.reshape(-1, 3).astype(np.float32) / 255.0
+    pick = rng.choice(side * side, size=min(n_points, side * side), replace=side * side < n_points)
+    coord = hr_coords(side, side)[pick]
+    cell = np.full_like(coord, 2.0 / side)
+    return lr.transpose(2, 0, 1), coord, cell, hr[pick]
+
+
+def make_batch(
+    images: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    batch_size: int,
+    *,
+    n_points: int = 2304,
+    kernels: Sequence[str] = ("bicubic",),
+    degrade_p: float = 0.0,
+) -> Batch:
+    """A batch of samples from random photos; with probability `degrade_p` a sample's input is damaged."""
+    parts = []
+    for _ in range(batch_size):
+        img = images[int(rng.integers(0, len(images)))]
+        damaged = degrade_p > 0 and rng.random() < degrade_p
+        parts.append(
+            make_sample(
+                img, rng, n_points=n_points, kernels=kernels, degrade=random_degrade if damaged else None
+            )
+        )
+    lr, coord, cell, rgb = (np.stack(p) for p in zip(*parts, strict=True))
+    return Batch(lr, coord, cell, rgb)
+
+
+def random_queries(
+    rng: np.random.Generator,
+    batch: int,
+    n: int,
+    lr_size: int = 48,
+    scale_range: tuple[float, float] = (1, 30),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random coordinates with cells of random scales (for distillation): (B, n, 2) each."""
+    coord = rng.uniform(-1.0, 1.0, size=(batch, n, 2)).astype(np.float32)
+    scales = rng.uniform(scale_range[0], scale_range[1], size=(batch, n, 1))
+    cell = np.repeat(2.0 / (lr_size * scales), 2, axis=2).astype(np.float32)
+    return coord, cell

@@ -1,0 +1,74 @@
+"""The settings of a training run and the options of `liif-viewer train` (no torch import here, so the
+command line can list its options without loading torch)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECIPES = ("fast", "oldphoto", "scratch")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in the work folder and in the shipped file's metadata."""
+
+    recipe: str
+    name: str
+    steps: int = 3000
+    batch: int = 16
+    lr: float = 1e-3
+    lr_min_ratio: float = 0.01
+    seed: int = 0
+    points: int = 2304
+    distill_points: int = 2304
+    distill_scales: tuple[float, float] = (1.0, 30.0)
+    gt_weight: float = 0.5
+    hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
+    local_ensemble: bool = True
+    feat_unfold: bool = True
+    cell_decode: bool = True
+    pool: int = 4000
+    degrade_p: float = 0.8
+    encoder: str = "edsr-baseline"
+    teacher: str = "edsr-baseline-liif"
+    save_every: int = 200
+    log_every: int = 50
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Options of `liif-viewer train` (also `python -m viewer.train`)."""
+    p = parser or argparse.ArgumentParser(
+        prog="liif-viewer train", description="train one of the project's LIIF models"
+    )
+    d = TrainConfig(recipe="fast", name="")
+    p.add_argument("--recipe", required=True, choices=RECIPES)
+    p.add_argument("--name", required=True, help="model name, e.g. liif-fast")
+    p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write at the end")
+    p.add_argument("--work", type=Path, default=None, help="state and pool folder (default build/train/NAME)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="training image folders, separated by ':' (default: ../shared/data/train/*)",
+    )
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3; oldphoto 1e-4)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--points", type=int, default=d.points, help="HR pixels sampled per crop")
+    p.add_argument("--hidden", default="88,88,88", help="decoder widths (recipes fast and scratch)")
+    p.add_argument("--pool", type=int, default=d.pool, help="crops in the distillation pool (recipe fast)")
+    p.add_argument(
+        "--gt-weight", type=float, default=d.gt_weight, help="weight of the ground-truth loss (fast)"
+    )
+    p.add_argument("--degrade-p", type=float, default=d.degrade_p, help="share of damaged inputs (oldphoto)")
+    p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
+    p.add_argument("--teacher", default=d.teacher, help="registry name or weights file (fast, oldphoto)")
+    p.add_argument("--display-name", default="", help="the name the viewer's menu shows")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--max-steps-now", type=int, default=None, help="stop this call after N steps (resumable)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the work folder has a run")
+    return p

@@ -1,0 +1,75 @@
+"""A differentiable LIIF query for training, batched over images, with the first layer split.
+
+It computes exactly the paper's formulation (the same function as `viewer.liif.reference.query_rgb`): the
+decoder input [unfold3x3(z*), x - v*, cell] goes through a first Linear layer whose feature part is a 3x3
+convolution of the feature map, computed once per latent instead of once per query and ensemble member.
+Gradients flow to the encoder (through `feat`) and to every decoder weight, so the same code trains a
+decoder alone or the whole model, and runs a teacher cheaply under `torch.no_grad()`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from viewer.liif.liif import LIIF
+from viewer.liif.query import latent_centres
+
+_EPS_SHIFT = 1e-6
+_CLAMP = 1 - 1e-6
+
+
+def _nearest(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Index that grid_sample(mode='nearest', align_corners=False) picks for normalised coordinate c."""
+    return torch.round(((c + 1) * n - 1) / 2).clamp_(0, n - 1).long()
+
+
+def project(model: LIIF, feat: torch.Tensor) -> torch.Tensor:
+    """Per-latent part of the decoder's first layer (pre-ReLU, bias included): (B, hidden, H, W)."""
+    first = model.imnet.linears()[0]
+    c = feat.shape[1]
+    k = 3 if model.feat_unfold else 1
+    n_feat = c * k * k
+    # unfold's channel order (c, ky, kx) is a conv kernel's (out, c, ky, kx) layout; zero padding as unfold.
+    weight = first.weight[:, :n_feat].reshape(first.out_features, c, k, k)
+    return F.conv2d(feat, weight, first.bias, padding=k // 2)
+
+
+def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """RGB in normalised units at coord (B, Q, 2) with cell (B, Q, 2), from feat (B, C, H, W): (B, Q, 3)."""
+    b, _, h, w = feat.shape
+    q = coord.shape[1]
+    dev = feat.device
+    lins = model.imnet.linears()
+    first = lins[0]
+    k = 3 if model.feat_unfold else 1
+    n_feat = feat.shape[1] * k * k
+    proj = project(model, feat).flatten(2)  # (B, hidden, H*W)
+    row_c, col_c = latent_centres(h, dev), latent_centres(w, dev)
+    if model.local_ensemble:
+        offsets, eps = [(-1, -1), (-1, 1), (1, -1), (1, 1)], _EPS_SHIFT
+    else:
+        offsets, eps = [(0, 0)], 0.0
+    idx, rels = [], []
+    for vx, vy in offsets:
+        cr = (coord[..., 0] + (vx / h + eps)).clamp(-_CLAMP, _CLAMP)
+        cc = (coord[..., 1] + (vy / w + eps)).clamp(-_CLAMP, _CLAMP)
+        i, j = _nearest(cr, h), _nearest(cc, w)
+        rels.append(torch.stack(((coord[..., 0] - row_c[i]) * h, (coord[..., 1] - col_c[j]) * w), dim=-1))
+        idx.append(i * w + j)
+    n_members = len(offsets)
+    idx_all = torch.cat(idx, dim=1)  # (B, K*Q)
+    rel_all = torch.cat(rels, dim=1)  # (B, K*Q, 2)
+    gathered = torch.gather(proj, 2, idx_all.unsqueeze(1).expand(b, proj.shape[1], idx_all.shape[1]))
+    x = gathered.transpose(1, 2) + rel_all @ first.weight[:, n_feat : n_feat + 2].t()
+    if model.cell_decode:
+        rel_cell = cell * torch.tensor([h, w], device=dev, dtype=cell.dtype)
+        x = x + (rel_cell @ first.weight[:, n_feat + 2 : n_feat + 4].t()).repeat(1, n_members, 1)
+    y = model.imnet.layers[2:](torch.relu(x))  # the layers after the first Linear + ReLU
+    preds = y.view(b, n_members, q, -1)
+    rel_k = rel_all.view(b, n_members, q, 2)
+    if n_members == 1:
+        return preds[:, 0]
+    areas = (rel_k[..., 0] * rel_k[..., 1]).abs() + 1e-9
+    weights = areas.flip(1) / areas.sum(dim=1, keepdim=True)  # diagonal swap: 0<->3, 1<->2
+    return (preds * weights.unsqueeze(-1)).sum(dim=1)

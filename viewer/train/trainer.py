@@ -1,0 +1,408 @@
+"""`liif-viewer train`: reproducible training of the project's models, resumable, on CPU or CUDA.
+
+Recipes:
+- `fast`: a small decoder on the official (frozen) encoder, distilled from the official decoder at random
+  coordinates and cells over x1..x30 plus an L1 loss on ground-truth pixels. The frozen encoder's features
+  and the teacher's answers are computed once into a pool of crops (`pool_*.npz` in the work folder), so
+  each step only trains the small decoder.
+- `oldphoto`: the official model fine-tuned end to end on inputs damaged as old scans are
+  (`viewer.train.degrade`), against clean targets, with an L1 loss.
+- `scratch`: any LIIF (EDSR-baseline or RDN encoder) trained from random weights with LIIF's protocol.
+
+All follow LIIF's protocol (48x48 LR crops, scale from U(1, 4), 2,304 HR pixels per crop, L1, Adam). The
+batch of step k is drawn from a generator seeded with (seed, k), and the state (weights, optimiser,
+step) is saved every `--save-every` steps as safetensors + JSON, never pickle: a run stopped at any point
+resumes with `--resume` to the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from viewer.errors import ArgumentError
+from viewer.liif.liif import LIIF
+from viewer.train import data as tdata
+from viewer.train.options import RECIPES, TrainConfig
+from viewer.train.query import train_query
+
+Log = Callable[[str], None]
+
+
+def _rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, step])
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Cosine decay from `lr` to `lr * lr_min_ratio` over the run."""
+    t = min(1.0, step / max(1, cfg.steps))
+    lo = cfg.lr * cfg.lr_min_ratio
+    return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+def _to_t(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=torch.float32)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Models
+# ------------------------------------------------------------------------------------------------------
+
+
+def load_teacher(name_or_path: str) -> LIIF:
+    """The teacher (or starting point): a registry name or weights file, loaded safely on the CPU."""
+    from viewer.engine.weights import resolve_model_path
+    from viewer.liif.checkpoint import load_model
+
+    return load_model(resolve_model_path(name_or_path), "cpu")
+
+
+def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
+    """The model a recipe trains, initialised as the recipe says (seeded)."""
+    torch.manual_seed(cfg.seed)
+    if cfg.recipe == "oldphoto":
+        assert teacher is not None
+        model = LIIF(**teacher.spec["args"])
+        model.load_state_dict(teacher.state_dict())
+        return model
+    if cfg.recipe == "fast":
+        assert teacher is not None
+        enc_spec = teacher.spec["args"]["encoder_spec"]
+    elif cfg.encoder == "edsr-baseline":
+        enc_spec = {"name": "edsr-baseline", "args": {"no_upsampling": True}}
+    elif cfg.encoder == "rdn":
+        enc_spec = {"name": "rdn", "args": {"no_upsampling": True}}
+    else:
+        raise ArgumentError(f"unknown encoder '{cfg.encoder}'; use edsr-baseline or rdn")
+    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(cfg.hidden)}}
+    model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
+    if cfg.recipe == "fast":
+        assert teacher is not None
+        model.encoder.load_state_dict(teacher.encoder.state_dict())
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def decoder_macs_per_pixel(model: LIIF) -> int:
+    """Decoder multiply-adds per output pixel as the paper runs it: per query times ensemble members."""
+    return model.decoder_macs_per_query() * (4 if model.local_ensemble else 1)
+
+
+# ------------------------------------------------------------------------------------------------------
+# State: safetensors + JSON, never pickle
+# ------------------------------------------------------------------------------------------------------
+
+
+def save_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optimizer, step: int) -> None:
+    """Write weights, optimiser moments and the step atomically into `work`."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            t = val if isinstance(val, torch.Tensor) else torch.tensor(float(val))
+            tensors[f"opt.{idx}.{key}"] = t.detach().cpu().contiguous()
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / "state.safetensors.part"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, work / "state.safetensors")
+    meta = {"step": step, "config": asdict(cfg), "param_groups": sd["param_groups"]}
+    (work / "state.json.part").write_text(json.dumps(meta, indent=1))
+    os.replace(work / "state.json.part", work / "state.json")
+
+
+def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optimizer) -> int:
+    """Restore a saved run into `model` and `opt`; returns the step to continue from (0 if none)."""
+    from safetensors.torch import load_file
+
+    if not (work / "state.json").is_file() or not (work / "state.safetensors").is_file():
+        return 0
+    meta = json.loads((work / "state.json").read_text())
+    saved = meta["config"]
+    for key in ("recipe", "hidden", "seed", "batch", "encoder"):
+        if saved.get(key) != asdict(cfg).get(key):
+            raise ArgumentError(
+                f"{work}: the saved run has {key}={saved.get(key)!r}, not {asdict(cfg).get(key)!r}; "
+                "use another --work folder or the same settings"
+            )
+    tensors = load_file(str(work / "state.safetensors"))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, idx, key = k.split(".", 2)
+            state.setdefault(int(idx), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["step"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# The distillation pool (recipe `fast`)
+# ------------------------------------------------------------------------------------------------------
+
+_POOL_CHUNK = 200
+
+
+@torch.no_grad()
+def build_pool(
+    cfg: TrainConfig, teacher: LIIF, images: Sequence[np.ndarray], work: Path, device: torch.device, log: Log
+) -> dict[str, np.ndarray]:
+    """Encode `cfg.pool` crops once and record the teacher's answers; chunks on disk make it resumable."""
+    teacher = teacher.to(device).eval()
+    n_chunks = math.ceil(cfg.pool / _POOL_CHUNK)
+    t0 = time.perf_counter()
+    for c in range(n_chunks):
+        path = work / f"pool_{c:03d}.npz"
+        if path.is_file():
+            continue
+        rng = _rng(cfg.seed, c, stream=1)
+        n = min(_POOL_CHUNK, cfg.pool - c * _POOL_CHUNK)
+        b = tdata.make_batch(images, rng, n, n_points=cfg.points)
+        rc, rcell = tdata.random_queries(rng, n, cfg.distill_points, scale_range=cfg.distill_scales)
+        feats, t_gt, t_rnd = [], [], []
+        for s in range(0, n, 8):
+            inp = (_to_t(b.lr[s : s + 8], device) - 0.5) / 0.5
+            feat = teacher.encode(inp)
+            t_gt.append(
+                train_query(
+                    teacher, feat, _to_t(b.coord[s : s + 8], device), _to_t(b.cell[s : s + 8], device)
+                )
+            )
+            t_rnd.append(
+                train_query(teacher, feat, _to_t(rc[s : s + 8], device), _to_t(rcell[s : s + 8], device))
+            )
+            feats.append(feat.half())
+        np.savez(
+            work / f"pool_{c:03d}.tmp.npz",
+            feat=torch.cat(feats).cpu().numpy(),
+            coord=b.coord,
+            cell=b.cell,
+            rgb=(b.rgb - 0.5) / 0.5,
+            t_gt=torch.cat(t_gt).cpu().numpy(),
+            rcoord=rc,
+            rcell=rcell,
+            t_rnd=torch.cat(t_rnd).cpu().numpy(),
+        )
+        os.replace(work / f"pool_{c:03d}.tmp.npz", path)
+        done = c + 1
+        eta = (time.perf_counter() - t0) / done * (n_chunks - done)
+        log(f"pool: {min(cfg.pool, done * _POOL_CHUNK)}/{cfg.pool} crops encoded ({eta:.0f} s left)")
+    parts: dict[str, list[np.ndarray]] = {}
+    for c in range(n_chunks):
+        with np.load(work / f"pool_{c:03d}.npz", allow_pickle=False) as z:
+            for k in z.files:
+                parts.setdefault(k, []).append(z[k])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Steps
+# ------------------------------------------------------------------------------------------------------
+
+
+def _fast_step(
+    cfg: TrainConfig, model: LIIF, pool: dict[str, np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    rng = _rng(cfg.seed, step)
+    pick = np.sort(rng.choice(len(pool["feat"]), size=cfg.batch, replace=False))
+    feat = _to_t(pool["feat"][pick], device)
+    coord = torch.cat((_to_t(pool["coord"][pick], device), _to_t(pool["rcoord"][pick], device)), dim=1)
+    cell = torch.cat((_to_t(pool["cell"][pick], device), _to_t(pool["rcell"][pick], device)), dim=1)
+    pred = train_query(model, feat, coord, cell)
+    n_gt = pool["coord"].shape[1]
+    gt = _to_t(pool["rgb"][pick], device)
+    teacher = torch.cat((_to_t(pool["t_gt"][pick], device), _to_t(pool["t_rnd"][pick], device)), dim=1)
+    return cfg.gt_weight * F.l1_loss(pred[:, :n_gt], gt) + F.l1_loss(pred, teacher)
+
+
+def _online_step(
+    cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    rng = _rng(cfg.seed, step)
+    if cfg.recipe == "oldphoto":
+        b = tdata.make_batch(
+            images,
+            rng,
+            cfg.batch,
+            n_points=cfg.points,
+            kernels=("bicubic", "bilinear", "area"),
+            degrade_p=cfg.degrade_p,
+        )
+    else:
+        b = tdata.make_batch(images, rng, cfg.batch, n_points=cfg.points)
+    feat = model.encode((_to_t(b.lr, device) - 0.5) / 0.5)
+    pred = train_query(model, feat, _to_t(b.coord, device), _to_t(b.cell, device))
+    return F.l1_loss(pred, (_to_t(b.rgb, device) - 0.5) / 0.5)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------------
+
+
+def train(
+    cfg: TrainConfig,
+    work: Path,
+    *,
+    device: torch.device | None = None,
+    data_dirs: Sequence[Path] | None = None,
+    images: Sequence[np.ndarray] | None = None,
+    resume: bool = True,
+    log: Log = print,
+    stop_after: int | None = None,
+) -> tuple[LIIF, list[float]]:
+    """Run (or continue) a recipe; returns the model and the loss of each step run in this call.
+
+    `stop_after` ends this call after that many steps (the state is saved), as a time limit would.
+    """
+    if cfg.recipe not in RECIPES:
+        raise ArgumentError(f"unknown recipe '{cfg.recipe}'; use one of {', '.join(RECIPES)}")
+    dev = device or torch.device("cpu")
+    work.mkdir(parents=True, exist_ok=True)
+    imgs = list(images) if images is not None else tdata.load_images(data_dirs or tdata.default_train_dirs())
+    teacher = load_teacher(cfg.teacher) if cfg.recipe in ("fast", "oldphoto") else None
+    model = build_student(cfg, teacher).to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    start = load_state(work, cfg, model, opt) if resume else 0
+    if start:
+        log(f"resuming {cfg.name} at step {start}/{cfg.steps} from {work}")
+    pool = None
+    if cfg.recipe == "fast" and start < cfg.steps:
+        assert teacher is not None
+        pool = build_pool(cfg, teacher, imgs, work, dev, log)
+    model.train()
+    if cfg.recipe == "fast":
+        model.encoder.eval()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    window: list[float] = []
+    step = start
+    while step < cfg.steps:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        if pool is not None:
+            loss = _fast_step(cfg, model, pool, step, dev)
+        else:
+            loss = _online_step(cfg, model, imgs, step, dev)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        value = float(loss.detach())
+        losses.append(value)
+        window.append(value)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            rate = (time.perf_counter() - t0) / len(losses)
+            log(
+                f"step {step}/{cfg.steps}  loss {np.mean(window):.5f}  lr {lr_at(cfg, step):.2e}  "
+                f"{rate:.2f} s/step  ({rate * (cfg.steps - step) / 60:.1f} min left)"
+            )
+            with (work / "log.csv").open("a") as fh:
+                fh.write(f"{step},{np.mean(window):.6f}\n")
+            window = []
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save_state(work, cfg, model, opt, step)
+        if stop_after is not None and len(losses) >= stop_after:
+            save_state(work, cfg, model, opt, step)
+            break
+    return model.eval(), losses
+
+
+ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
+
+
+def export(model: LIIF, cfg: TrainConfig, out: Path, *, display: str = "", licence: str = "") -> None:
+    """Write the trained weights as our safetensors, with what `liif-viewer models` shows."""
+    from viewer.liif.checkpoint import save_safetensors
+
+    arch = ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
+    hidden = "-".join(str(m.out_features) for m in model.imnet.linears()[:-1])
+    meta = {
+        "name": cfg.name,
+        "display_name": display or cfg.name,
+        "architecture": f"{arch} ({hidden})",
+        "source": "trained by this project: liif-viewer train (see the model card)",
+        "licence": licence or "BSD-3-Clause (encoder initialised from the official LIIF weights)",
+        "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
+        "parameters": str(sum(p.numel() for p in model.parameters())),
+        "training": json.dumps(asdict(cfg), sort_keys=True),
+    }
+    save_safetensors(model, out, meta)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run `liif-viewer train` from parsed arguments."""
+    from viewer.engine.device import resolve_device
+
+    try:
+        hidden = [int(v) for v in str(args.hidden).split(",") if v.strip()]
+    except ValueError:
+        raise ArgumentError(f"--hidden must be comma-separated integers, got '{args.hidden}'") from None
+    if args.steps < 1 or args.batch < 1 or args.points < 1 or not hidden or min(hidden) < 1:
+        raise ArgumentError("--steps, --batch, --points and --hidden must be positive")
+    if not str(args.out).endswith(".safetensors"):
+        raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
+    lr = args.lr if args.lr is not None else (1e-4 if args.recipe == "oldphoto" else 1e-3)
+    cfg = TrainConfig(
+        recipe=args.recipe,
+        name=args.name,
+        steps=args.steps,
+        batch=args.batch,
+        lr=lr,
+        seed=args.seed,
+        points=args.points,
+        distill_points=args.points,
+        hidden=hidden,
+        pool=args.pool,
+        gt_weight=args.gt_weight,
+        degrade_p=args.degrade_p,
+        encoder=args.encoder,
+        teacher=args.teacher,
+        save_every=args.save_every,
+        log_every=args.log_every,
+    )
+    dev = resolve_device(args.device)
+    work = args.work or Path("build") / "train" / args.name
+    dirs = [Path(p) for p in args.data.split(os.pathsep)] if args.data else None
+    print(f"training {cfg.name} (recipe {cfg.recipe}) on {dev}; state in {work}", flush=True)
+    model, _ = train(
+        cfg,
+        work,
+        device=dev,
+        data_dirs=dirs,
+        resume=not args.no_resume,
+        log=lambda m: print(m, flush=True),
+        stop_after=args.max_steps_now,
+    )
+    done = json.loads((work / "state.json").read_text())["step"]
+    if done < cfg.steps:
+        print(f"stopped at step {done}/{cfg.steps}; run the same command again to continue", flush=True)
+        return 0
+    export(model.cpu(), cfg, args.out, display=args.display_name)
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, "
+        f"{decoder_macs_per_pixel(model):,} decoder multiply-adds per pixel)",
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m viewer.train ...`: the same as `liif-viewer train ...`."""
+    from viewer.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
