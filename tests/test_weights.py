@@ -198,7 +198,9 @@ def test_resolve_existing_path_name_missing_and_unknown(tmp_path: Path, fake_whe
     assert str(missing.value) == (
         "the model 'edsr-baseline-liif' is not downloaded yet; run: liif-viewer fetch-weights"
     )
-    with pytest.raises(ArgumentError, match="unknown model .nope.; known models: auto, edsr-baseline-liif, ours"):
+    with pytest.raises(
+        ArgumentError, match="unknown model 'nope'; known models: auto, edsr-baseline-liif, ours"
+    ):
         W.resolve_model_path("nope", registry_dirs=[reg])
     with pytest.raises(ArgumentError, match="no such weights file"):
         W.resolve_model_path(str(tmp_path / "absent.safetensors"), registry_dirs=[reg])
