@@ -23,6 +23,8 @@ class TrainConfig:
     seed: int = 0
     points: int = 2304
     distill_points: int = 2304
+    step_points: int = 2304
+    """Ground-truth (and as many distillation) points per crop used in one step of recipe fast."""
     distill_scales: tuple[float, float] = (1.0, 30.0)
     gt_weight: float = 0.5
     hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
@@ -58,6 +60,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--points", type=int, default=d.points, help="HR pixels sampled per crop")
     p.add_argument("--hidden", default="88,88,88", help="decoder widths (recipes fast and scratch)")
+    p.add_argument(
+        "--step-points", type=int, default=d.step_points, help="points per crop in each step (fast)"
+    )
     p.add_argument("--pool", type=int, default=d.pool, help="crops in the distillation pool (recipe fast)")
     p.add_argument(
         "--gt-weight", type=float, default=d.gt_weight, help="weight of the ground-truth loss (fast)"

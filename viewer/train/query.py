@@ -40,36 +40,38 @@ def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torc
     b, _, h, w = feat.shape
     q = coord.shape[1]
     dev = feat.device
-    lins = model.imnet.linears()
-    first = lins[0]
+    first = model.imnet.linears()[0]
     k = 3 if model.feat_unfold else 1
     n_feat = feat.shape[1] * k * k
-    proj = project(model, feat).flatten(2)  # (B, hidden, H*W)
+    # Per-latent rows (B*H*W, hidden), so each query's part is one contiguous row gather.
+    proj = project(model, feat).permute(0, 2, 3, 1).reshape(b * h * w, first.out_features)
     row_c, col_c = latent_centres(h, dev), latent_centres(w, dev)
     if model.local_ensemble:
         offsets, eps = [(-1, -1), (-1, 1), (1, -1), (1, 1)], _EPS_SHIFT
     else:
         offsets, eps = [(0, 0)], 0.0
+    base = (torch.arange(b, device=dev) * (h * w)).unsqueeze(1)
     idx, rels = [], []
     for vx, vy in offsets:
         cr = (coord[..., 0] + (vx / h + eps)).clamp(-_CLAMP, _CLAMP)
         cc = (coord[..., 1] + (vy / w + eps)).clamp(-_CLAMP, _CLAMP)
         i, j = _nearest(cr, h), _nearest(cc, w)
         rels.append(torch.stack(((coord[..., 0] - row_c[i]) * h, (coord[..., 1] - col_c[j]) * w), dim=-1))
-        idx.append(i * w + j)
+        idx.append(base + i * w + j)
     n_members = len(offsets)
-    idx_all = torch.cat(idx, dim=1)  # (B, K*Q)
-    rel_all = torch.cat(rels, dim=1)  # (B, K*Q, 2)
-    gathered = torch.gather(proj, 2, idx_all.unsqueeze(1).expand(b, proj.shape[1], idx_all.shape[1]))
-    x = gathered.transpose(1, 2) + rel_all @ first.weight[:, n_feat : n_feat + 2].t()
+    rel_all = torch.stack(rels, dim=1)  # (B, K, Q, 2)
+    extra = rel_all
+    w_extra = first.weight[:, n_feat : n_feat + 2]
     if model.cell_decode:
         rel_cell = cell * torch.tensor([h, w], device=dev, dtype=cell.dtype)
-        x = x + (rel_cell @ first.weight[:, n_feat + 2 : n_feat + 4].t()).repeat(1, n_members, 1)
+        extra = torch.cat((rel_all, rel_cell.unsqueeze(1).expand(b, n_members, q, 2)), dim=-1)
+        w_extra = first.weight[:, n_feat : n_feat + 4]
+    rows = proj.index_select(0, torch.stack(idx, dim=1).reshape(-1))  # (B*K*Q, hidden)
+    x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]), w_extra.t())
     y = model.imnet.layers[2:](torch.relu(x))  # the layers after the first Linear + ReLU
     preds = y.view(b, n_members, q, -1)
-    rel_k = rel_all.view(b, n_members, q, 2)
     if n_members == 1:
         return preds[:, 0]
-    areas = (rel_k[..., 0] * rel_k[..., 1]).abs() + 1e-9
+    areas = (rel_all[..., 0] * rel_all[..., 1]).abs() + 1e-9
     weights = areas.flip(1) / areas.sum(dim=1, keepdim=True)  # diagonal swap: 0<->3, 1<->2
     return (preds * weights.unsqueeze(-1)).sum(dim=1)

@@ -218,14 +218,21 @@ def _fast_step(
 ) -> torch.Tensor:
     rng = _rng(cfg.seed, step)
     pick = np.sort(rng.choice(len(pool["feat"]), size=cfg.batch, replace=False))
+
+    def subset(key: str, n: int, sel: np.ndarray) -> torch.Tensor:
+        return _to_t(np.take_along_axis(pool[key][pick], sel[..., None], axis=1), device)
+
+    stored = pool["coord"].shape[1]
+    n = min(cfg.step_points, stored)
+    sel_gt = rng.permuted(np.tile(np.arange(stored), (cfg.batch, 1)), axis=1)[:, :n]
+    sel_rnd = rng.permuted(np.tile(np.arange(pool["rcoord"].shape[1]), (cfg.batch, 1)), axis=1)[:, :n]
     feat = _to_t(pool["feat"][pick], device)
-    coord = torch.cat((_to_t(pool["coord"][pick], device), _to_t(pool["rcoord"][pick], device)), dim=1)
-    cell = torch.cat((_to_t(pool["cell"][pick], device), _to_t(pool["rcell"][pick], device)), dim=1)
+    coord = torch.cat((subset("coord", n, sel_gt), subset("rcoord", n, sel_rnd)), dim=1)
+    cell = torch.cat((subset("cell", n, sel_gt), subset("rcell", n, sel_rnd)), dim=1)
     pred = train_query(model, feat, coord, cell)
-    n_gt = pool["coord"].shape[1]
-    gt = _to_t(pool["rgb"][pick], device)
-    teacher = torch.cat((_to_t(pool["t_gt"][pick], device), _to_t(pool["t_rnd"][pick], device)), dim=1)
-    return cfg.gt_weight * F.l1_loss(pred[:, :n_gt], gt) + F.l1_loss(pred, teacher)
+    teacher = torch.cat((subset("t_gt", n, sel_gt), subset("t_rnd", n, sel_rnd)), dim=1)
+    gt = subset("rgb", n, sel_gt)
+    return cfg.gt_weight * F.l1_loss(pred[:, :n], gt) + F.l1_loss(pred, teacher)
 
 
 def _online_step(
@@ -366,6 +373,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         points=args.points,
         distill_points=args.points,
+        step_points=args.step_points,
         hidden=hidden,
         pool=args.pool,
         gt_weight=args.gt_weight,
