@@ -6,9 +6,10 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, QStandardPaths, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -19,7 +20,6 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -72,6 +72,22 @@ def parse_zoom_text(text: str) -> float | None:
         return float(t) / 100
     except ValueError:
         return None
+
+
+def default_export_dir(photo: Path) -> Path:
+    """Where Export suggests saving when it has not been used yet: the photo's folder, unless that is the
+    app's own resources (the bundled sample) or not writable; then the Pictures folder, or home."""
+    folder = photo.parent
+    try:
+        bundled = folder.resolve() == paths.resources_dir().resolve()
+    except OSError:
+        bundled = False
+    if not bundled and os.access(folder, os.W_OK):
+        return folder
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    if pictures and Path(pictures).is_dir() and os.access(pictures, os.W_OK):
+        return Path(pictures)
+    return Path.home()
 
 
 class MainWindow(QMainWindow):
@@ -168,6 +184,16 @@ class MainWindow(QMainWindow):
         self.act_pan_right = self._action("Pan Right", lambda: self._pan(1, 0), ("Right",))
         self.act_pan_up = self._action("Pan Up", lambda: self._pan(0, -1), ("Up",))
         self.act_pan_down = self._action("Pan Down", lambda: self._pan(0, 1), ("Down",))
+        # Shift+arrow pans by half the view. Separate actions: a "Left" shortcut never matches Shift+Left.
+        # Not in the menus; Help lists them with the gestures.
+        self.act_pan_far = [
+            self._action(
+                f"Pan {name} by Half",
+                lambda _=False, d=d: self._pan(d[0], d[1], far=True),
+                (f"Shift+{name}",),
+            )
+            for name, d in (("Left", (-1, 0)), ("Right", (1, 0)), ("Up", (0, -1)), ("Down", (0, 1)))
+        ]
         self.act_compare = self._action("&Compare with Bicubic", self._set_compare, ("C",), checkable=True)
         self.act_navigator = self._action("&Navigator", self._set_navigator, ("N",), checkable=True)
         self.act_select = self._action("&Select Region", self.canvas.set_select_mode, ("R",), checkable=True)
@@ -267,6 +293,7 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.progress)
         for w in (self.zoom_label, self.mag_label, self.model_label, self.device_label):
             sb.addPermanentWidget(w)
+        sb.messageChanged.connect(self._on_status_message)
 
     def _connect(self) -> None:
         c, v = self.controller, self.view
@@ -439,10 +466,9 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     # -- view ------------------------------------------------------------------------------------------------
-    def _pan(self, dx: int, dy: int) -> None:
-        """Arrow keys pan by an eighth of the canvas (Shift: half)."""
-        big = QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier
-        f = 0.5 if big else 0.125
+    def _pan(self, dx: int, dy: int, far: bool = False) -> None:
+        """Arrow keys pan by an eighth of the canvas (Shift+arrow, `far`: half)."""
+        f = 0.5 if far else 0.125
         self.view.pan_by(dx * self.canvas.width() * f, dy * self.canvas.height() * f)
 
     def _set_compare(self, on: bool) -> None:
@@ -468,6 +494,7 @@ class MainWindow(QMainWindow):
             self._refresh_actions()
 
     def _zoom_entered(self, text: str) -> None:
+        self.canvas.setFocus()  # first: the field shows the zoom again only once it has lost the focus
         z = parse_zoom_text(text)
         if z is None:
             self.statusBar().showMessage(f"Not a zoom: '{text}' (type e.g. 800% or Fit)", 4000)
@@ -476,7 +503,6 @@ class MainWindow(QMainWindow):
             self.view.fit()
         else:
             self.view.zoom_to(z)
-        self.canvas.setFocus()
 
     def _on_view_changed(self) -> None:
         zoom, mag = describe_zoom(self.view.viewport)
@@ -527,9 +553,17 @@ class MainWindow(QMainWindow):
         if busy:
             self.progress.setRange(0, max(1, total))
             self.progress.setValue(done)
-            self.progress.show()
+            # While a message is shown the status bar hides its widgets and shows them again after;
+            # showing the bar now would draw it over the message (see _on_status_message).
+            if not self.statusBar().currentMessage():
+                self.progress.show()
         else:
             self.progress.hide()
+
+    def _on_status_message(self, message: str) -> None:
+        """GUI thread: a temporary status message ended; bring back the progress bar if still busy."""
+        if not message:
+            self._refresh_status()
 
     def _render_state(self) -> tuple[str, bool, int, int]:
         """(text, busy, done, total) for the render-state part of the status bar."""
@@ -580,7 +614,7 @@ class MainWindow(QMainWindow):
         choice = dlg.choice()
         if choice is None:
             return
-        folder = self.settings.last_dir("export") or str(photo.path.parent)
+        folder = self.settings.last_dir("export") or str(default_export_dir(photo.path))
         suggested = str(Path(folder) / f"{photo.path.stem}-{choice.size_label}{choice.suffix}")
         filters = {"PNG": "PNG (*.png)", "TIFF": "TIFF (*.tif *.tiff)", "JPEG": "JPEG (*.jpg *.jpeg)"}
         name, _ = QFileDialog.getSaveFileName(self, "Export", suggested, filters[choice.fmt])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPixmap
 
 from viewer.engine.inspect import TRAINED_MAX_SCALE, Lattice, Probe, extrapolated
 
@@ -234,9 +234,11 @@ def paint_confidence_cue(painter: QPainter, canvas: QRectF, magnification: float
     font = QFont(painter.font())
     font.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
     painter.setFont(font)
-    fm = painter.fontMetrics()
-    w = min(float(fm.horizontalAdvance(text) + 30), canvas.width() - 16)
-    h = float(fm.height() + 8)
+    fm = QFontMetricsF(font, painter.device())
+    # Rounded up, with a pixel to spare: an integer advance can fall short of the laid-out text by a
+    # fraction of a pixel, and the text would then lose its last characters to the elision below.
+    w = min(math.ceil(fm.horizontalAdvance(text)) + 31.0, canvas.width() - 16)
+    h = math.ceil(fm.height()) + 8.0
     box = QRectF(canvas.left() + 8, canvas.bottom() - h - 8, w, h)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     painter.setPen(Qt.PenStyle.NoPen)
@@ -253,7 +255,7 @@ def paint_confidence_cue(painter: QPainter, canvas: QRectF, magnification: float
     painter.drawPie(ring, 90 * 16, -round(360 * 16 * frac))
     painter.setPen(QColor(235, 235, 235, 230))
     text_box = box.adjusted(24, 0, -6, 0)
-    elided = fm.elidedText(text, Qt.TextElideMode.ElideRight, int(text_box.width()))
+    elided = fm.elidedText(text, Qt.TextElideMode.ElideRight, text_box.width())
     painter.drawText(text_box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, elided)
     painter.restore()
     return box
