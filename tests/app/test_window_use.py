@@ -1,5 +1,5 @@
 """What a person does in the window, found by driving the real app under X: the keys the README lists,
-the status bar, the zoom field and Export's suggested folder.
+the status bar, the zoom field, Export's suggested folder, and Inspect mode and How it works from the menus.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 
 from viewer import paths
 from viewer.app.main_window import MainWindow, default_export_dir
 from viewer.app.settings import AppSettings
 
-from .test_window import make_window, open_and_encode
+from .test_window import TIMEOUT, make_window, mouse, open_and_encode
 
 
 @pytest.fixture
@@ -74,6 +74,7 @@ def test_letter_keys_toggle_their_modes(qtbot: Any, window: MainWindow) -> None:
         (Qt.Key.Key_C, window.act_compare),
         (Qt.Key.Key_R, window.act_select),
         (Qt.Key.Key_N, window.act_navigator),
+        (Qt.Key.Key_I, window.act_inspect),
     ):
         was = action.isChecked()
         qtbot.keyClick(canvas, key)
@@ -123,6 +124,53 @@ def test_export_suggests_the_photos_folder_but_never_the_apps_resources(tmp_path
     assert suggested.is_dir()
 
 
+# -- Inspect mode and How it works ------------------------------------------------------------------------------
+def test_inspect_mode_from_the_window_probes_the_pixel_under_the_pointer(
+    qtbot: Any, window: MainWindow
+) -> None:
+    assert window.act_inspect in window._walk(window.menuBar().actions()[2].menu())  # View menu
+    window.act_inspect.trigger()
+    assert window.inspect.active and window.inspect_dock.isVisible()
+    qtbot.waitUntil(
+        lambda: window.inspect_dock.width() >= window.inspect_panel.sizeHint().width(), timeout=2000
+    )
+    window.view.zoom_to(8.0)
+    qtbot.waitUntil(lambda: window.view.is_settled("liif"), timeout=TIMEOUT)
+    pos = QPointF(101.0, 77.0)
+    mouse(window.canvas, QEvent.Type.MouseMove, pos)
+    panel = window.inspect_panel
+    qtbot.waitUntil(lambda: panel.probe is not None, timeout=TIMEOUT)
+    sx, sy = window.view.viewport.screen_to_source(pos.x(), pos.y())
+    assert panel.probe.x == pytest.approx(sx, abs=1 / 8) and panel.probe.y == pytest.approx(sy, abs=1 / 8)
+    assert panel.table.rowCount() == 4 and "source pixel" in panel.blend_label.text()
+    assert panel.table.horizontalHeader().length() <= panel.table.viewport().width()  # no scrolling needed
+
+    combo = panel.layer_combo
+    combo.setCurrentIndex(combo.findData("pca"))
+    qtbot.waitUntil(lambda: window.inspect.feature_pixels("pca") is not None, timeout=TIMEOUT)
+    combo.setCurrentIndex(combo.findData("difference"))
+    qtbot.waitUntil(lambda: "up to date" in panel.status_label.text(), timeout=TIMEOUT)
+
+    window.inspect_dock.close()  # the dock's close button ends Inspect mode
+    assert not window.act_inspect.isChecked() and not window.inspect.active
+
+
+def test_how_it_works_is_illustrated_with_the_open_photo(qtbot: Any, window: MainWindow) -> None:
+    window.act_how.trigger()
+    dialog = window._how
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(
+        lambda: (
+            dialog.illustrations is not None
+            and dialog.illustrations.pca is not None
+            and dialog.illustrations.probe is not None
+        ),
+        timeout=TIMEOUT,
+    )
+    assert set(dialog.images) == {"lattice", "pca", "probe"}
+    dialog.close()
+
+
 def test_the_confidence_cue_shows_its_whole_text_when_there_is_room(qapp: Any) -> None:
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QColor, QImage, QPainter
@@ -149,3 +197,29 @@ def test_the_confidence_cue_shows_its_whole_text_when_there_is_room(qapp: Any) -
         narrow.end()
         assert painter.texts == [ov.cue_text(mag)]
         assert narrow.texts[0].endswith("…")
+
+
+def test_the_probe_table_fits_the_panel_at_its_size_hint(qtbot: Any) -> None:
+    from viewer.app.inspect_panel import InspectPanel
+
+    from .inspect_data import plain_probe
+
+    panel = InspectPanel()
+    qtbot.addWidget(panel)
+    panel.resize(panel.sizeHint())  # the dock is sized from the hint
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_probe(plain_probe(4252.484, 3251.641), (19, 18, 9))  # four-digit codes
+    qtbot.wait(10)
+    table = panel.table
+    assert table.horizontalHeader().length() <= table.viewport().width()
+
+
+def test_how_it_works_names_the_point_the_probe_computed() -> None:
+    from viewer.app.how_it_works import Illustrations, page_html
+
+    from .helpers import textured
+    from .inspect_data import plain_probe
+
+    ill = Illustrations("old.jpg", textured(40, 30), (20.0, 15.0), None, plain_probe(20.0625, 15.0625))
+    assert "How the pixel at (20.06, 15.06) of old.jpg" in page_html(ill)

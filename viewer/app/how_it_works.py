@@ -100,6 +100,8 @@ def page_html(ill: Illustrations | None) -> str:
         return f"<p align='center'><img src='illus://{key}'><br><small>{caption}</small></p>"
 
     cx, cy = ill.centre if ill is not None else (0.0, 0.0)
+    # The probe samples the centre of the x8 output pixel that holds `centre`: name that point, not `centre`.
+    px, py = (ill.probe.x, ill.probe.y) if ill is not None and ill.probe is not None else (cx, cy)
     parts = [
         "<h2>How LIIF rebuilds your photo at any zoom</h2>",
         "<p>This viewer does not enlarge pixels. It turns the photo into a <i>continuous</i> representation "
@@ -143,7 +145,7 @@ def page_html(ill: Illustrations | None) -> str:
         "larger its weight, and the four weights sum to 1.</p>",
         figure(
             "probe",
-            f"How the pixel at ({cx:.2f}, {cy:.2f}) of {name} is computed at ×"
+            f"How the pixel at ({px:.2f}, {py:.2f}) of {name} is computed at ×"
             f"{ILLUSTRATION_MAGNIFICATION:.0f}: the four codes (circles, filled with each one's prediction), "
             "the rectangles whose areas weight them (labelled with the weights) and the blended colour "
             "(square). Inspect mode's probe shows this for any pixel under the pointer, computed by the same "

@@ -18,7 +18,9 @@ Torch is never imported here at module level; the worker-side functions import t
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,11 +43,13 @@ from viewer.app.overlays import (
 from viewer.app.planning import TileKey, TileSpec, Viewport
 from viewer.engine.cancel import CancelToken
 from viewer.engine.inspect import EMPTY_LATTICE, Lattice, Probe, difference_heatmap, lattice_lines
+from viewer.errors import Cancelled
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from viewer.app.view_controller import ViewController
+    from viewer.app.worker import WorkerContext
     from viewer.engine.render import Engine, FeatureMap
 
 FeatureKind = Literal["pca", "channel"]
@@ -59,6 +63,8 @@ DIFFERENCE_CACHE_TILES = 256
 RECENT_TILE_BYTES = 96 << 20
 """The render worker keeps this much of its latest LIIF tiles for the difference view."""
 BICUBIC_PAD = 2
+
+log = logging.getLogger(__name__)
 
 
 # -- requests (GUI -> render worker) ---------------------------------------------------------------------------
@@ -319,6 +325,103 @@ def tile_covers(spec: TileSpec) -> tuple[float, float, float, float]:
     r0, c0, r1, c1 = spec.window
     sx, sy = w / spec.out_w, h / spec.out_h
     return x + c0 * sx, y + r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy
+
+
+class _LockedRecentTiles(RecentTiles):
+    """`RecentTiles` filled from the GUI thread (tiles the view received) and read by the render worker."""
+
+    def __init__(self, budget: int = RECENT_TILE_BYTES) -> None:
+        super().__init__(budget)
+        self._lock = threading.Lock()
+
+    def put(self, content: int, key: TileKey, bgra: np.ndarray) -> None:
+        with self._lock:
+            super().put(content, key, bgra)
+
+    def get(self, content: int, key: TileKey) -> np.ndarray | None:
+        with self._lock:
+            return super().get(content, key)
+
+
+class InspectWorkerSide:
+    """Inspect mode's link to the render worker: the controller's sink and the worker's extension.
+
+    `inspect` (GUI thread) queues the newest request of its kind and wakes the worker; the worker asks
+    `has_work`/`take` with its own lock held and runs the job `take` returns in its thread, with the engine
+    and the encoded photo. Every failure comes back as an `InspectFailed` event, never as an exception.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._queue = InspectQueue()
+        self.recent: RecentTiles = _LockedRecentTiles()
+        """The LIIF tiles the view received lately (fed by `remember_tile`), so "what the model adds"
+        usually needs no model call."""
+        self._source: tuple[int, PILImage] | None = None
+
+    # -- GUI thread ---------------------------------------------------------------------------------------
+    def inspect(self, request: InspectRequest) -> None:
+        """GUI thread: make `request` the newest of its kind (a running one of that kind is cancelled)."""
+        with self._lock:
+            self._queue.put(request)
+        self._wake()  # outside our lock: the worker calls has_work/take with its lock, then ours
+
+    def clear(self) -> None:
+        """GUI thread: drop every queued request and cancel the running ones."""
+        with self._lock:
+            self._queue.clear()
+
+    def remember_tile(self, content: int, key: TileKey, bgra: np.ndarray) -> None:
+        """GUI thread: a LIIF tile the view received (the arrays are never modified)."""
+        self.recent.put(content, key, bgra)
+
+    # -- render worker thread (its lock held: quick) ----------------------------------------------------------
+    def has_work(self, fm_content: int, tiles_pending: bool) -> bool:
+        with self._lock:
+            return self._queue.has_ready(fm_content, tiles_pending)
+
+    def take(self, fm_content: int, tiles_pending: bool) -> Callable[[WorkerContext], None] | None:
+        with self._lock:
+            got = self._queue.take(fm_content, tiles_pending)
+        if got is None:
+            return None
+        req, token = got
+        return lambda ctx: self._run(req, token, ctx)
+
+    # -- render worker thread -------------------------------------------------------------------------------
+    def _run(self, req: InspectRequest, token: CancelToken, ctx: WorkerContext) -> None:
+        try:
+            run_inspect(
+                req, ctx.engine, ctx.feature_map, token, ctx.emit,
+                source=lambda: self._padded_source(ctx), recent=self.recent,
+                render_tile=lambda spec, tok: self._render_tile(ctx, spec, tok),
+            )  # fmt: skip
+        except Cancelled:
+            pass
+        except Exception as exc:  # reported to the panel; the worker carries on
+            log.exception("inspection failed")
+            ctx.emit(InspectFailed(req.generation, req.content, req.slot, f"{type(exc).__name__}: {exc}"))
+        finally:
+            with self._lock:
+                self._queue.done(req.slot, token)
+
+    def _padded_source(self, ctx: WorkerContext) -> PILImage:
+        if self._source is None or self._source[0] != ctx.content:
+            from viewer.app.photo import to_rgb8
+
+            self._source = (ctx.content, padded_source(to_rgb8(ctx.loaded.rgb)))
+        return self._source[1]
+
+    @staticmethod
+    def _render_tile(ctx: WorkerContext, spec: TileSpec, token: CancelToken) -> np.ndarray:
+        from viewer.app.worker import to_bgra
+        from viewer.engine.render import SourceRect
+
+        rgb = ctx.engine.render(
+            ctx.feature_map, SourceRect(*spec.rect), spec.out_w, spec.out_h, window=spec.window, cancel=token
+        )
+        return to_bgra(rgb)
 
 
 # -- GUI side ----------------------------------------------------------------------------------------------------

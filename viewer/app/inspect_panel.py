@@ -254,6 +254,7 @@ class InspectPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._reserve_table_width()
         self.blend_label = QLabel()
         self.blend_label.setTextFormat(Qt.TextFormat.RichText)
         self.blend_label.setWordWrap(True)
@@ -281,6 +282,22 @@ class InspectPanel(QWidget):
         self.channel_spin.valueChanged.connect(lambda c: self._set(channel=int(c)))
         self.opacity_slider.valueChanged.connect(lambda v: self._set(opacity=v / 100.0))
         self.set_probe(None)
+
+    def _reserve_table_width(self) -> None:
+        """Make the table wide enough for any probe's row, so the panel's size hint (which sizes the dock)
+        includes it and the columns never need a scroll bar."""
+        t = self.table
+        widest = ("[8888, 8888]", "+1.88, +1.88", "0.8888", "255, 255, 255")  # typical; rarer ones scroll
+        t.setRowCount(1)
+        for col, text in enumerate(widest):
+            item = QTableWidgetItem(text)
+            if col in (0, 3):
+                item.setIcon(_swatch(QColor(0, 0, 0)))
+            t.setItem(0, col, item)
+        header = t.horizontalHeader()
+        width = sum(max(t.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(t.columnCount()))
+        t.setRowCount(0)
+        t.setMinimumWidth(width + 2 * t.frameWidth() + 2)
 
     # -- options ----------------------------------------------------------------------------------------------
     @property
