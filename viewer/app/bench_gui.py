@@ -1,6 +1,6 @@
 """`liif-viewer bench --gui`: drive the real window offscreen and time what a person feels.
 
-Measured on a 1280x800 canvas with the chosen model (default: the official one on the CPU):
+Measured on a 1280x800 canvas with the chosen model (default: the viewer's, `auto`: liif-fast on the CPU):
 - after a zoom step: the time to the first refined tile and to the fully refined viewport;
 - event-loop latency (a 5 ms timer) while those refines run;
 - interaction repaint times: pans over settled tiles, zooms that show scaled placeholders, and the
@@ -42,7 +42,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="liif-viewer bench --gui", description=__doc__.split("\n\n")[0])
     p.add_argument("--gui", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--model", default=None, help="model name or weights file (default: the official model)")
+    p.add_argument(
+        "--model", default=None, help="model name, weights file or auto (default: auto, the viewer's default)"
+    )
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")
     p.add_argument("--photo", type=Path, default=None, help="photo to open (default: the bundled sample)")
@@ -97,11 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not photo.is_file():
         raise ArgumentError(f"{photo}: no such photo")
 
-    from viewer.engine.weights import DEFAULT_MODEL, resolve_model_path
+    from viewer.engine.weights import AUTO_MODEL, auto_model, resolve_model_path
 
-    model = args.model or DEFAULT_MODEL
+    model = args.model or AUTO_MODEL
     if not args.tiny:
-        resolve_model_path(model)  # WeightsMissingError says to run fetch-weights
+        # `auto` is the viewer's default: the fast model on a CPU, the official one on a GPU.
+        base = args.device.split(":")[0]
+        resolve_model_path(
+            auto_model("cpu" if base in ("cpu", "auto") else base) if model == AUTO_MODEL else model
+        )
 
     from PySide6.QtCore import QSettings, Qt, QTimer
     from PySide6.QtWidgets import QApplication

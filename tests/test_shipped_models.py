@@ -1,0 +1,60 @@
+"""The models this project trains and ships in `models/`: each loads safely, says what `liif-viewer models`
+needs, has a model card, and beats bicubic clearly on Set5 x4 (the full tables come from `liif-viewer eval`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from viewer import paths
+from viewer.engine.evaluate import default_benchmark_root, evaluate
+from viewer.engine.render import Engine
+from viewer.liif.checkpoint import load_model, read_metadata
+from viewer.liif.liif import LIIF
+from viewer.train.trainer import decoder_macs_per_pixel
+
+SHIPPED = sorted(paths.models_dir().glob("*.safetensors"))
+MAX_BYTES = 10_500_000
+
+
+def _official_architecture() -> LIIF:
+    """The paper's EDSR-baseline-LIIF (decoder 256-256-256-256), randomly initialised: for counting."""
+    enc = {"name": "edsr-baseline", "args": {"no_upsampling": True}}
+    return LIIF(enc, {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256] * 4}})
+
+
+def test_models_are_shipped() -> None:
+    names = {read_metadata(p).get("name") for p in SHIPPED}
+    assert {"liif-fast", "liif-oldphoto"} <= names, names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_model_is_small_documented_and_loads(path: Path) -> None:
+    assert path.stat().st_size <= MAX_BYTES
+    meta = read_metadata(path)
+    for key in ("name", "display_name", "architecture", "source", "licence", "quality", "training"):
+        assert meta.get(key), key
+    card = path.with_suffix(".md")
+    assert card.is_file(), f"{path.name} has no model card"
+    text = card.read_text()
+    assert "PSNR" in text and "multiply-adds" in text and "icence" in text
+    model = load_model(path)
+    assert int(meta["decoder_macs_per_pixel"]) == decoder_macs_per_pixel(model)
+
+
+def test_fast_model_needs_five_times_fewer_decoder_operations() -> None:
+    fast = [p for p in SHIPPED if read_metadata(p).get("name") == "liif-fast"]
+    assert fast
+    ratio = decoder_macs_per_pixel(_official_architecture()) / decoder_macs_per_pixel(load_model(fast[0]))
+    assert ratio >= 5.0, ratio
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (default_benchmark_root() / "Set5").is_dir(), reason="benchmark data not present")
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_model_beats_bicubic_on_set5_x4(path: Path) -> None:
+    engine = Engine(load_model(path), "cpu", "fp32")
+    ours = evaluate(engine, "Set5", 4)
+    bicubic = evaluate(None, "Set5", 4)
+    assert ours > bicubic + 1.5, (ours, bicubic)
