@@ -1,4 +1,5 @@
-"""Screenshots of the real window for the README: the sample at fit, and at 16x in compare mode.
+"""Screenshots of the real window for the README: the sample at fit, at 16x in compare mode, in Inspect
+mode (latent lattice and a pixel probe at 32x), and the Export dialog over a selection.
 
     Xvfb :99 -screen 0 1400x900x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb python -m viewer.app.screenshots OUT_DIR [--device cpu]
@@ -21,6 +22,12 @@ from viewer import paths
 
 FACE = (222.0, 120.0)
 """The sample's eyes and smile: where the 16x compare shot looks."""
+EYE = (204.0, 100.0)
+"""The sample's left eye (as seen): where the Inspect shot looks."""
+PROBE_OFFSET = (37.0, -23.0)
+"""Where the Inspect shot's pointer rests, from the centre of the canvas (logical px)."""
+EXPORT_SELECTION = (120.0, 30.0, 200.0, 250.0)
+"""The head and shoulders, 4:5 like an 8x10 in print: the Export shot's selection."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     w_px, h_px = (int(v) for v in args.size.split("x"))
 
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QPoint, QSettings, QTimer
+    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     from viewer.app.main import make_application
@@ -84,6 +92,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.view.flush()
         wait(lambda: window.view.is_settled("liif") and window.view.is_settled("bicubic"))
         shot("compare-16x.png")
+
+        window.act_compare.setChecked(False)
+        window.act_inspect.setChecked(True)
+        window.view.zoom_to(32.0)
+        window.view.centre_on(*EYE)
+        window.view.flush()
+        canvas = window.canvas
+        pointer = QPoint(
+            round(canvas.width() / 2 + PROBE_OFFSET[0]), round(canvas.height() / 2 + PROBE_OFFSET[1])
+        )
+        wait(lambda: window.view.is_settled("liif"))
+        QTest.mouseMove(canvas, pointer)
+        window.inspect.hover(float(pointer.x()), float(pointer.y()))
+        wait(lambda: window.inspect.probe is not None)
+        shot("inspect.png")
+
+        window.act_inspect.setChecked(False)
+        window.view.fit()
+        window.view.set_selection(EXPORT_SELECTION)
+        window.view.flush()
+        wait(window.view.is_settled)
+
+        def shoot_dialog() -> None:
+            """Runs inside the dialog's own event loop: capture it, then close it as Cancel would."""
+            dialog = QApplication.activeModalWidget()
+            shot("export-dialog.png")
+            if dialog is not None:
+                dialog.close()
+
+        QTimer.singleShot(1000, shoot_dialog)
+        window.export_dialog()
         window.close()
     return 0
 
