@@ -223,3 +223,71 @@ def test_how_it_works_names_the_point_the_probe_computed() -> None:
 
     ill = Illustrations("old.jpg", textured(40, 30), (20.0, 15.0), None, plain_probe(20.0625, 15.0625))
     assert "How the pixel at (20.06, 15.06) of old.jpg" in page_html(ill)
+
+
+# -- quitting --------------------------------------------------------------------------------------------------
+QUIT_WHILE_ENCODING = """
+import sys, threading, time
+import viewer.app.worker as worker
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, sys.argv[1])
+from helpers import make_tiny_engine
+
+started = threading.Event()
+
+class SlowEncode:
+    '''The tiny engine, with an encode that computes in torch for a while without a cancellation point.'''
+
+    def __init__(self):
+        self._engine = make_tiny_engine()
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def encode(self, *args, **kwargs):
+        import torch
+        started.set()
+        a = torch.randn(800, 800)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30:
+            a = torch.tanh(a @ a)
+        return self._engine.encode(*args, **kwargs)
+
+worker.default_engine_factory = lambda config: SlowEncode()
+from viewer.app.main import make_application, run_gui
+
+app = make_application()
+
+def close_once_encoding():
+    if started.is_set():
+        w = next(w for w in QApplication.topLevelWidgets() if w.objectName() == 'main-window')
+        QTimer.singleShot(300, w.close)
+    else:
+        QTimer.singleShot(50, close_once_encoding)
+
+QTimer.singleShot(50, close_once_encoding)
+sys.exit(run_gui(None))
+"""
+
+
+def test_quitting_while_the_photo_is_encoded_exits_cleanly(tmp_path: Path) -> None:
+    """Found with `make run`: Ctrl+Q during the first encode aborted the process (status 134) in torch's
+    threads at interpreter exit, and make reported an error."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", QUIT_WHILE_ENCODING, str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "terminate called" not in out.stderr

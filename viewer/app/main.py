@@ -8,7 +8,9 @@ event loop is qasync's, so asyncio code can run on it as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -23,6 +25,9 @@ from viewer.app.main_window import APP_NAME, MainWindow, app_icon
 from viewer.app.settings import AppSettings
 
 log = logging.getLogger(__name__)
+
+EXPORT_STOP_TIMEOUT = 30.0
+"""Seconds to wait at quit for cancelled exports to stop and remove their partial files."""
 
 
 def _install_excepthooks() -> None:
@@ -58,7 +63,11 @@ def make_application(argv: list[str] | None = None) -> QApplication:
 
 
 def run_gui(photo: Path | None = None) -> int:
-    """Open the viewer on `photo` (default: the bundled sample) and run until the window closes."""
+    """Open the viewer on `photo` (default: the bundled sample) and run until the window closes.
+
+    Returns 0 once every worker has stopped; if one cannot stop yet, the process ends here (see
+    `_exit_if_workers_busy`).
+    """
     import qasync
 
     app = make_application()
@@ -76,4 +85,25 @@ def run_gui(photo: Path | None = None) -> int:
     app.aboutToQuit.connect(closed.set)
     with loop:
         loop.run_until_complete(closed.wait())
+    _exit_if_workers_busy(window)
     return 0
+
+
+def _exit_if_workers_busy(window: MainWindow) -> None:
+    """After the window has closed: end the process now if a worker is still running.
+
+    The render worker can be inside an encode, which stops only between tiles (a small photo is one
+    tile). If Python finalised while it computes, torch's threads would abort the process ("terminate
+    called without an active exception", exit status 134). Cancelled exports are waited for, since they
+    stop at their next chunk and remove their partial file; settings were saved when the window closed.
+    """
+    c = window.controller
+    exports_done = c.render_worker.wait_exports(EXPORT_STOP_TIMEOUT)
+    if exports_done and not c.render_worker.alive and not c.bicubic_worker.alive:
+        return
+    log.info("leaving while a worker is still busy")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(0)
