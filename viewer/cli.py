@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "bench",
-        help="measure our query paths against the paper's reference (see `liif-viewer bench --help`)",
+        help="measure our query paths against the paper's reference; --gui: the real window (see --help)",
         add_help=False,
     )
     return parser
@@ -399,6 +399,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(argv: list[str]) -> int:
+    if "--gui" in argv:  # the window, driven offscreen (viewer.app.bench_gui)
+        from viewer.app.bench_gui import main as gui_bench_main
+
+        return int(gui_bench_main(argv) or 0)
     from viewer.engine.bench import main as bench_main
 
     return int(bench_main(argv) or 0)
