@@ -157,7 +157,7 @@ def latent_centres(n: int, device: torch.device) -> torch.Tensor:
     return (-1.0 + r) + (2 * r) * torch.arange(n, device=device).float()
 
 
-def _nearest(c: torch.Tensor, n: int) -> torch.Tensor:
+def nearest_index(c: torch.Tensor, n: int) -> torch.Tensor:
     """Index grid_sample(mode='nearest', align_corners=False) picks for normalised coordinate c."""
     ix = ((c + 1) * n - 1) / 2
     return torch.round(ix).clamp_(0, n - 1).long()
@@ -212,7 +212,7 @@ def ensemble_terms(
     for vx, vy in offsets:
         cr = (coord[:, 0] + (vx * rx + eps)).clamp_(-_CLAMP, _CLAMP)
         cc = (coord[:, 1] + (vy * ry + eps)).clamp_(-_CLAMP, _CLAMP)
-        i, j = _nearest(cr, h), _nearest(cc, w)
+        i, j = nearest_index(cr, h), nearest_index(cc, w)
         rel = torch.stack(
             ((coord[:, 0] - row_c.index_select(0, i)) * h, (coord[:, 1] - col_c.index_select(0, j)) * w),
             dim=1,

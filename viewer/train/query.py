@@ -13,15 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from viewer.liif.liif import LIIF
-from viewer.liif.query import latent_centres
+from viewer.liif.query import latent_centres, nearest_index
 
 _EPS_SHIFT = 1e-6
 _CLAMP = 1 - 1e-6
-
-
-def _nearest(c: torch.Tensor, n: int) -> torch.Tensor:
-    """Index that grid_sample(mode='nearest', align_corners=False) picks for normalised coordinate c."""
-    return torch.round(((c + 1) * n - 1) / 2).clamp_(0, n - 1).long()
 
 
 def project(model: LIIF, feat: torch.Tensor) -> torch.Tensor:
@@ -55,7 +50,7 @@ def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torc
     for vx, vy in offsets:
         cr = (coord[..., 0] + (vx / h + eps)).clamp(-_CLAMP, _CLAMP)
         cc = (coord[..., 1] + (vy / w + eps)).clamp(-_CLAMP, _CLAMP)
-        i, j = _nearest(cr, h), _nearest(cc, w)
+        i, j = nearest_index(cr, h), nearest_index(cc, w)
         rels.append(torch.stack(((coord[..., 0] - row_c[i]) * h, (coord[..., 1] - col_c[j]) * w), dim=-1))
         idx.append(base + i * w + j)
     n_members = len(offsets)
