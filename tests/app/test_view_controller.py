@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QRectF
 
 from viewer.app import planning as pl
 from viewer.app.messages import RequestDone, TileRequest, TileResult
@@ -117,16 +118,24 @@ def test_frame_blits_settled_tiles_one_to_one(setup: tuple[ViewController, Sink,
         assert (t.width(), t.height()) == (op.source.width(), op.source.height())
 
 
-def test_frame_uses_scaled_placeholders_then_preview(setup: tuple[ViewController, Sink, Sink]) -> None:
+def test_frame_uses_scaled_placeholders_over_the_preview(setup: tuple[ViewController, Sink, Sink]) -> None:
     view, liif, _ = setup
     view.zoom_to(3.0)
     view.flush()
-    deliver(view, liif.requests[-1])
-    view.zoom_to(4.5)  # within 2x: the 3x tiles are shown scaled
+    deliver(view, liif.requests[-1], only_visible=True)
+    view.zoom_to(2.0)  # within 2x, but wider than the 3x tiles: the preview shows around them
     ops = view.frame().layers[0].ops
     assert ops[0].smooth and ops[0].pixmap is view.photo.levels[0]  # the interpolated preview first
     scaled = [op for op in ops[1:] if op.smooth]
-    assert scaled and all(op.target.width() == pytest.approx(op.source.width() * 1.5) for op in scaled)
+    assert scaled and all(op.target.width() == pytest.approx(op.source.width() * 2 / 3) for op in scaled)
+    view.zoom_to(4.5)  # inside the 3x tiles: they cover the view, so the preview under them is skipped
+    ops = view.frame().layers[0].ops
+    assert ops and all(op.pixmap is not view.photo.levels[0] for op in ops)
+    assert all(op.smooth and op.target.width() == pytest.approx(op.source.width() * 1.5) for op in ops)
+    covered = QRectF(ops[0].target)
+    for op in ops[1:]:
+        covered = covered.united(op.target)
+    assert covered.contains(QRectF(0, 0, 640, 480))
     view.zoom_to(12.0)  # beyond 2x: only the preview
     assert len(view.frame().layers[0].ops) == 1
 

@@ -398,9 +398,10 @@ class ViewController(QObject):
         if vp.refinable:
             exact, complete = self._exact_ops(kind, vp, area)
         if not complete:
-            layer.ops.append(self._preview_op(vp, photo, area))
-            if vp.refinable:
-                layer.ops.extend(self._placeholder_ops(kind, vp, photo))
+            placeholders, covered = self._placeholder_ops(kind, vp, photo) if vp.refinable else ([], False)
+            if not covered:
+                layer.ops.append(self._preview_op(vp, photo, area))
+            layer.ops.extend(placeholders)
         layer.ops.extend(exact)
         return [layer]
 
@@ -442,22 +443,35 @@ class ViewController(QObject):
             ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), False))
         return ops, complete
 
-    def _placeholder_ops(self, kind: TileKind, vp: Viewport, photo: Photo) -> list[DrawOp]:
-        """Tiles of nearby levels (within 2x), scaled, while the current level renders."""
+    def _placeholder_ops(self, kind: TileKind, vp: Viewport, photo: Photo) -> tuple[list[DrawOp], bool]:
+        """Tiles of nearby levels (within 2x), scaled, while the current level renders, worst level first.
+
+        Also says whether one level alone covers the whole view: then the preview under it, and any worse
+        level, would be painted over entirely, so they are left out (each is a full-viewport smooth scale,
+        which is what makes a zoom step's repaint slow).
+        """
         levels = {g[1] for g in self._cache.groups() if isinstance(g, tuple) and g[0] == kind}
-        ops: list[DrawOp] = []
+        per_level: list[list[DrawOp]] = []
         rect = vp.source_rect()
-        for z in pl.placeholder_levels(vp.device_zoom, levels):
+        covered = False
+        for z in reversed(pl.placeholder_levels(vp.device_zoom, levels)):  # best level first
             rng = pl.tiles_over_rect(z, rect, photo.width, photo.height, self._tile)
+            ops: list[DrawOp] = []
+            missing = False
             for tx, ty in rng.cells():
                 key = TileKey(z, tx, ty)
                 pm = self._cache.peek((kind, key))
                 if pm is None:
+                    missing = True
                     continue
                 w, h = pm.width(), pm.height()  # type: ignore[attr-defined]
                 x, y, tw, th = pl.tile_device_rect(vp, key, w, h, self._tile)
                 ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), True))
-        return ops
+            per_level.append(ops)
+            if ops and not missing:
+                covered = True
+                break
+        return [op for ops in reversed(per_level) for op in ops], covered
 
 
 def describe_zoom(vp: Viewport | None) -> tuple[str, str]:

@@ -29,6 +29,8 @@ class TrainConfig:
     gt_weight: float = 0.5
     hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
     local_ensemble: bool = True
+    inherit_layers: bool = False
+    """Recipe fast: start each student decoder layer whose shape matches the teacher's from the teacher."""
     feat_unfold: bool = True
     cell_decode: bool = True
     pool: int = 4000
@@ -60,6 +62,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--points", type=int, default=d.points, help="HR pixels sampled per crop")
     p.add_argument("--hidden", default="88,88,88", help="decoder widths (recipes fast and scratch)")
+    p.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help="decoder without LIIF's local ensemble: one query per pixel instead of four (fast, scratch)",
+    )
+    p.add_argument(
+        "--inherit-layers",
+        action="store_true",
+        help="start the decoder layers whose shapes match the teacher's from the teacher's weights (fast)",
+    )
     p.add_argument(
         "--step-points", type=int, default=d.step_points, help="points per crop in each step (fast)"
     )

@@ -92,7 +92,26 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         model.encoder.load_state_dict(teacher.encoder.state_dict())
         for p in model.encoder.parameters():
             p.requires_grad_(False)
+        if cfg.inherit_layers:
+            inherit_decoder_layers(model, teacher)
     return model
+
+
+@torch.no_grad()
+def inherit_decoder_layers(student: LIIF, teacher: LIIF) -> int:
+    """Copy the teacher's leading decoder layers into the student while their shapes match; returns how many.
+
+    A wide, shallow student without the ensemble starts from the official decoder's first layers instead of
+    random ones, so distillation refines features that already describe the image.
+    """
+    copied = 0
+    for mine, theirs in zip(student.imnet.linears(), teacher.imnet.linears(), strict=False):
+        if mine.weight.shape != theirs.weight.shape:
+            break
+        mine.weight.copy_(theirs.weight)
+        mine.bias.copy_(theirs.bias)
+        copied += 1
+    return copied
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
@@ -132,7 +151,7 @@ def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
         return 0
     meta = json.loads((work / "state.json").read_text())
     saved = meta["config"]
-    for key in ("recipe", "hidden", "seed", "batch", "encoder"):
+    for key in ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble"):
         if saved.get(key) != asdict(cfg).get(key):
             raise ArgumentError(
                 f"{work}: the saved run has {key}={saved.get(key)!r}, not {asdict(cfg).get(key)!r}; "
@@ -375,6 +394,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         distill_points=args.points,
         step_points=args.step_points,
         hidden=hidden,
+        local_ensemble=not args.no_ensemble,
+        inherit_layers=args.inherit_layers,
         pool=args.pool,
         gt_weight=args.gt_weight,
         degrade_p=args.degrade_p,
