@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from viewer import paths
 from viewer.engine.evaluate import default_benchmark_root, evaluate
 from viewer.engine.render import Engine
 from viewer.liif.checkpoint import load_model, read_metadata
-from viewer.liif.liif import LIIF
+from viewer.liif.liif import LIIF, make_liif
 from viewer.train.trainer import decoder_macs_per_pixel
 
 SHIPPED = sorted(paths.models_dir().glob("*.safetensors"))
@@ -58,3 +60,34 @@ def test_shipped_model_beats_bicubic_on_set5_x4(path: Path) -> None:
     ours = evaluate(engine, "Set5", 4)
     bicubic = evaluate(None, "Set5", 4)
     assert ours > bicubic + 1.5, (ours, bicubic)
+
+
+def seam_ratio(model: LIIF, zoom: int = 24) -> float:
+    """Mean colour step across latent-cell borders over the mean step inside cells, far past 1:1.
+
+    A model that zooms continuously scores about 1; one whose output jumps at every source pixel (a decoder
+    without LIIF's local ensemble, for instance) shows a visible grid and scores well above.
+    """
+    from PIL import Image
+
+    from viewer.engine.render import SourceRect
+
+    img = np.asarray(Image.open(paths.sample_photo()).convert("RGB"), dtype=np.float32) / 255
+    engine = Engine(model, "cpu", "fp32")
+    fm = engine.encode(img[352:400, 128:176])  # a detailed 48x48 patch of the sample
+    out = engine.render(fm, SourceRect(16, 16, 12, 12), 12 * zoom, 12 * zoom)
+    steps = np.abs(np.diff(out, axis=1)).mean(axis=(0, 2))
+    border = (np.arange(steps.size) % zoom) == zoom - 1
+    return float(steps[border].mean() / steps[~border].mean())
+
+
+def test_the_seam_measure_tells_a_grid_from_a_continuous_zoom() -> None:
+    with_ensemble = make_liif(n_feats=8, hidden=(16,), seed=3)
+    without = make_liif(n_feats=8, hidden=(16,), seed=3, local_ensemble=False)
+    assert seam_ratio(with_ensemble) < 1.5 < 3.0 < seam_ratio(without)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_model_zooms_without_a_grid(path: Path) -> None:
+    torch.manual_seed(0)
+    assert seam_ratio(load_model(path)) < 1.5

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from viewer.engine import degrade
+from viewer.errors import ArgumentError
 from viewer.liif.checkpoint import load_model, save_safetensors
 from viewer.liif.liif import make_liif
 from viewer.liif.reference import query_rgb
@@ -155,3 +156,86 @@ def test_degradations_are_deterministic_and_change_the_image() -> None:
     c = degrade.benchmark_degrade(img, 3)
     assert np.array_equal(c, degrade.benchmark_degrade(img, 3))
     assert 0.002 < float(np.abs(c - img).mean()) < 0.05
+
+
+def _low_rank_liif(rank: int, hidden: tuple[int, ...] = (32, 16), seed: int = 2) -> torch.nn.Module:
+    from viewer.liif.liif import LIIF
+
+    enc = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 1, "n_feats": 8}}
+    ranks = [rank] + [0] * len(hidden)
+    torch.manual_seed(seed)
+    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(hidden), "ranks": ranks}}
+    return LIIF(enc, imnet).eval()
+
+
+def test_a_factored_first_layer_is_counted_and_queried_like_the_reference(tmp_path: Path) -> None:
+    from viewer.engine.render import Engine
+    from viewer.liif.models import LowRankLinear
+
+    model = _low_rank_liif(rank=6)
+    first = model.imnet.linears()[0]
+    assert isinstance(first, LowRankLinear)
+    x = torch.randn(5, first.in_features)
+    assert torch.allclose(first(x), x @ first.weight.t() + first.bias, atol=1e-5)
+    in_dim = 8 * 9 + 4
+    assert model.decoder_macs_per_query() == 6 * (in_dim + 32) + 32 * 16 + 16 * 3
+    gen = torch.Generator().manual_seed(4)
+    feat = torch.randn(1, 8, 6, 7, generator=gen)
+    coord = torch.rand(1, 50, 2, generator=gen) * 2 - 1
+    cells = torch.rand(1, 50, 2, generator=gen) * 0.3
+    want = query_rgb(model, feat, coord, cells)
+    assert torch.allclose(train_query(model, feat, coord, cells), want, atol=1e-5)
+    engine = Engine(model, "cpu", "fp32")
+    from viewer.engine.render import FeatureMap
+
+    fm = FeatureMap(feat[0])
+    got = engine.query(fm, coord[0], cells[0])
+    assert torch.allclose(got, want[0], atol=1e-4), float((got - want[0]).abs().max())
+    path = tmp_path / "lr.safetensors"
+    save_safetensors(model, path)
+    again = load_model(path)
+    assert torch.equal(again.imnet.linears()[0].weight, first.weight)
+
+
+def test_a_factored_first_layer_starts_as_the_teachers_principal_part() -> None:
+    teacher = make_liif(n_feats=8, n_resblocks=1, hidden=(32, 32), seed=1)
+    feats = teacher.encode(torch.rand(2, 3, 20, 20) * 2 - 1).detach()
+    n_feat = 8 * 9
+    t_first = teacher.imnet.linears()[0]
+
+    from viewer.train.query import project
+
+    with torch.no_grad():
+        want = project(teacher, feats).permute(0, 2, 3, 1).reshape(-1, 32)
+        sv = torch.linalg.svdvals(want - want.mean(dim=0))
+
+    def error(rank: int) -> float:
+        student = _low_rank_liif(rank, hidden=(32, 8))
+        assert trainer.inherit_decoder_layers(student, teacher, feats) == 1
+        s_first = student.imnet.linears()[0]
+        # Coordinate and cell inputs keep their exact weights; the feature part is a rank-limited copy.
+        assert torch.allclose(s_first.weight[:, n_feat:], t_first.weight[:, n_feat:], atol=1e-5)
+        with torch.no_grad():
+            got = project(student, feats).permute(0, 2, 3, 1).reshape(-1, 32)
+            return float((got - want).norm() / want.norm())
+
+    for rank in (6, 16, 28):
+        # No worse than the best approximation of that rank on these features (PCA's residual).
+        best = float(sv[rank - 4 :].norm() / want.norm())
+        assert error(rank) <= best + 1e-4, (rank, error(rank), best)
+    assert error(6) > error(16) > error(28)
+
+
+def test_a_run_can_start_from_a_saved_model(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    cfg = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[16], pool=8, steps=2)
+    first, _ = trainer.train(cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
+    path = tmp_path / "first.safetensors"
+    trainer.export(first, cfg, path)
+    cfg2 = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[16], pool=8, steps=2, init=str(path))
+    start = trainer.build_student(cfg2, load_model(teacher_path))
+    for k, v in first.state_dict().items():
+        assert torch.equal(start.state_dict()[k], v), k
+    wrong = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[12], init=str(path))
+    with pytest.raises(ArgumentError, match="architecture differs"):
+        trainer.build_student(wrong, load_model(teacher_path))

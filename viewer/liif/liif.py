@@ -12,7 +12,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from viewer.liif.models import MLP, Registry, registry
+from viewer.liif.models import MLP, Registry, layer_macs, registry
 
 
 class LIIF(nn.Module):
@@ -65,7 +65,7 @@ class LIIF(nn.Module):
 
     def decoder_macs_per_query(self) -> int:
         """Multiply-adds of one decoder evaluation (one of the ensemble's four), as the paper runs it."""
-        return sum(m.in_features * m.out_features for m in self.imnet.linears())
+        return sum(layer_macs(m) for m in self.imnet.linears())
 
 
 def make_liif(

@@ -185,22 +185,76 @@ def make_rdn(
     return RDN(G0, RDNkSize, depth or d, n_layers or c, growth or g)
 
 
-class MLP(nn.Module):
-    """Linear/ReLU stack: `layers.{0,2,4,...}` are the Linear layers, as in the official checkpoints."""
+class LowRankLinear(nn.Module):
+    """A Linear layer factored as `up(down(x))` with a rank-`rank` bottleneck and no ReLU between.
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_list: list[int]) -> None:
+    It computes an ordinary affine map of rank at most `rank` in `rank * (in + out)` multiply-adds instead
+    of `in * out`. `weight` and `bias` give the equivalent single layer (used where the weight is folded
+    into a per-latent cache, so the factoring costs nothing there).
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int) -> None:
         super().__init__()
+        if not 0 < rank < min(in_features, out_features):
+            raise ValueError(f"rank {rank} must be between 1 and {min(in_features, out_features) - 1}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.rank = rank
+        self.down = nn.Linear(in_features, rank, bias=False)
+        self.up = nn.Linear(rank, out_features)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The equivalent (out, in) weight."""
+        return self.up.weight @ self.down.weight
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """The equivalent bias."""
+        return self.up.bias
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per input row."""
+        return self.rank * (self.in_features + self.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
+DecoderLayer = nn.Linear | LowRankLinear
+
+
+def layer_macs(layer: DecoderLayer) -> int:
+    """Multiply-adds of one decoder layer per input row."""
+    return layer.macs if isinstance(layer, LowRankLinear) else layer.in_features * layer.out_features
+
+
+class MLP(nn.Module):
+    """Linear/ReLU stack: `layers.{0,2,4,...}` are the Linear layers, as in the official checkpoints.
+
+    `ranks` (one per Linear layer, 0 for full rank) factors chosen layers as `LowRankLinear`.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden_list: list[int], ranks: list[int] | None = None
+    ) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden_list, out_dim]
+        ranks = list(ranks) if ranks else [0] * (len(dims) - 1)
+        if len(ranks) != len(dims) - 1:
+            raise ValueError(f"ranks needs one entry per layer ({len(dims) - 1}), got {len(ranks)}")
         layers: list[nn.Module] = []
-        last = in_dim
-        for hidden in hidden_list:
-            layers += [nn.Linear(last, hidden), nn.ReLU()]
-            last = hidden
-        layers.append(nn.Linear(last, out_dim))
+        for k in range(len(dims) - 1):
+            r = int(ranks[k])
+            layers.append(LowRankLinear(dims[k], dims[k + 1], r) if r else nn.Linear(dims[k], dims[k + 1]))
+            if k < len(dims) - 2:
+                layers.append(nn.ReLU())
         self.layers = nn.Sequential(*layers)
 
-    def linears(self) -> list[nn.Linear]:
-        """The Linear layers in order."""
-        return [m for m in self.layers if isinstance(m, nn.Linear)]
+    def linears(self) -> list[DecoderLayer]:
+        """The (possibly factored) Linear layers in order."""
+        return [m for m in self.layers if isinstance(m, nn.Linear | LowRankLinear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[:-1]
@@ -208,5 +262,5 @@ class MLP(nn.Module):
 
 
 @registry.register("mlp")
-def make_mlp(in_dim: int, out_dim: int, hidden_list: list[int]) -> nn.Module:
-    return MLP(in_dim, out_dim, list(hidden_list))
+def make_mlp(in_dim: int, out_dim: int, hidden_list: list[int], ranks: list[int] | None = None) -> nn.Module:
+    return MLP(in_dim, out_dim, list(hidden_list), ranks)

@@ -29,7 +29,11 @@ class TrainConfig:
     gt_weight: float = 0.5
     hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
     local_ensemble: bool = True
+    first_rank: int = 0
+    """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
+    init: str = ""
+    """Start the student from this weights file (same architecture), e.g. to continue a shipped model."""
     """Recipe fast: start each student decoder layer whose shape matches the teacher's from the teacher."""
     feat_unfold: bool = True
     cell_decode: bool = True
@@ -68,9 +72,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="decoder without LIIF's local ensemble: one query per pixel instead of four (fast, scratch)",
     )
     p.add_argument(
+        "--first-rank",
+        type=int,
+        default=d.first_rank,
+        help="factor the decoder's first layer to this rank (0: full rank) (fast, scratch)",
+    )
+    p.add_argument(
         "--inherit-layers",
         action="store_true",
-        help="start the decoder layers whose shapes match the teacher's from the teacher's weights (fast)",
+        help="start decoder layers shaped as the teacher's from its weights; a factored first layer from its "
+        "principal directions on the pool (fast)",
+    )
+    p.add_argument(
+        "--init", default="", help="start from this weights file of the same architecture (fast, scratch)"
     )
     p.add_argument(
         "--step-points", type=int, default=d.step_points, help="points per crop in each step (fast)"

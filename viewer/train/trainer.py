@@ -26,13 +26,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
+from viewer.liif.models import LowRankLinear
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
 from viewer.train.query import train_query
@@ -85,33 +88,72 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         enc_spec = {"name": "rdn", "args": {"no_upsampling": True}}
     else:
         raise ArgumentError(f"unknown encoder '{cfg.encoder}'; use edsr-baseline or rdn")
-    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(cfg.hidden)}}
+    imnet: dict[str, Any] = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(cfg.hidden)}}
+    if cfg.first_rank:
+        imnet["args"]["ranks"] = [cfg.first_rank] + [0] * len(cfg.hidden)
     model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
     if cfg.recipe == "fast":
         assert teacher is not None
         model.encoder.load_state_dict(teacher.encoder.state_dict())
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-        if cfg.inherit_layers:
-            inherit_decoder_layers(model, teacher)
+    if cfg.init:
+        _start_from(model, cfg.init)
     return model
 
 
-@torch.no_grad()
-def inherit_decoder_layers(student: LIIF, teacher: LIIF) -> int:
-    """Copy the teacher's leading decoder layers into the student while their shapes match; returns how many.
+def _start_from(model: LIIF, path: str) -> None:
+    """Load `path`'s weights into `model`, which must have the same architecture."""
+    from viewer.liif.checkpoint import load_model
 
-    A wide, shallow student without the ensemble starts from the official decoder's first layers instead of
-    random ones, so distillation refines features that already describe the image.
+    start = load_model(Path(path), "cpu")
+    if start.spec != model.spec:
+        raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
+    model.load_state_dict(start.state_dict())
+
+
+@torch.no_grad()
+def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | None = None) -> int:
+    """Start the student's leading decoder layers from the teacher's; returns how many were set.
+
+    Layers shaped as the teacher's are copied while the shapes match. A factored first layer
+    (`LowRankLinear`) with the teacher's input and output sizes is set to the teacher's first layer
+    restricted to the principal directions of its feature part on `feats` (B, C, H, W), plus the exact
+    directions of its coordinate and cell inputs, so it starts as the best rank-r copy of the teacher's
+    first layer on real photos.
     """
     copied = 0
     for mine, theirs in zip(student.imnet.linears(), teacher.imnet.linears(), strict=False):
-        if mine.weight.shape != theirs.weight.shape:
+        if isinstance(mine, LowRankLinear) and isinstance(theirs, nn.Linear):
+            if copied or feats is None or mine.weight.shape != theirs.weight.shape:
+                break
+            _low_rank_copy(mine, theirs, student, feats)
+        elif isinstance(mine, nn.Linear) and mine.weight.shape == theirs.weight.shape:
+            mine.weight.copy_(theirs.weight)
+            mine.bias.copy_(theirs.bias)
+        else:
             break
-        mine.weight.copy_(theirs.weight)
-        mine.bias.copy_(theirs.bias)
         copied += 1
     return copied
+
+
+def _low_rank_copy(mine: LowRankLinear, theirs: nn.Linear, student: LIIF, feats: torch.Tensor) -> None:
+    w, b = theirs.weight.float(), theirs.bias.float()
+    k = 3 if student.feat_unfold else 1
+    c = feats.shape[1]
+    n_feat = c * k * k
+    per_latent = F.conv2d(feats.float(), w[:, :n_feat].reshape(w.shape[0], c, k, k), padding=k // 2)
+    y = per_latent.permute(0, 2, 3, 1).reshape(-1, w.shape[0])
+    mean = y.mean(dim=0)
+    extra = w[:, n_feat:]  # coordinate and cell columns: kept exactly
+    n_pc = mine.rank - extra.shape[1]
+    if n_pc < 1:
+        raise ArgumentError(f"--first-rank must be above {extra.shape[1]}")
+    _, _, vh = torch.linalg.svd(y - mean, full_matrices=False)
+    basis, _ = torch.linalg.qr(torch.cat((extra, vh[:n_pc].t()), dim=1))
+    mine.down.weight.copy_(basis.t() @ w)
+    mine.up.weight.copy_(basis)
+    mine.up.bias.copy_(b + mean - basis @ (basis.t() @ mean))
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
@@ -151,7 +193,7 @@ def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
         return 0
     meta = json.loads((work / "state.json").read_text())
     saved = meta["config"]
-    for key in ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble"):
+    for key in ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble", "first_rank"):
         if saved.get(key) != asdict(cfg).get(key):
             raise ArgumentError(
                 f"{work}: the saved run has {key}={saved.get(key)!r}, not {asdict(cfg).get(key)!r}; "
@@ -310,6 +352,10 @@ def train(
     if cfg.recipe == "fast" and start < cfg.steps:
         assert teacher is not None
         pool = build_pool(cfg, teacher, imgs, work, dev, log)
+        if cfg.inherit_layers and start == 0:
+            sample = _to_t(pool["feat"][: min(64, len(pool["feat"]))], dev)
+            n = inherit_decoder_layers(model, teacher.to(dev), sample)
+            log(f"started {n} decoder layer(s) from the teacher")
     model.train()
     if cfg.recipe == "fast":
         model.encoder.eval()
@@ -356,7 +402,10 @@ def export(model: LIIF, cfg: TrainConfig, out: Path, *, display: str = "", licen
     from viewer.liif.checkpoint import save_safetensors
 
     arch = ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
-    hidden = "-".join(str(m.out_features) for m in model.imnet.linears()[:-1])
+    hidden = "-".join(
+        f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
+        for m in model.imnet.linears()[:-1]
+    )
     meta = {
         "name": cfg.name,
         "display_name": display or cfg.name,
@@ -395,6 +444,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         step_points=args.step_points,
         hidden=hidden,
         local_ensemble=not args.no_ensemble,
+        first_rank=args.first_rank,
+        init=str(args.init),
         inherit_layers=args.inherit_layers,
         pool=args.pool,
         gt_weight=args.gt_weight,
