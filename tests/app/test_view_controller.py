@@ -177,3 +177,28 @@ def test_the_cache_stays_within_its_budget_and_keeps_what_is_on_screen(qapp: Any
         deliver(view, liif.requests[-1])
         assert view.cache.nbytes <= budget
         assert view.is_settled()  # the visible tiles are never the ones evicted
+
+
+@pytest.mark.parametrize("zoom", [3.3, 3.7, 4.1, 4.5, 5.2])
+def test_placeholders_and_preview_cover_the_photo_edge(
+    setup: tuple[ViewController, Sink, Sink], zoom: float
+) -> None:
+    view, liif, _ = setup
+    view.set_photo(make_photo(401, 299))
+    view.zoom_to(3.0)
+    view.pan_by(-5000, -5000)  # the photo's bottom-right corner in view
+    view.flush()
+    deliver(view, liif.requests[-1])
+    view.zoom_to(zoom)
+    view.pan_by(-5000, -5000)
+    frame = view.frame()
+    ops = frame.layers[0].ops
+    assert ops and all(op.smooth for op in ops)
+    area = frame.image_rect.intersected(QRectF(0, 0, 640, 480))
+    assert not area.isEmpty()
+    # Sample the area's pixel centres: each lies under some op (no background shows through).
+    for fx in np.linspace(0, 1, 41):
+        for fy in np.linspace(0, 1, 41):
+            x = area.left() + 0.5 + fx * (area.width() - 1)
+            y = area.top() + 0.5 + fy * (area.height() - 1)
+            assert any(op.target.contains(x, y) for op in ops), (x, y)

@@ -398,9 +398,18 @@ class ViewController(QObject):
         if vp.refinable:
             exact, complete = self._exact_ops(kind, vp, area)
         if not complete:
-            placeholders, covered = self._placeholder_ops(kind, vp, photo) if vp.refinable else ([], False)
-            if not covered:
+            placeholders, covered = self._placeholder_ops(kind, vp, photo) if vp.refinable else ([], None)
+            if covered is None:
                 layer.ops.append(self._preview_op(vp, photo, area))
+            else:
+                # A level's scaled edge tiles can end a pixel short of the photo's edge: fill that strip.
+                for strip in (
+                    QRectF(covered.right(), area.top(), area.right() - covered.right(), area.height()),
+                    QRectF(area.left(), covered.bottom(), area.width(), area.bottom() - covered.bottom()),
+                ):
+                    strip = strip.intersected(area)
+                    if strip.width() > 0 and strip.height() > 0:
+                        layer.ops.append(self._preview_op(vp, photo, strip))
             layer.ops.extend(placeholders)
         layer.ops.extend(exact)
         return [layer]
@@ -443,17 +452,19 @@ class ViewController(QObject):
             ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), False))
         return ops, complete
 
-    def _placeholder_ops(self, kind: TileKind, vp: Viewport, photo: Photo) -> tuple[list[DrawOp], bool]:
+    def _placeholder_ops(
+        self, kind: TileKind, vp: Viewport, photo: Photo
+    ) -> tuple[list[DrawOp], QRectF | None]:
         """Tiles of nearby levels (within 2x), scaled, while the current level renders, worst level first.
 
-        Also says whether one level alone covers the whole view: then the preview under it, and any worse
-        level, would be painted over entirely, so they are left out (each is a full-viewport smooth scale,
-        which is what makes a zoom step's repaint slow).
+        Also returns the device rectangle one level alone covers, when it has every tile in view (else
+        None): the preview under it, and any worse level, would be painted over entirely, so they are left
+        out (each is a full-viewport smooth scale, which is what makes a zoom step's repaint slow).
         """
         levels = {g[1] for g in self._cache.groups() if isinstance(g, tuple) and g[0] == kind}
         per_level: list[list[DrawOp]] = []
         rect = vp.source_rect()
-        covered = False
+        covered: QRectF | None = None
         for z in reversed(pl.placeholder_levels(vp.device_zoom, levels)):  # best level first
             rng = pl.tiles_over_rect(z, rect, photo.width, photo.height, self._tile)
             ops: list[DrawOp] = []
@@ -469,7 +480,9 @@ class ViewController(QObject):
                 ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), True))
             per_level.append(ops)
             if ops and not missing:
-                covered = True
+                covered = QRectF(ops[0].target)
+                for op in ops[1:]:
+                    covered = covered.united(op.target)
                 break
         return [op for ops in reversed(per_level) for op in ops], covered
 
