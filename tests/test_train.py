@@ -3,6 +3,7 @@ and the degradations are deterministic. Tiny models and synthetic photos, on the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,34 @@ def test_a_run_can_start_from_a_saved_model(tmp_path: Path) -> None:
     wrong = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[12], init=str(path))
     with pytest.raises(ArgumentError, match="architecture differs"):
         trainer.build_student(wrong, load_model(teacher_path))
+
+
+def test_a_stopped_run_can_be_exported_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from viewer.cli import main
+    from viewer.liif.checkpoint import read_metadata
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for k, img in enumerate(_photos()):
+        Image.fromarray(img).save(data / f"p{k}.png")
+    out = tmp_path / "part.safetensors"
+    common = [
+        "train", "--recipe", "fast", "--name", "part", "--out", str(out), "--work", str(tmp_path / "w"),
+        "--data", str(data), "--teacher", _tiny_teacher(tmp_path), "--steps", "10", "--batch", "2",
+        "--points", "64", "--step-points", "32", "--pool", "4", "--hidden", "8", "--device", "cpu",
+    ]  # fmt: skip
+    assert main([*common, "--export-now"]) != 0  # nothing saved yet
+    assert "no saved run" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*common, "--max-steps-now", "3"]) == 0
+    assert not out.exists()  # stopped part way: no model written
+    assert main([*common, "--export-now"]) == 0
+    assert json.loads(read_metadata(out)["training"])["exported_at_step"] == 3
+    from safetensors.torch import load_file
+
+    state = load_file(str(tmp_path / "w" / "state.safetensors"))
+    model = load_model(out)
+    for k, v in model.imnet.state_dict().items():
+        assert torch.equal(v, state[f"model.imnet.{k}"]), k

@@ -101,5 +101,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--max-steps-now", type=int, default=None, help="stop this call after N steps (resumable)")
+    p.add_argument(
+        "--export-now",
+        action="store_true",
+        help="write --out from the work folder's saved state as it is (to measure a run part way), then stop",
+    )
     p.add_argument("--no-resume", action="store_true", help="start over even if the work folder has a run")
     return p

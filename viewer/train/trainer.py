@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -397,8 +397,19 @@ def train(
 ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
 
 
-def export(model: LIIF, cfg: TrainConfig, out: Path, *, display: str = "", licence: str = "") -> None:
-    """Write the trained weights as our safetensors, with what `liif-viewer models` shows."""
+def export(
+    model: LIIF,
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    display: str = "",
+    licence: str = "",
+    at_step: int | None = None,
+) -> None:
+    """Write the trained weights as our safetensors, with what `liif-viewer models` shows.
+
+    `at_step` marks weights taken from a run part way (its `training` metadata then says so).
+    """
     from viewer.liif.checkpoint import save_safetensors
 
     arch = ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
@@ -414,7 +425,9 @@ def export(model: LIIF, cfg: TrainConfig, out: Path, *, display: str = "", licen
         "licence": licence or "BSD-3-Clause (encoder initialised from the official LIIF weights)",
         "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
         "parameters": str(sum(p.numel() for p in model.parameters())),
-        "training": json.dumps(asdict(cfg), sort_keys=True),
+        "training": json.dumps(
+            {**asdict(cfg), **({"exported_at_step": at_step} if at_step is not None else {})}, sort_keys=True
+        ),
     }
     save_safetensors(model, out, meta)
 
@@ -458,6 +471,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     work = args.work or Path("build") / "train" / args.name
     dirs = [Path(p) for p in args.data.split(os.pathsep)] if args.data else None
+    if args.export_now:
+        return _export_saved(cfg, work, args.out, args.display_name)
     print(f"training {cfg.name} (recipe {cfg.recipe}) on {dev}; state in {work}", flush=True)
     model, _ = train(
         cfg,
@@ -478,6 +493,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{decoder_macs_per_pixel(model):,} decoder multiply-adds per pixel)",
         flush=True,
     )
+    return 0
+
+
+def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str) -> int:
+    """`--export-now`: the work folder's saved weights, written as a model file without training."""
+    teacher = load_teacher(cfg.teacher) if cfg.recipe in ("fast", "oldphoto") else None
+    model = build_student(replace(cfg, init=""), teacher)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    step = load_state(work, cfg, model, opt)
+    if step == 0:
+        raise ArgumentError(f"{work} holds no saved run of these settings to export")
+    export(model.eval(), cfg, out, display=display, at_step=step)
+    print(f"wrote {out} from step {step}/{cfg.steps} of the run in {work}", flush=True)
     return 0
 
 
