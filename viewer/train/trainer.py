@@ -38,7 +38,7 @@ from viewer.liif.liif import LIIF
 from viewer.liif.models import LowRankLinear
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
-from viewer.train.query import train_query
+from viewer.train.query import project, train_query
 
 Log = Callable[[str], None]
 
@@ -127,7 +127,7 @@ def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | N
         if isinstance(mine, LowRankLinear) and isinstance(theirs, nn.Linear):
             if copied or feats is None or mine.weight.shape != theirs.weight.shape:
                 break
-            _low_rank_copy(mine, theirs, student, feats)
+            _low_rank_copy(mine, teacher, feats)
         elif isinstance(mine, nn.Linear) and mine.weight.shape == theirs.weight.shape:
             mine.weight.copy_(theirs.weight)
             mine.bias.copy_(theirs.bias)
@@ -137,14 +137,12 @@ def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | N
     return copied
 
 
-def _low_rank_copy(mine: LowRankLinear, theirs: nn.Linear, student: LIIF, feats: torch.Tensor) -> None:
-    w, b = theirs.weight.float(), theirs.bias.float()
-    k = 3 if student.feat_unfold else 1
-    c = feats.shape[1]
-    n_feat = c * k * k
-    per_latent = F.conv2d(feats.float(), w[:, :n_feat].reshape(w.shape[0], c, k, k), padding=k // 2)
-    y = per_latent.permute(0, 2, 3, 1).reshape(-1, w.shape[0])
+def _low_rank_copy(mine: LowRankLinear, teacher: LIIF, feats: torch.Tensor) -> None:
+    w, b = teacher.imnet.linears()[0].weight.float(), teacher.imnet.linears()[0].bias.float()
+    # The teacher's per-latent first-layer part on real features (bias included), one row per latent.
+    y = project(teacher, feats.float()).permute(0, 2, 3, 1).reshape(-1, w.shape[0])
     mean = y.mean(dim=0)
+    n_feat = w.shape[1] - (4 if teacher.cell_decode else 2)
     extra = w[:, n_feat:]  # coordinate and cell columns: kept exactly
     n_pc = mine.rank - extra.shape[1]
     if n_pc < 1:
@@ -153,7 +151,7 @@ def _low_rank_copy(mine: LowRankLinear, theirs: nn.Linear, student: LIIF, feats:
     basis, _ = torch.linalg.qr(torch.cat((extra, vh[:n_pc].t()), dim=1))
     mine.down.weight.copy_(basis.t() @ w)
     mine.up.weight.copy_(basis)
-    mine.up.bias.copy_(b + mean - basis @ (basis.t() @ mean))
+    mine.up.bias.copy_(mean - basis @ (basis.t() @ (mean - b)))
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
