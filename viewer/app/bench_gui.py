@@ -1,6 +1,6 @@
 """`liif-viewer bench --gui`: drive the real window offscreen and time what a person feels.
 
-Measured on a 1280x800 canvas with the chosen model (default: the viewer's, the official one):
+Measured on a 1280x800 canvas with the chosen model (default: the viewer's, `auto`):
 - after a zoom step: the time to the first refined tile and to the fully refined viewport;
 - event-loop latency (a 5 ms timer) while those refines run;
 - interaction repaint times: pans over settled tiles, zooms that show scaled placeholders, and the
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help="model name, weights file or auto (default: the viewer's default, the official model)",
+        help="model name, weights file or auto (default: the viewer's default, auto: liif-fast on a CPU)",
     )
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")
@@ -101,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not photo.is_file():
         raise ArgumentError(f"{photo}: no such photo")
 
-    from viewer.engine.weights import AUTO_MODEL, DEFAULT_MODEL, auto_model, resolve_model_path
+    from viewer.engine.weights import AUTO_MODEL, VIEWER_DEFAULT_MODEL, auto_model, resolve_model_path
 
-    model = args.model or DEFAULT_MODEL
+    model = args.model or VIEWER_DEFAULT_MODEL
     if not args.tiny:
         # `auto` is the viewer's default: the fast model on a CPU, the official one on a GPU.
         base = args.device.split(":")[0]

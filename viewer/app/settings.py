@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from viewer.engine.weights import DEFAULT_MODEL
+from viewer.engine.weights import VIEWER_DEFAULT_MODEL
 
 MAX_RECENT = 10
 
@@ -86,9 +86,8 @@ class AppSettings:
 
     # -- engine ---------------------------------------------------------------------------------------
     def model(self) -> str:
-        """The chosen model; by default the official one (`liif-fast` has not reached its quality goal, so
-        `auto`, which picks it on a CPU, is offered in the Model menu but is not the default)."""
-        return str(self._s.value("engine/model", DEFAULT_MODEL) or DEFAULT_MODEL)
+        """The chosen model; by default `auto` (the fast model on a CPU, the official one on a GPU)."""
+        return str(self._s.value("engine/model", VIEWER_DEFAULT_MODEL) or VIEWER_DEFAULT_MODEL)
 
     def set_model(self, name: str) -> None:
         self._s.setValue("engine/model", name)

@@ -257,6 +257,10 @@ def _looks_like_path(text: str) -> bool:
 AUTO_MODEL = "auto"
 """`--model auto`: the fast model on a CPU (when it is installed), the official one on a GPU."""
 FAST_MODEL = "liif-fast"
+VIEWER_DEFAULT_MODEL = AUTO_MODEL
+"""The viewer's model until the person picks one: `auto`, so a CPU gets the fast model (a full refine about
+5x sooner, a little less detail: see models/liif-fast.md) and a GPU the official one. Commands (`render`,
+`export`, `eval`, `bench`) default to the official model."""
 
 
 def auto_model(device_type: str, registry_dirs: Iterable[Path] | None = None) -> str:
@@ -702,6 +706,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("no models known (the model manifest is missing from this installation)")
         return 0
     print(format_table(models))
+    print(
+        f"\nThe viewer uses '{AUTO_MODEL}' until you choose a model: {FAST_MODEL} on a CPU when it is installed, "
+        f"{DEFAULT_MODEL} on a GPU. Commands use {DEFAULT_MODEL} unless --model says otherwise."
+    )
     return 0
 
 
@@ -709,6 +717,7 @@ __all__ = [
     "AUTO_MODEL",
     "DEFAULT_MODEL",
     "FAST_MODEL",
+    "VIEWER_DEFAULT_MODEL",
     "DownloadEntry",
     "ModelInfo",
     "add_fetch_arguments",
