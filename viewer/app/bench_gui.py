@@ -111,14 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             auto_model("cpu" if base in ("cpu", "auto") else base) if model == AUTO_MODEL else model
         )
 
-    from PySide6.QtCore import QSettings, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from viewer.app.main import make_application
     from viewer.app.main_window import MainWindow
     from viewer.app.settings import AppSettings
 
-    app = make_application()
+    _app = make_application()  # kept alive for the whole run
     results: dict[str, Any] = {"canvas": list(args.size), "photo": str(photo)}
     results["cpu_load_before"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="liif-bench-gui-") as tmp:
@@ -134,13 +134,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         view = window.view
 
         def wait(cond: Callable[[], bool], timeout: float) -> bool:
+            """Run the real event loop until `cond` holds (checked every 2 ms) or `timeout` passes.
+
+            Not a processEvents/sleep loop: polling keeps the GUI thread busy and costs the render threads
+            CPU time that the app's own idle event loop does not.
+            """
+            if cond():
+                return True
             deadline = time.perf_counter() + timeout
-            while not cond():
-                if time.perf_counter() > deadline:
-                    return False
-                app.processEvents()
-                time.sleep(0.001)
-            return True
+            loop = QEventLoop()
+            check = QTimer()
+            check.setTimerType(Qt.TimerType.PreciseTimer)
+            check.setInterval(2)
+            check.timeout.connect(lambda: loop.quit() if cond() or time.perf_counter() > deadline else None)
+            check.start()
+            loop.exec()
+            check.stop()
+            return cond()
 
         errors: list[str] = []
         window.controller.error.connect(lambda t, m: errors.append(f"{t}: {m}"))

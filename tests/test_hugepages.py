@@ -1,0 +1,98 @@
+"""The launcher's restart with glibc's huge-page malloc: when it applies, and that it really takes effect."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from viewer import hugepages as H
+
+LINUX = ("Linux", ("glibc", "2.36"), "madvise")
+
+
+def test_it_applies_only_where_it_changes_something() -> None:
+    system, libc, mode = LINUX
+    assert H.should_reexec({}, system, libc, mode)
+    assert not H.should_reexec({}, "Darwin", ("", ""), mode)
+    assert not H.should_reexec({}, "Windows", ("", ""), mode)
+    assert not H.should_reexec({}, system, ("glibc", "2.34"), mode)  # no such tunable before 2.35
+    assert not H.should_reexec({}, system, ("musl", "1.2"), mode)
+    assert not H.should_reexec({}, system, ("glibc", "bad"), mode)
+    assert not H.should_reexec({}, system, libc, "always")  # huge pages already
+    assert not H.should_reexec({}, system, libc, "never")
+    assert not H.should_reexec({}, system, libc, "")
+    assert not H.should_reexec({H.OPT_OUT: "1"}, system, libc, mode)
+    # Already set (also what stops a second restart).
+    assert not H.should_reexec({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, system, libc, mode)
+
+
+def test_the_tunable_is_added_to_those_already_set() -> None:
+    assert H.tuned_environment({})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    env = H.tuned_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "HOME": "/h"})
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert env["HOME"] == "/h"
+
+
+def test_the_kernel_mode_is_read_from_its_bracket(tmp_path: Path) -> None:
+    f = tmp_path / "enabled"
+    f.write_text("always [madvise] never\n")
+    assert H.thp_mode(f) == "madvise"
+    f.write_text("[always] madvise never\n")
+    assert H.thp_mode(f) == "always"
+    f.write_text("garbage\n")
+    assert H.thp_mode(f) == ""
+    assert H.thp_mode(tmp_path / "missing") == ""
+
+
+_SHOW = (
+    "import os; from viewer.hugepages import reexec_with_hugepages as r; r(); "
+    "print(os.environ.get('GLIBC_TUNABLES', ''), os.getpid())"
+)
+
+
+def _run(env: dict[str, str]) -> tuple[str, int, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SHOW], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    tunables, pid = out.split()[0] if out.split()[:-1] else "", int(out.split()[-1])
+    return tunables, pid, proc.pid
+
+
+def test_the_process_restarts_itself_once_with_the_tunable_where_it_applies() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", H.OPT_OUT)}
+    tunables, pid, started = _run(env)
+    applies = H.should_reexec(env, platform.system(), platform.libc_ver(), H.thp_mode())
+    assert ("glibc.malloc.hugetlb=1" in tunables) == applies
+    assert tunables.count("hugetlb") <= 1  # once, not in a loop
+    assert pid == started  # exec replaces the process: same pid, so signals and exit codes still reach it
+
+
+def test_the_opt_out_keeps_the_process_as_started() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env[H.OPT_OUT] = "1"
+    tunables, _, _ = _run(env)
+    assert "hugetlb" not in tunables
+
+
+def test_the_console_command_restarts_before_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed `liif-viewer` script is `viewer.entry:main`, which restarts first, then runs the CLI."""
+    from importlib.metadata import entry_points
+
+    import viewer.cli
+    import viewer.entry
+
+    (script,) = entry_points(group="console_scripts", name="liif-viewer")
+    assert script.value == "viewer.entry:main"
+    calls: list[str] = []
+    monkeypatch.setattr(viewer.entry, "reexec_with_hugepages", lambda: calls.append("restart"))
+    monkeypatch.setattr(viewer.cli, "main", lambda: calls.append("cli") or 0)
+    with pytest.raises(SystemExit) as exit_:
+        viewer.entry.main()
+    assert exit_.value.code == 0 and calls == ["restart", "cli"]
