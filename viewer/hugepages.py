@@ -64,13 +64,9 @@ def tuned_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def command_line() -> list[str] | None:
-    """The argv that starts this same command again, or None when it cannot be known."""
-    if not sys.executable:
-        return None
-    if getattr(sys, "frozen", False):  # a packaged app: its executable is the program
-        return [sys.executable, *sys.argv[1:]]
+    """The argv that starts this same command again (the interpreter's own, with its options), or None."""
     orig = list(getattr(sys, "orig_argv", []))
-    return orig if len(orig) >= 2 else None
+    return orig if sys.executable and orig else None
 
 
 def reexec_with_hugepages() -> None:
