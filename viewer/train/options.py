@@ -27,6 +27,8 @@ class TrainConfig:
     """Ground-truth (and as many distillation) points per crop used in one step of recipe fast."""
     distill_scales: tuple[float, float] = (1.0, 30.0)
     gt_weight: float = 0.5
+    loss: str = "l1"
+    """Recipe fast: `l1` (LIIF's) or `l2`, whose minimum is what PSNR rewards (for a final fine-tune)."""
     hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
     local_ensemble: bool = True
     first_rank: int = 0
@@ -92,6 +94,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--pool", type=int, default=d.pool, help="crops in the distillation pool (recipe fast)")
     p.add_argument(
         "--gt-weight", type=float, default=d.gt_weight, help="weight of the ground-truth loss (fast)"
+    )
+    p.add_argument(
+        "--loss",
+        default=d.loss,
+        choices=("l1", "l2"),
+        help="l1 (LIIF's) or l2, which PSNR rewards, e.g. for a final fine-tune (fast)",
     )
     p.add_argument("--degrade-p", type=float, default=d.degrade_p, help="share of damaged inputs (oldphoto)")
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")

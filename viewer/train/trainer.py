@@ -291,7 +291,8 @@ def _fast_step(
     pred = train_query(model, feat, coord, cell)
     teacher = torch.cat((subset("t_gt", n, sel_gt), subset("t_rnd", n, sel_rnd)), dim=1)
     gt = subset("rgb", n, sel_gt)
-    return cfg.gt_weight * F.l1_loss(pred[:, :n], gt) + F.l1_loss(pred, teacher)
+    dist = F.mse_loss if cfg.loss == "l2" else F.l1_loss
+    return cfg.gt_weight * dist(pred[:, :n], gt) + dist(pred, teacher)
 
 
 def _online_step(
@@ -460,6 +461,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         inherit_layers=args.inherit_layers,
         pool=args.pool,
         gt_weight=args.gt_weight,
+        loss=args.loss,
         degrade_p=args.degrade_p,
         encoder=args.encoder,
         teacher=args.teacher,
