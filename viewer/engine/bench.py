@@ -271,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"encode {res['size']} ({res['pixels'] / 1e6:.1f} MP) on {dev}, tiles of {res['tile']} px:")
         print(
             f"  {res['seconds']:.1f} s; peak resident memory {res['peak_rss'] / 2**30:.2f} GiB "
+            f"= {res['peak_rss'] / 1e9:.3f} GB "
             f"(process before encoding: {res['rss_before'] / 2**30:.2f} GiB, feature map "
             f"{res['feature_bytes'] / 2**30:.2f} GiB)"
         )

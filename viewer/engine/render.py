@@ -110,7 +110,7 @@ class Engine:
         *,
         chunk: int | None = None,
         model_name: str = "custom",
-        encode_budget_bytes: int = 512 << 20,
+        encode_budget_bytes: int = 384 << 20,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
