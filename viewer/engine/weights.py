@@ -258,8 +258,8 @@ AUTO_MODEL = "auto"
 """`--model auto`: the fast model on a CPU (when it is installed), the official one on a GPU."""
 FAST_MODEL = "liif-fast"
 VIEWER_DEFAULT_MODEL = AUTO_MODEL
-"""The viewer's model until the person picks one: `auto`, so a CPU gets the fast model (a full refine about
-5x sooner, a little less detail: see models/liif-fast.md) and a GPU the official one. Commands (`render`,
+"""The viewer's model until the person picks one: `auto`, so a CPU gets the fast model (a full refine several
+times sooner, a little less detail: see models/liif-fast.md) and a GPU the official one. Commands (`render`,
 `export`, `eval`, `bench`) default to the official model."""
 
 
