@@ -51,7 +51,7 @@ def test_the_kernel_mode_is_read_from_its_bracket(tmp_path: Path) -> None:
 
 _SHOW = (
     "import os; from viewer.hugepages import reexec_with_hugepages as r; r(); "
-    "print(os.environ.get('GLIBC_TUNABLES', ''), os.getpid())"
+    "print(os.getpid(), os.environ.get('GLIBC_TUNABLES', ''))"
 )
 
 
@@ -61,8 +61,8 @@ def _run(env: dict[str, str]) -> tuple[str, int, int]:
     )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    tunables, pid = out.split()[0] if out.split()[:-1] else "", int(out.split()[-1])
-    return tunables, pid, proc.pid
+    pid, _, tunables = out.strip().partition(" ")
+    return tunables, int(pid), proc.pid
 
 
 def test_the_process_restarts_itself_once_with_the_tunable_where_it_applies() -> None:
