@@ -132,6 +132,32 @@ def test_the_l2_loss_is_the_one_trained(tmp_path: Path) -> None:
     assert 0 < first["l2"] < first["l1"], first
 
 
+@pytest.mark.parametrize(("random_points", "off_share"), [(-1, 8 / 16), (4, 4 / 12), (0, 0.0)])
+def test_random_points_set_the_share_of_random_teacher_points(random_points: int, off_share: float) -> None:
+    """A pool whose random-cell teacher answers are 100 off: the step's loss is 100 times the share of
+    those points, so it counts exactly how many a step takes (8 ground-truth points per crop here)."""
+    rng = np.random.default_rng(3)
+    model = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1)
+    crops, stored = 4, 10
+
+    def points(scale: float) -> tuple[np.ndarray, np.ndarray]:
+        coord = rng.uniform(-0.9, 0.9, size=(crops, stored, 2)).astype(np.float32)
+        return coord, np.full((crops, stored, 2), 2 / (6 * scale), dtype=np.float32)
+
+    coord, cell = points(2.0)
+    rcoord, rcell = points(12.0)
+    zeros = np.zeros((crops, stored, 3), dtype=np.float32)
+    pool = {
+        "feat": rng.normal(size=(crops, 8, 6, 6)).astype(np.float16),
+        **{"coord": coord, "cell": cell, "rcoord": rcoord, "rcell": rcell},
+        **{"rgb": zeros, "t_gt": zeros, "t_rnd": zeros + 100.0},
+    }
+    cfg = _tiny_cfg(recipe="fast", batch=2, step_points=8, random_points=random_points, gt_weight=0.0)
+    with torch.no_grad():
+        loss = float(trainer._fast_step(cfg, model, pool, 0, torch.device("cpu")))
+    assert loss == pytest.approx(100 * off_share, abs=2.0)
+
+
 def test_a_stopped_run_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trainer, "build_student", _tiny_student)
     cfg = _tiny_cfg(steps=6)

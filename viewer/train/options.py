@@ -24,7 +24,10 @@ class TrainConfig:
     points: int = 2304
     distill_points: int = 2304
     step_points: int = 2304
-    """Ground-truth (and as many distillation) points per crop used in one step of recipe fast."""
+    """Ground-truth points per crop used in one step of recipe fast (each with a teacher answer too)."""
+    random_points: int = -1
+    """Recipe fast: teacher points at random coordinates and cells per crop in one step; -1: `step_points`.
+    Fewer than `step_points` weights the loss towards the x1..x4 of the ground-truth points."""
     distill_scales: tuple[float, float] = (1.0, 30.0)
     gt_weight: float = 0.5
     loss: str = "l1"
@@ -34,9 +37,9 @@ class TrainConfig:
     first_rank: int = 0
     """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
+    """Recipe fast: start each student decoder layer whose shape matches the teacher's from the teacher."""
     init: str = ""
     """Start the student from this weights file (same architecture), e.g. to continue a shipped model."""
-    """Recipe fast: start each student decoder layer whose shape matches the teacher's from the teacher."""
     feat_unfold: bool = True
     cell_decode: bool = True
     pool: int = 4000
@@ -89,7 +92,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--init", default="", help="start from this weights file of the same architecture (fast, scratch)"
     )
     p.add_argument(
-        "--step-points", type=int, default=d.step_points, help="points per crop in each step (fast)"
+        "--step-points",
+        type=int,
+        default=d.step_points,
+        help="ground-truth points per crop in each step (fast)",
+    )
+    p.add_argument(
+        "--random-points",
+        type=int,
+        default=d.random_points,
+        help="teacher points at random coordinates and cells (x1..x30) per crop in each step; "
+        "default: as many as --step-points (fast)",
     )
     p.add_argument("--pool", type=int, default=d.pool, help="crops in the distillation pool (recipe fast)")
     p.add_argument(

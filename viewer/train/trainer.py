@@ -283,13 +283,14 @@ def _fast_step(
 
     stored = pool["coord"].shape[1]
     n = min(cfg.step_points, stored)
+    n_rnd = min(n if cfg.random_points < 0 else cfg.random_points, pool["rcoord"].shape[1])
     sel_gt = rng.permuted(np.tile(np.arange(stored), (cfg.batch, 1)), axis=1)[:, :n]
-    sel_rnd = rng.permuted(np.tile(np.arange(pool["rcoord"].shape[1]), (cfg.batch, 1)), axis=1)[:, :n]
+    sel_rnd = rng.permuted(np.tile(np.arange(pool["rcoord"].shape[1]), (cfg.batch, 1)), axis=1)[:, :n_rnd]
     feat = _to_t(pool["feat"][pick], device)
-    coord = torch.cat((subset("coord", n, sel_gt), subset("rcoord", n, sel_rnd)), dim=1)
-    cell = torch.cat((subset("cell", n, sel_gt), subset("rcell", n, sel_rnd)), dim=1)
+    coord = torch.cat((subset("coord", n, sel_gt), subset("rcoord", n_rnd, sel_rnd)), dim=1)
+    cell = torch.cat((subset("cell", n, sel_gt), subset("rcell", n_rnd, sel_rnd)), dim=1)
     pred = train_query(model, feat, coord, cell)
-    teacher = torch.cat((subset("t_gt", n, sel_gt), subset("t_rnd", n, sel_rnd)), dim=1)
+    teacher = torch.cat((subset("t_gt", n, sel_gt), subset("t_rnd", n_rnd, sel_rnd)), dim=1)
     gt = subset("rgb", n, sel_gt)
     dist = F.mse_loss if cfg.loss == "l2" else F.l1_loss
     return cfg.gt_weight * dist(pred[:, :n], gt) + dist(pred, teacher)
@@ -454,6 +455,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         points=args.points,
         distill_points=args.points,
         step_points=args.step_points,
+        random_points=args.random_points,
         hidden=hidden,
         local_ensemble=not args.no_ensemble,
         first_rank=args.first_rank,
