@@ -185,6 +185,27 @@ def test_export_writes_a_loadable_model_with_its_card_data(tmp_path: Path) -> No
         assert torch.equal(a, b)
 
 
+def test_a_continued_run_records_every_stage_and_the_quality(tmp_path: Path) -> None:
+    """A file trained from another one keeps the earlier runs' settings before its own, in order, so a
+    model trained in stages states its whole recipe; `quality` is written when given."""
+    from viewer.liif.checkpoint import read_metadata
+
+    model = make_liif(n_feats=8, hidden=(16,))
+    paths = [tmp_path / f"stage{k}.safetensors" for k in (1, 2, 3)]
+    trainer.export(model, _tiny_cfg(steps=5, note="first"), paths[0])
+    assert json.loads(read_metadata(paths[0])["training"])["note"] == "first"  # a first run: no stages
+    trainer.export(model, _tiny_cfg(steps=6, init=str(paths[0])), paths[1])
+    trainer.export(
+        model, _tiny_cfg(steps=7, init=str(paths[1]), note="third"), paths[2], quality="Set5 x4: 1 dB"
+    )
+    meta = read_metadata(paths[2])
+    stages = json.loads(meta["training"])["stages"]
+    assert [(st["steps"], st["note"]) for st in stages] == [(5, "first"), (6, ""), (7, "third")]
+    assert stages[2]["init"] == str(paths[1])
+    assert meta["quality"] == "Set5 x4: 1 dB"
+    assert "quality" not in read_metadata(paths[1])
+
+
 def test_degradations_are_deterministic_and_change_the_image() -> None:
     img = _photos(1, 60)[0].astype(np.float32) / 255
     a = degrade.random_degrade(img, np.random.default_rng(5))
@@ -304,6 +325,9 @@ def test_a_stopped_run_can_be_exported_as_it_is(tmp_path: Path, capsys: pytest.C
     assert not out.exists()  # stopped part way: no model written
     assert main([*common, "--export-now"]) == 0
     assert json.loads(read_metadata(out)["training"])["exported_at_step"] == 3
+    assert "quality" not in read_metadata(out)
+    assert main([*common, "--export-now", "--quality", "Set5 x4: 20 dB"]) == 0
+    assert read_metadata(out)["quality"] == "Set5 x4: 20 dB"
     from safetensors.torch import load_file
 
     state = load_file(str(tmp_path / "w" / "state.safetensors"))

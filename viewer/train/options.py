@@ -48,6 +48,8 @@ class TrainConfig:
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
     log_every: int = 50
+    note: str = ""
+    """Free text kept with the settings in the file's `training` metadata (e.g. "stage 6: ...")."""
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -118,6 +120,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument("--teacher", default=d.teacher, help="registry name or weights file (fast, oldphoto)")
     p.add_argument("--display-name", default="", help="the name the viewer's menu shows")
+    p.add_argument(
+        "--quality",
+        default="",
+        help="measured-quality line for `liif-viewer models` (from `liif-viewer eval`), e.g. with --export-now",
+    )
+    p.add_argument("--note", default=d.note, help="a note kept with this run's settings in the file")
     p.add_argument("--device", default="auto")
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--log-every", type=int, default=d.log_every)

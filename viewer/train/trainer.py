@@ -404,11 +404,14 @@ def export(
     *,
     display: str = "",
     licence: str = "",
+    quality: str = "",
     at_step: int | None = None,
 ) -> None:
     """Write the trained weights as our safetensors, with what `liif-viewer models` shows.
 
-    `at_step` marks weights taken from a run part way (its `training` metadata then says so).
+    `quality` is the measured-quality line (from `liif-viewer eval`). `at_step` marks weights taken from a
+    run part way (its `training` metadata then says so). A run started with `--init` from one of our files
+    records that file's training settings before its own, as `stages`, so the file tells its whole recipe.
     """
     from viewer.liif.checkpoint import save_safetensors
 
@@ -425,11 +428,28 @@ def export(
         "licence": licence or "BSD-3-Clause (encoder initialised from the official LIIF weights)",
         "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
         "parameters": str(sum(p.numel() for p in model.parameters())),
-        "training": json.dumps(
-            {**asdict(cfg), **({"exported_at_step": at_step} if at_step is not None else {})}, sort_keys=True
-        ),
+        "training": json.dumps(training_record(cfg, at_step), sort_keys=True),
     }
+    if quality:
+        meta["quality"] = quality
     save_safetensors(model, out, meta)
+
+
+def training_record(cfg: TrainConfig, at_step: int | None = None) -> dict[str, Any]:
+    """This run's settings; after `--init` from one of our files, `{"stages": [theirs..., this]}`."""
+    from viewer.liif.checkpoint import CheckpointError, read_metadata
+
+    this = {**asdict(cfg), **({"exported_at_step": at_step} if at_step is not None else {})}
+    if not cfg.init:
+        return this
+    try:
+        before = json.loads(read_metadata(cfg.init).get("training", "null"))
+    except (CheckpointError, ValueError):
+        before = None
+    if not isinstance(before, dict):
+        return this
+    stages = before["stages"] if isinstance(before.get("stages"), list) else [before]
+    return {"stages": [*stages, this]}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -469,12 +489,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         teacher=args.teacher,
         save_every=args.save_every,
         log_every=args.log_every,
+        note=args.note,
     )
     dev = resolve_device(args.device)
     work = args.work or Path("build") / "train" / args.name
     dirs = [Path(p) for p in args.data.split(os.pathsep)] if args.data else None
     if args.export_now:
-        return _export_saved(cfg, work, args.out, args.display_name)
+        return _export_saved(cfg, work, args.out, args.display_name, args.quality)
     print(f"training {cfg.name} (recipe {cfg.recipe}) on {dev}; state in {work}", flush=True)
     model, _ = train(
         cfg,
@@ -489,7 +510,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if done < cfg.steps:
         print(f"stopped at step {done}/{cfg.steps}; run the same command again to continue", flush=True)
         return 0
-    export(model.cpu(), cfg, args.out, display=args.display_name)
+    export(model.cpu(), cfg, args.out, display=args.display_name, quality=args.quality)
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, "
         f"{decoder_macs_per_pixel(model):,} decoder multiply-adds per pixel)",
@@ -498,15 +519,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str) -> int:
-    """`--export-now`: the work folder's saved weights, written as a model file without training."""
+def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:
+    """`--export-now`: the work folder's saved weights, written as a model file without training (also
+    how a finished run's file gets its measured `--quality` line)."""
     teacher = load_teacher(cfg.teacher) if cfg.recipe in ("fast", "oldphoto") else None
     model = build_student(replace(cfg, init=""), teacher)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = load_state(work, cfg, model, opt)
     if step == 0:
         raise ArgumentError(f"{work} holds no saved run of these settings to export")
-    export(model.eval(), cfg, out, display=display, at_step=step)
+    export(
+        model.eval(), cfg, out, display=display, quality=quality, at_step=step if step < cfg.steps else None
+    )
     print(f"wrote {out} from step {step}/{cfg.steps} of the run in {work}", flush=True)
     return 0
 
