@@ -293,6 +293,9 @@ def test_a_run_can_start_from_a_saved_model(tmp_path: Path) -> None:
     first, _ = trainer.train(cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
     path = tmp_path / "first.safetensors"
     trainer.export(first, cfg, path)
+    from viewer.liif.checkpoint import read_metadata
+
+    assert "encoder weights (c) 2020 Yinbo Chen" in read_metadata(path)["licence"]  # the official encoder
     cfg2 = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[16], pool=8, steps=2, init=str(path))
     start = trainer.build_student(cfg2, load_model(teacher_path))
     for k, v in first.state_dict().items():

@@ -395,6 +395,11 @@ def train(
 
 
 ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
+LICENCES = {
+    "fast": "BSD-3-Clause; encoder weights (c) 2020 Yinbo Chen (LIIF), decoder trained by LIIF Viewer",
+    "oldphoto": "BSD-3-Clause; started from the LIIF weights (c) 2020 Yinbo Chen, fine-tuned by LIIF Viewer",
+}
+"""What each recipe's file may be shared under: `fast` keeps the official encoder weights as they are."""
 
 
 def export(
@@ -425,7 +430,7 @@ def export(
         "display_name": display or cfg.name,
         "architecture": f"{arch} ({hidden})",
         "source": "trained by this project: liif-viewer train (see the model card)",
-        "licence": licence or "BSD-3-Clause (encoder initialised from the official LIIF weights)",
+        "licence": licence or LICENCES.get(cfg.recipe, "BSD-3-Clause; trained by LIIF Viewer"),
         "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
         "parameters": str(sum(p.numel() for p in model.parameters())),
         "training": json.dumps(training_record(cfg, at_step), sort_keys=True),
