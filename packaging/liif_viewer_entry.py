@@ -1,4 +1,5 @@
-"""Entry point of the bundled app (PyInstaller): `liif-viewer`, exactly like the installed console script.
+"""Entry point of the bundled app (PyInstaller): `liif-viewer`, exactly like the installed console script
+(`viewer.entry`), including its restart with huge pages on Linux.
 
 One hidden mode exists for `packaging/build.sh`, so the bundle can prove it works as a whole:
 
@@ -101,8 +102,12 @@ def _smoke(argv: list[str]) -> int:
 
 
 def main() -> int:
-    """Dispatch to the smoke test or to `viewer.cli.main`."""
+    """Restart with huge pages where that helps (as the installed script does), then dispatch to the smoke
+    test or to `viewer.cli.main`."""
     multiprocessing.freeze_support()
+    from viewer.hugepages import reexec_with_hugepages
+
+    reexec_with_hugepages()
     if sys.argv[1:2] == ["--smoke-test"]:
         return _smoke(sys.argv[2:])
     from viewer.cli import main as cli_main

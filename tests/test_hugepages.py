@@ -96,3 +96,16 @@ def test_the_console_command_restarts_before_it_runs(monkeypatch: pytest.MonkeyP
     with pytest.raises(SystemExit) as exit_:
         viewer.entry.main()
     assert exit_.value.code == 0 and calls == ["restart", "cli"]
+
+
+def test_a_bundled_app_restarts_as_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a PyInstaller bundle the command to run again is the app with this run's arguments, not the
+    interpreter's argv (there is no separate interpreter)."""
+    monkeypatch.setattr(sys, "executable", "/opt/liif-viewer/liif-viewer")
+    monkeypatch.setattr(sys, "argv", ["liif-viewer", "render", "a.jpg"])
+    monkeypatch.setattr(sys, "orig_argv", ["/opt/liif-viewer/liif-viewer", "-X", "render", "a.jpg"])
+    assert H.command_line() == ["/opt/liif-viewer/liif-viewer", "-X", "render", "a.jpg"]  # not frozen
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert H.command_line() == ["/opt/liif-viewer/liif-viewer", "render", "a.jpg"]
+    monkeypatch.setattr(sys, "executable", "")
+    assert H.command_line() is None

@@ -64,9 +64,17 @@ def tuned_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def command_line() -> list[str] | None:
-    """The argv that starts this same command again (the interpreter's own, with its options), or None."""
+    """The argv that starts this same command again, or None.
+
+    Under Python, the interpreter's own argv (with its options). In a PyInstaller bundle `sys.executable`
+    is the app itself, so it is that with this run's arguments.
+    """
+    if not sys.executable:
+        return None
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *sys.argv[1:]]
     orig = list(getattr(sys, "orig_argv", []))
-    return orig if sys.executable and orig else None
+    return orig or None
 
 
 def reexec_with_hugepages() -> None:
