@@ -204,6 +204,13 @@ def test_a_continued_run_records_every_stage_and_the_quality(tmp_path: Path) -> 
     assert stages[2]["init"] == str(paths[1])
     assert meta["quality"] == "Set5 x4: 1 dB"
     assert "quality" not in read_metadata(paths[1])
+    # Written again over its own --init (as `--export-now --quality` does when --out is that file): the
+    # stage is recorded once, not twice.
+    again = _tiny_cfg(steps=8, init=str(paths[2]), note="fourth")
+    trainer.export(model, again, paths[2])
+    trainer.export(model, again, paths[2], quality="measured")
+    stages = json.loads(read_metadata(paths[2])["training"])["stages"]
+    assert [st["steps"] for st in stages] == [5, 6, 7, 8]
 
 
 def test_degradations_are_deterministic_and_change_the_image() -> None:

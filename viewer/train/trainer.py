@@ -454,7 +454,18 @@ def training_record(cfg: TrainConfig, at_step: int | None = None) -> dict[str, A
     if not isinstance(before, dict):
         return this
     stages = before["stages"] if isinstance(before.get("stages"), list) else [before]
+    if stages and _same_run(stages[-1], this):
+        stages = stages[:-1]  # --init is the file this run wrote before (`--out` the same file): not twice
     return {"stages": [*stages, this]}
+
+
+def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two recorded settings describe the same run (wherever it was exported from)."""
+
+    def key(d: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in d.items() if k != "exported_at_step"}, sort_keys=True)
+
+    return key(a) == key(b)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
