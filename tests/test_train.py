@@ -344,3 +344,75 @@ def test_a_stopped_run_can_be_exported_as_it_is(tmp_path: Path, capsys: pytest.C
     model = load_model(out)
     for k, v in model.imnet.state_dict().items():
         assert torch.equal(v, state[f"model.imnet.{k}"]), k
+
+
+def _cleanup_cfg(teacher: str, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        recipe="cleanup", teacher=teacher, batch=4, crop=24, cleanup_width=8, cleanup_blocks=2, lr=3e-3
+    )
+    base.update(kw)
+    return _tiny_cfg(**base)
+
+
+def test_an_untrained_cleanup_network_leaves_the_teacher_as_it_is(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    teacher = load_model(teacher_path)
+    model = trainer.build_student(_cleanup_cfg(teacher_path), teacher)
+    assert model.spec["args"]["encoder_spec"]["name"] == "cleaned"
+    inp = torch.rand(1, 3, 20, 23) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.encode(inp), teacher.encode(inp))
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith("encoder.cleanup.") for n in trained)
+
+
+def test_cleanup_training_lowers_the_loss_and_keeps_the_teachers_weights(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    cfg = _cleanup_cfg(teacher_path, steps=30, degrade_p=1.0)
+    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert np.mean(losses[-6:]) < 0.85 * np.mean(losses[:3]), losses
+    teacher = load_model(teacher_path)
+    inner = {f"encoder.inner.{k}": v for k, v in teacher.encoder.state_dict().items()}
+    kept = {**inner, **{f"imnet.{k}": v for k, v in teacher.imnet.state_dict().items()}}
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in kept.items())
+    out = tmp_path / "m.safetensors"
+    trainer.export(model, cfg, out, display="Old photo")
+    from viewer.liif.checkpoint import read_metadata
+
+    assert "clean-up CNN (2 blocks of 8 channels)" in read_metadata(out)["architecture"]
+    again = load_model(out)
+    for (k, a), b in zip(state.items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_cleanup_batches_are_seeded_and_clean_inputs_are_their_targets() -> None:
+    photos = _photos()
+    a = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=1.0)
+    b = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=1.0)
+    assert a[0].shape == a[1].shape == (3, 3, 20, 20)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], a[1])
+    damaged, clean = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=0.0)
+    assert np.array_equal(damaged, clean)
+
+
+def test_tiled_encoding_behind_a_cleanup_network_is_exact() -> None:
+    """The cleaned encoder's receptive radius counts both networks: tiles equal the untiled encoder, and
+    with only the inner encoder's radius they do not (so the test exercises the clean-up's halo)."""
+    from viewer.engine.render import Engine
+    from viewer.liif.models import CleanedEncoder
+
+    model = make_liif(n_resblocks=2, n_feats=8, hidden=(16,), seed=1)
+    model.encoder = CleanedEncoder(model.encoder, 8, 3)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        model.encoder.cleanup.tail.weight.normal_(0, 0.2)
+    engine = Engine(model, "cpu", "fp32", encode_budget_bytes=90_000)
+    img = np.random.default_rng(4).random((150, 170, 3), dtype=np.float32)
+    assert engine.encode_tile_size() < 150
+    with torch.no_grad():
+        whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
+    assert torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)
+    model.encoder.receptive_radius = model.encoder.inner.receptive_radius
+    assert not torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)

@@ -7,7 +7,7 @@ unmodified. Encoders are used without upsampling: they return a 64-channel featu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -183,6 +183,50 @@ def make_rdn(
         raise ValueError(f"unknown RDN config {RDNconfig!r}")
     d, c, g = _RDN_CONFIGS[RDNconfig]
     return RDN(G0, RDNkSize, depth or d, n_layers or c, growth or g)
+
+
+class CleanupNet(nn.Module):
+    """A small residual CNN that cleans a normalised input image (noise, grain, JPEG) before the encoder.
+
+    It returns `x + tail(body(head(x)))` with the tail convolution zero-initialised, so an untrained one is
+    the identity and a model with it starts as exactly the model without it.
+    """
+
+    def __init__(self, n_feats: int = 32, n_resblocks: int = 8) -> None:
+        super().__init__()
+        self.head = _conv(3, n_feats, 3)
+        self.body = nn.Sequential(*[ResBlock(n_feats, 1.0) for _ in range(n_resblocks)])
+        self.tail = _conv(n_feats, 3, 3)
+        with torch.no_grad():
+            self.tail.weight.zero_()
+            assert self.tail.bias is not None
+            self.tail.bias.zero_()
+        self.receptive_radius = 2 * n_resblocks + 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.tail(self.body(self.head(x)))
+
+
+class CleanedEncoder(nn.Module):
+    """An encoder behind a `CleanupNet`: the old-photo model's encoder (see models/liif-oldphoto.md)."""
+
+    def __init__(self, encoder: nn.Module, n_feats: int, n_resblocks: int) -> None:
+        super().__init__()
+        self.cleanup = CleanupNet(n_feats, n_resblocks)
+        self.inner = encoder
+        self.out_dim = int(cast(int, encoder.out_dim))
+        self.depth = int(getattr(encoder, "depth", 0))
+        self.receptive_radius = self.cleanup.receptive_radius + int(cast(int, encoder.receptive_radius))
+        """The two radii add up: tiled encoding stays exact."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.cleanup(x))
+
+
+@registry.register("cleaned")
+def make_cleaned(encoder_spec: Mapping[str, Any], n_feats: int = 32, n_resblocks: int = 8) -> nn.Module:
+    """`{'name': 'cleaned', 'args': {'encoder_spec': {...}, 'n_feats', 'n_resblocks'}}`."""
+    return CleanedEncoder(registry.make(encoder_spec), n_feats, n_resblocks)
 
 
 class LowRankLinear(nn.Module):

@@ -144,3 +144,42 @@ def random_queries(
     scales = rng.uniform(scale_range[0], scale_range[1], size=(batch, n, 1))
     cell = np.repeat(2.0 / (lr_size * scales), 2, axis=2).astype(np.float32)
     return coord, cell
+
+
+def make_cleanup_batch(
+    images: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    batch_size: int,
+    *,
+    lr_size: int = 64,
+    scale_max: float = 4.0,
+    degrade_p: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(damaged, clean) low-resolution inputs, each (B, 3, lr_size, lr_size) in [0, 1] (recipe cleanup).
+
+    `clean` is the bicubic shrink of a random HR crop (scale from U(1, scale_max)), the input the official
+    model was trained on. With probability `degrade_p` the input is shrunk with a random kernel and damaged
+    (`random_degrade`); otherwise it is `clean` itself, so the network also learns to leave clean photos be.
+    """
+    damaged, clean = [], []
+    for _ in range(batch_size):
+        image = images[int(rng.integers(0, len(images)))]
+        h, w = image.shape[:2]
+        s = rng.uniform(1.0, max(1.0, min(scale_max, min(h, w) / lr_size)))
+        side = min(round(lr_size * s), h, w)
+        y = int(rng.integers(0, h - side + 1))
+        x = int(rng.integers(0, w - side + 1))
+        crop = image[y : y + side, x : x + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        if rng.random() < 0.5:
+            crop = crop.transpose(1, 0, 2)
+        crop = np.ascontiguousarray(crop)
+        target = downscale(crop, (lr_size, lr_size)).astype(np.float32) / 255.0
+        inp = target
+        if rng.random() < degrade_p:
+            kernel = ("bicubic", "bilinear", "area")[int(rng.integers(0, 3))]
+            inp = random_degrade(downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0, rng)
+        damaged.append(inp.transpose(2, 0, 1))
+        clean.append(target.transpose(2, 0, 1))
+    return np.stack(damaged), np.stack(clean)

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RECIPES = ("fast", "oldphoto", "scratch")
+RECIPES = ("fast", "oldphoto", "cleanup", "scratch")
 
 
 @dataclass
@@ -44,6 +44,12 @@ class TrainConfig:
     cell_decode: bool = True
     pool: int = 4000
     degrade_p: float = 0.8
+    cleanup_width: int = 32
+    """Recipe cleanup: channels of the clean-up network in front of the teacher's encoder."""
+    cleanup_blocks: int = 8
+    """Recipe cleanup: its residual blocks (receptive radius 2 * blocks + 2 pixels)."""
+    crop: int = 64
+    """Recipe cleanup: side of the low-resolution crops it learns on (it sees no HR pixels)."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -116,9 +122,23 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         choices=("l1", "l2"),
         help="l1 (LIIF's) or l2, which PSNR rewards, e.g. for a final fine-tune (fast)",
     )
-    p.add_argument("--degrade-p", type=float, default=d.degrade_p, help="share of damaged inputs (oldphoto)")
+    p.add_argument(
+        "--degrade-p", type=float, default=d.degrade_p, help="share of damaged inputs (oldphoto, cleanup)"
+    )
+    p.add_argument(
+        "--cleanup-width", type=int, default=d.cleanup_width, help="clean-up network channels (cleanup)"
+    )
+    p.add_argument(
+        "--cleanup-blocks",
+        type=int,
+        default=d.cleanup_blocks,
+        help="clean-up network residual blocks (cleanup)",
+    )
+    p.add_argument("--crop", type=int, default=d.crop, help="low-resolution crop side (cleanup)")
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
-    p.add_argument("--teacher", default=d.teacher, help="registry name or weights file (fast, oldphoto)")
+    p.add_argument(
+        "--teacher", default=d.teacher, help="registry name or weights file (fast, oldphoto, cleanup)"
+    )
     p.add_argument("--display-name", default="", help="the name the viewer's menu shows")
     p.add_argument(
         "--quality",

@@ -7,6 +7,10 @@ Recipes:
   each step only trains the small decoder.
 - `oldphoto`: the official model fine-tuned end to end on inputs damaged as old scans are
   (`viewer.train.degrade`), against clean targets, with an L1 loss.
+- `cleanup`: the official model, frozen, behind a small residual clean-up network
+  (`models.CleanupNet`) that learns to turn damaged low-resolution inputs into the clean bicubic ones the
+  official model was trained on (L1 or L2 in low-resolution space, so a step costs no encoder pass). Half
+  the crops (by default) stay clean, and it learns to leave those alone.
 - `scratch`: any LIIF (EDSR-baseline or RDN encoder) trained from random weights with LIIF's protocol.
 
 All follow LIIF's protocol (48x48 LR crops, scale from U(1, 4), 2,304 HR pixels per crop, L1, Adam). The
@@ -35,7 +39,7 @@ from torch import nn
 
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
-from viewer.liif.models import LowRankLinear
+from viewer.liif.models import CleanedEncoder, LowRankLinear
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
 from viewer.train.query import project, train_query
@@ -74,6 +78,9 @@ def load_teacher(name_or_path: str) -> LIIF:
 def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
     """The model a recipe trains, initialised as the recipe says (seeded)."""
     torch.manual_seed(cfg.seed)
+    if cfg.recipe == "cleanup":
+        assert teacher is not None
+        return _cleaned_student(cfg, teacher)
     if cfg.recipe == "oldphoto":
         assert teacher is not None
         model = LIIF(**teacher.spec["args"])
@@ -99,6 +106,29 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
             p.requires_grad_(False)
     if cfg.init:
         _start_from(model, cfg.init)
+    return model
+
+
+def _cleaned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
+    """The teacher behind a new clean-up network; only the clean-up network trains."""
+    args = dict(teacher.spec["args"])
+    args["encoder_spec"] = {
+        "name": "cleaned",
+        "args": {
+            "encoder_spec": args["encoder_spec"],
+            "n_feats": cfg.cleanup_width,
+            "n_resblocks": cfg.cleanup_blocks,
+        },
+    }
+    model = LIIF(**args)
+    enc = model.encoder
+    assert isinstance(enc, CleanedEncoder)
+    enc.inner.load_state_dict(teacher.encoder.state_dict())
+    model.imnet.load_state_dict(teacher.imnet.state_dict())
+    if cfg.init:
+        _start_from(model, cfg.init)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("encoder.cleanup."))
     return model
 
 
@@ -191,7 +221,8 @@ def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
         return 0
     meta = json.loads((work / "state.json").read_text())
     saved = meta["config"]
-    for key in ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble", "first_rank"):
+    keys = ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble", "first_rank", "cleanup_width")
+    for key in (*keys, "cleanup_blocks"):
         if saved.get(key) != asdict(cfg).get(key):
             raise ArgumentError(
                 f"{work}: the saved run has {key}={saved.get(key)!r}, not {asdict(cfg).get(key)!r}; "
@@ -296,6 +327,19 @@ def _fast_step(
     return cfg.gt_weight * dist(pred[:, :n], gt) + dist(pred, teacher)
 
 
+def _cleanup_step(
+    cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    enc = model.encoder
+    assert isinstance(enc, CleanedEncoder)
+    damaged, clean = tdata.make_cleanup_batch(
+        images, _rng(cfg.seed, step), cfg.batch, lr_size=cfg.crop, degrade_p=cfg.degrade_p
+    )
+    out = enc.cleanup((_to_t(damaged, device) - 0.5) / 0.5)
+    dist = F.mse_loss if cfg.loss == "l2" else F.l1_loss
+    return dist(out, (_to_t(clean, device) - 0.5) / 0.5)
+
+
 def _online_step(
     cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
 ) -> torch.Tensor:
@@ -341,7 +385,7 @@ def train(
     dev = device or torch.device("cpu")
     work.mkdir(parents=True, exist_ok=True)
     imgs = list(images) if images is not None else tdata.load_images(data_dirs or tdata.default_train_dirs())
-    teacher = load_teacher(cfg.teacher) if cfg.recipe in ("fast", "oldphoto") else None
+    teacher = load_teacher(cfg.teacher) if cfg.recipe in TEACHER_RECIPES else None
     model = build_student(cfg, teacher).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -368,6 +412,8 @@ def train(
             group["lr"] = lr_at(cfg, step)
         if pool is not None:
             loss = _fast_step(cfg, model, pool, step, dev)
+        elif cfg.recipe == "cleanup":
+            loss = _cleanup_step(cfg, model, imgs, step, dev)
         else:
             loss = _online_step(cfg, model, imgs, step, dev)
         opt.zero_grad(set_to_none=True)
@@ -394,8 +440,13 @@ def train(
     return model.eval(), losses
 
 
+TEACHER_RECIPES = ("fast", "oldphoto", "cleanup")
+"""Recipes that start from (or distil) the `--teacher` model."""
+
 ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
 LICENCES = {
+    "cleanup": "BSD-3-Clause; encoder and decoder weights (c) 2020 Yinbo Chen (LIIF), clean-up network "
+    "trained by LIIF Viewer",
     "fast": "BSD-3-Clause; encoder weights (c) 2020 Yinbo Chen (LIIF), decoder trained by LIIF Viewer",
     "oldphoto": "BSD-3-Clause; started from the LIIF weights (c) 2020 Yinbo Chen, fine-tuned by LIIF Viewer",
 }
@@ -421,6 +472,10 @@ def export(
     from viewer.liif.checkpoint import save_safetensors
 
     arch = ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
+    if isinstance(model.encoder, CleanedEncoder):
+        net = model.encoder.cleanup
+        width = net.head.out_channels
+        arch = f"EDSR-baseline-LIIF behind a clean-up CNN ({len(net.body)} blocks of {width} channels)"
     hidden = "-".join(
         f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
         for m in model.imnet.linears()[:-1]
@@ -501,6 +556,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         gt_weight=args.gt_weight,
         loss=args.loss,
         degrade_p=args.degrade_p,
+        cleanup_width=args.cleanup_width,
+        cleanup_blocks=args.cleanup_blocks,
+        crop=args.crop,
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
@@ -538,7 +596,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:
     """`--export-now`: the work folder's saved weights, written as a model file without training (also
     how a finished run's file gets its measured `--quality` line)."""
-    teacher = load_teacher(cfg.teacher) if cfg.recipe in ("fast", "oldphoto") else None
+    teacher = load_teacher(cfg.teacher) if cfg.recipe in TEACHER_RECIPES else None
     model = build_student(replace(cfg, init=""), teacher)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = load_state(work, cfg, model, opt)
