@@ -416,3 +416,24 @@ def test_tiled_encoding_behind_a_cleanup_network_is_exact() -> None:
     assert torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)
     model.encoder.receptive_radius = model.encoder.inner.receptive_radius
     assert not torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_the_clean_weight_scales_the_loss_of_clean_crops_only(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    teacher = load_model(teacher_path)
+    model = trainer.build_student(_cleanup_cfg(teacher_path), teacher)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        model.encoder.cleanup.tail.weight.normal_(0, 0.05)  # an imperfect net: clean crops now cost something
+
+    def loss(**kw: object) -> float:
+        with torch.no_grad():
+            return float(
+                trainer._cleanup_step(
+                    _cleanup_cfg(teacher_path, **kw), model, _photos(), 0, torch.device("cpu")
+                )
+            )
+
+    assert loss(degrade_p=0.0, clean_weight=3.0) == pytest.approx(3 * loss(degrade_p=0.0), rel=1e-5)
+    assert loss(degrade_p=1.0, clean_weight=3.0) == pytest.approx(loss(degrade_p=1.0), rel=1e-6)
+    assert loss(degrade_p=0.0) > 0

@@ -50,6 +50,8 @@ class TrainConfig:
     """Recipe cleanup: its residual blocks (receptive radius 2 * blocks + 2 pixels)."""
     crop: int = 64
     """Recipe cleanup: side of the low-resolution crops it learns on (it sees no HR pixels)."""
+    clean_weight: float = 1.0
+    """Recipe cleanup: loss weight of the crops left clean (above 1: changing a clean photo costs more)."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -135,6 +137,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="clean-up network residual blocks (cleanup)",
     )
     p.add_argument("--crop", type=int, default=d.crop, help="low-resolution crop side (cleanup)")
+    p.add_argument(
+        "--clean-weight",
+        type=float,
+        default=d.clean_weight,
+        help="loss weight of the crops left clean, against 1 for damaged ones (cleanup)",
+    )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(
         "--teacher", default=d.teacher, help="registry name or weights file (fast, oldphoto, cleanup)"

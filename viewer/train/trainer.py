@@ -336,8 +336,11 @@ def _cleanup_step(
         images, _rng(cfg.seed, step), cfg.batch, lr_size=cfg.crop, degrade_p=cfg.degrade_p
     )
     out = enc.cleanup((_to_t(damaged, device) - 0.5) / 0.5)
-    dist = F.mse_loss if cfg.loss == "l2" else F.l1_loss
-    return dist(out, (_to_t(clean, device) - 0.5) / 0.5)
+    err = out - (_to_t(clean, device) - 0.5) / 0.5
+    per_crop = (err.square() if cfg.loss == "l2" else err.abs()).mean(dim=(1, 2, 3))
+    untouched = np.array([np.array_equal(d, c) for d, c in zip(damaged, clean, strict=True)])
+    weight = torch.where(_to_t(untouched, device) > 0, cfg.clean_weight, 1.0)
+    return (weight * per_crop).mean()
 
 
 def _online_step(
@@ -559,6 +562,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cleanup_width=args.cleanup_width,
         cleanup_blocks=args.cleanup_blocks,
         crop=args.crop,
+        clean_weight=args.clean_weight,
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
