@@ -13,7 +13,7 @@ import torch
 from viewer.engine import degrade
 from viewer.errors import ArgumentError
 from viewer.liif.checkpoint import load_model, save_safetensors
-from viewer.liif.liif import make_liif
+from viewer.liif.liif import LIIF, make_liif
 from viewer.liif.reference import query_rgb
 from viewer.train import data as tdata
 from viewer.train import trainer
@@ -58,7 +58,7 @@ def test_training_query_passes_gradients_to_encoder_and_decoder() -> None:
     out = train_query(model, model.encode(inp), torch.rand(1, 20, 2) * 2 - 1, torch.full((1, 20, 2), 0.1))
     out.abs().mean().backward()
     assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.imnet.parameters())
-    assert model.encoder.head[0].weight.grad is not None
+    assert model.encoder.get_submodule("head.0").weight.grad is not None
 
 
 def test_samples_follow_the_protocol() -> None:
@@ -226,9 +226,7 @@ def test_degradations_are_deterministic_and_change_the_image() -> None:
     assert 0.002 < float(np.abs(c - img).mean()) < 0.05
 
 
-def _low_rank_liif(rank: int, hidden: tuple[int, ...] = (32, 16), seed: int = 2) -> torch.nn.Module:
-    from viewer.liif.liif import LIIF
-
+def _low_rank_liif(rank: int, hidden: tuple[int, ...] = (32, 16), seed: int = 2) -> LIIF:
     enc = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 1, "n_feats": 8}}
     ranks = [rank] + [0] * len(hidden)
     torch.manual_seed(seed)
@@ -342,8 +340,8 @@ def test_a_stopped_run_can_be_exported_as_it_is(tmp_path: Path, capsys: pytest.C
 
     state = load_file(str(tmp_path / "w" / "state.safetensors"))
     model = load_model(out)
-    for k, v in model.imnet.state_dict().items():
-        assert torch.equal(v, state[f"model.imnet.{k}"]), k
+    for key, v in model.imnet.state_dict().items():
+        assert torch.equal(v, state[f"model.imnet.{key}"]), key
 
 
 def _cleanup_cfg(teacher: str, **kw: object) -> TrainConfig:
@@ -404,17 +402,18 @@ def test_tiled_encoding_behind_a_cleanup_network_is_exact() -> None:
     from viewer.liif.models import CleanedEncoder
 
     model = make_liif(n_resblocks=2, n_feats=8, hidden=(16,), seed=1)
-    model.encoder = CleanedEncoder(model.encoder, 8, 3)
+    enc = CleanedEncoder(model.encoder, 8, 3)
+    model.encoder = enc
     with torch.no_grad():
         torch.manual_seed(0)
-        model.encoder.cleanup.tail.weight.normal_(0, 0.2)
+        enc.cleanup.tail.weight.normal_(0, 0.2)
     engine = Engine(model, "cpu", "fp32", encode_budget_bytes=90_000)
     img = np.random.default_rng(4).random((150, 170, 3), dtype=np.float32)
     assert engine.encode_tile_size() < 150
     with torch.no_grad():
         whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
     assert torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)
-    model.encoder.receptive_radius = model.encoder.inner.receptive_radius
+    enc.receptive_radius = int(enc.inner.receptive_radius)  # type: ignore[arg-type]
     assert not torch.allclose(engine.encode(img).feat, whole, atol=1e-5, rtol=1e-5)
 
 
@@ -422,9 +421,11 @@ def test_the_clean_weight_scales_the_loss_of_clean_crops_only(tmp_path: Path) ->
     teacher_path = _tiny_teacher(tmp_path)
     teacher = load_model(teacher_path)
     model = trainer.build_student(_cleanup_cfg(teacher_path), teacher)
+    tail = model.encoder.get_submodule("cleanup.tail")
+    assert isinstance(tail, torch.nn.Conv2d)
     with torch.no_grad():
         torch.manual_seed(1)
-        model.encoder.cleanup.tail.weight.normal_(0, 0.05)  # an imperfect net: clean crops now cost something
+        tail.weight.normal_(0, 0.05)  # an imperfect net: clean crops now cost something
 
     def loss(**kw: object) -> float:
         with torch.no_grad():
