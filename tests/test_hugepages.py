@@ -92,7 +92,7 @@ def test_the_console_command_restarts_before_it_runs(monkeypatch: pytest.MonkeyP
     assert script.value == "viewer.entry:main"
     calls: list[str] = []
     monkeypatch.setattr(viewer.entry, "reexec_with_hugepages", lambda: calls.append("restart"))
-    monkeypatch.setattr(viewer.cli, "main", lambda: calls.append("cli") or 0)
+    monkeypatch.setattr(viewer.cli, "main", lambda: calls.append("cli") or 0)  # type: ignore[func-returns-value]
     with pytest.raises(SystemExit) as exit_:
         viewer.entry.main()
     assert exit_.value.code == 0 and calls == ["restart", "cli"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-def test_fast_fp32_matches_paper_formulation(flags: dict[str, bool]) -> None:
+def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any]) -> None:
     model = make_liif(n_resblocks=1, n_feats=6, hidden=(24, 16), seed=3, **flags)
     engine = Engine(model, "cpu", "fp32", chunk=97)
     img = np.random.default_rng(1).random((9, 13, 3), dtype=np.float32)
@@ -117,9 +118,9 @@ def test_tiled_encoder_halo_is_needed() -> None:
     model = make_liif(n_resblocks=3, n_feats=8, hidden=(16,), seed=1)
     engine = Engine(model, "cpu", "fp32", encode_budget_bytes=90_000)
     img = np.random.default_rng(4).random((150, 170, 3), dtype=np.float32)
-    model.encoder.receptive_radius = 1
+    cast(Any, model.encoder).receptive_radius = 1
     broken = engine.encode(img).feat
-    model.encoder.receptive_radius = 8
+    cast(Any, model.encoder).receptive_radius = 8
     with torch.no_grad():
         whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
     assert not torch.allclose(broken, whole, atol=1e-5, rtol=1e-5)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from viewer.engine.inspect import MEMBER_NAMES, Probe, ProbeMember
+
+RGB = tuple[float, float, float]
 
 
 def plain_probe(x: float = 10.3, y: float = 6.8, cell: float = 0.125) -> Probe:
@@ -19,8 +23,16 @@ def plain_probe(x: float = 10.3, y: float = 6.8, cell: float = 0.125) -> Probe:
     rgbs = [(0.9, 0.2, 0.1), (0.2, 0.8, 0.3), (0.1, 0.3, 1.05), (0.5, 0.5, -0.02)]
     ms = tuple(
         ProbeMember(
-            n, idx, c, rel, off, w, tuple(2 * v - 1 for v in rgb), rgb, tuple(min(1, max(0, v)) for v in rgb)
-        )  # type: ignore[arg-type]
+            n,
+            idx,
+            c,
+            rel,
+            off,
+            w,
+            cast(RGB, tuple(2 * v - 1 for v in rgb)),
+            rgb,
+            cast(RGB, tuple(min(1, max(0, v)) for v in rgb)),
+        )
         for (n, idx, c, rel, off), w, rgb in zip(members, weights, rgbs, strict=True)
     )
     blend = tuple(sum(m.rgb[ch] * m.weight for m in ms) for ch in range(3))

@@ -50,6 +50,7 @@ def test_zoom_8x_into_texture_adds_detail_over_bicubic(qtbot: Any, settings: App
     got = grab_rgb(w.canvas)
 
     vp = view.viewport
+    assert vp is not None
     x, y, sw, sh = vp.source_rect()
     src = Image.open(sample).convert("RGB")
     bicubic = np.asarray(src.resize(vp.device_size, Image.Resampling.BICUBIC, box=(x, y, x + sw, y + sh)))

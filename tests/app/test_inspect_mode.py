@@ -4,7 +4,7 @@ controller's generations (a stale result is never applied)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -23,6 +23,9 @@ from viewer.engine.cancel import CancelToken
 
 from .helpers import make_tiny_engine, textured
 from .inspect_data import plain_probe
+
+RGBA = tuple[int, int, int, int]
+"""What `QColor.getRgb` returns (the PySide6 stubs say `object`)."""
 
 
 class Sink:
@@ -219,7 +222,7 @@ def test_layers_are_requested_once_and_painted_from_cache(controller: Any, qtbot
     painter = QPainter(image)
     ctl.paint(painter)
     painter.end()
-    assert image.pixelColor(120, 100).getRgb()[:3] == (255, 0, 0)  # the photo's area is covered
+    assert cast(RGBA, image.pixelColor(120, 100).getRgb())[:3] == (255, 0, 0)  # the photo's area is covered
 
 
 def test_difference_requests_visible_tiles_when_the_view_rests(controller: Any, qtbot: Any) -> None:
@@ -256,5 +259,5 @@ def test_paint_draws_the_cue_beyond_x4(controller: Any) -> None:
         painter = QPainter(image)
         ctl.paint_cue(painter, QRectF(0, 0, 240, 200))
         painter.end()
-        corner = {image.pixelColor(x, 185).getRgb()[:3] for x in range(10, 120)}
+        corner = {cast(RGBA, image.pixelColor(x, 185).getRgb())[:3] for x in range(10, 120)}
         assert (corner != {(0, 0, 0)}) == expect

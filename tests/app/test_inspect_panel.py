@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -24,9 +24,11 @@ from .helpers import make_tiny_engine, textured
 from .inspect_data import plain_probe
 
 REPAINT_BUDGET_MS = 16.0
+RGBA = tuple[int, int, int, int]
+"""What `QColor.getRgb` returns (the PySide6 stubs say `object`)."""
 
 
-def colours_in(image: QImage) -> set[tuple[int, int, int]]:
+def colours_in(image: QImage) -> set[tuple[int, ...]]:
     img = image.convertToFormat(QImage.Format.Format_RGB888)
     h, w, bpl = img.height(), img.width(), img.bytesPerLine()
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, bpl)[:, : w * 3].reshape(-1, 3)
@@ -50,7 +52,9 @@ def test_panel_shows_a_probe(qtbot: Any) -> None:
     qtbot.waitExposed(panel)
     panel.set_probe(p, source_rgb=(10, 20, 30))
     assert panel.table.rowCount() == 4
-    assert panel.table.item(0, 0).text() == "[7, 11]" and "top-left" in panel.table.item(0, 0).toolTip()
+    item = panel.table.item(0, 0)
+    assert item is not None
+    assert item.text() == "[7, 11]" and "top-left" in item.toolTip()
     assert "Σ weights = 1.0000" in panel.blend_label.text()
     where = panel.where_label.text()
     assert f"({p.coord[0]:+.5f}, {p.coord[1]:+.5f})" in where and "×10.00" in where
@@ -97,13 +101,17 @@ def test_probe_diagram_handles_members_clamped_to_one_code() -> None:
 # -- overlay geometry ------------------------------------------------------------------------------------------
 def test_visible_part_crops_to_whole_image_pixels() -> None:
     # A 100 x 50 image covering source (0, 0, 100, 50); the view shows source (10.5, 5.25, 20, 10).
-    src, covered = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (100, 50))
+    part = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (100, 50))
+    assert part is not None
+    src, covered = part
     assert (src.x(), src.y(), src.width(), src.height()) == (10, 5, 21, 11)
     assert covered == (10, 5, 21, 11)
     target = ov.map_rect((10.5, 5.25, 20, 10), QRectF(0, 0, 200, 100), covered)
     assert (target.x(), target.y(), target.width(), target.height()) == (-5, -2.5, 210, 110)
     # A half-resolution image of the same area: pixel boundaries are every 2 source px.
-    src, covered = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (50, 25))
+    part = ov.visible_part((10.5, 5.25, 20, 10), (0, 0, 100, 50), (50, 25))
+    assert part is not None
+    src, covered = part
     assert (src.x(), src.width()) == (5, 11) and covered[0] == 10 and covered[2] == 22
     assert ov.visible_part((200, 0, 10, 10), (0, 0, 100, 50), (100, 50)) is None
 
@@ -142,7 +150,9 @@ def test_how_it_works_page(qtbot: Any) -> None:
     dialog.set_illustrations(Illustrations("old.jpg", rgb8, (20.0, 15.0), pca, plain_probe(20.3, 15.6)))
     assert set(dialog.images) == {"lattice", "pca", "probe"}
     assert dialog.images["pca"].width() == 240  # the photo's own 40-px feature image, enlarged in blocks
-    assert dialog.images["pca"].pixelColor(7, 13).getRgb()[:3] == tuple(int(v) for v in pca[13 // 6, 7 // 6])
+    assert cast(RGBA, dialog.images["pca"].pixelColor(7, 13).getRgb())[:3] == tuple(
+        int(v) for v in pca[13 // 6, 7 // 6]
+    )
     assert "Computing" not in dialog.browser.toHtml()
 
 

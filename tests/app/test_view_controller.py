@@ -65,6 +65,7 @@ def test_a_burst_of_zooms_sends_one_request(qtbot: Any, setup: tuple[ViewControl
         view.zoom_by(1.05, (100, 100))
     qtbot.wait(120)
     assert len(liif.requests) == n0 + 1
+    assert view.viewport is not None
     assert liif.requests[-1].tiles[0].key.zoom == view.viewport.device_zoom
 
 
@@ -88,6 +89,7 @@ def test_small_moves_send_nothing_and_cached_tiles_are_not_asked_again(
     view.zoom_to(4.0)
     view.flush()
     req = liif.requests[-1]
+    assert view.viewport is not None
     assert [s.visible for s in req.tiles][: req.tiles.__len__()].count(True) == pl.plan_tiles(
         view.viewport, tile=128
     ).n_visible
@@ -125,6 +127,7 @@ def test_frame_uses_scaled_placeholders_over_the_preview(setup: tuple[ViewContro
     deliver(view, liif.requests[-1], only_visible=True)
     view.zoom_to(2.0)  # within 2x, but wider than the 3x tiles: the preview shows around them
     ops = view.frame().layers[0].ops
+    assert view.photo is not None
     assert ops[0].smooth and ops[0].pixmap is view.photo.levels[0]  # the interpolated preview first
     scaled = [op for op in ops[1:] if op.smooth]
     assert scaled and all(op.target.width() == pytest.approx(op.source.width() * 2 / 3) for op in scaled)
@@ -146,8 +149,10 @@ def test_below_one_to_one_the_preview_comes_from_the_pyramid(
     view, liif, _ = setup
     view.set_canvas_geometry(100, 80, 1.0)
     view.fit()
+    assert view.viewport is not None
     assert not view.viewport.refinable
     ops = view.frame().layers[0].ops
+    assert view.photo is not None
     assert len(ops) == 1 and ops[0].pixmap is view.photo.levels[2]  # 400 px -> 100 px: the quarter level
     assert liif.cancels > 0
 
@@ -159,6 +164,7 @@ def test_compare_splits_liif_and_bicubic(setup: tuple[ViewController, Sink, Sink
     assert bic.requests and bic.requests[-1].kind == "bicubic"
     frame = view.frame()
     assert frame.split_x == 320 and len(frame.layers) == 2
+    assert frame.layers[0].clip is not None and frame.layers[1].clip is not None
     assert frame.layers[0].clip.right() == 320 and frame.layers[1].clip.left() == 320
     view.set_compare(False)
     assert bic.cancels > 0

@@ -8,14 +8,14 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
 
 from viewer.app.main_window import MainWindow, parse_zoom_text
 from viewer.app.messages import EngineConfig, TileResult
@@ -29,7 +29,9 @@ CANVAS = (320, 240)
 TIMEOUT = 60_000
 
 
-def make_window(qtbot: Any, settings: AppSettings, factory: Callable[[EngineConfig], Any]) -> MainWindow:
+def make_window(
+    qtbot: Any, settings: AppSettings, factory: Callable[[EngineConfig], Any] | None
+) -> MainWindow:
     w = MainWindow(settings, engine_factory=factory)
     qtbot.addWidget(w)
     w.nav_dock.hide()
@@ -117,6 +119,7 @@ def test_stale_results_are_never_painted(qtbot: Any, settings: AppSettings, phot
     w.view.tile_applied.connect(lambda kind, key, gen: applied.append((kind, key, gen)))
     w.view.zoom_to(4.0)
     w.view.flush()
+    assert w.view.viewport is not None
     zoom_a = w.view.viewport.device_zoom
     assert gated.entered.wait(30)  # the worker is inside a render of the first viewport, held
     w.view.zoom_to(6.0)
@@ -137,6 +140,7 @@ def test_a_result_for_an_old_generation_is_dropped_on_the_gui_thread(window: Mai
     old = view.current_generation()
     view.zoom_to(5.0)
     view.flush()
+    assert view.viewport is not None
     key = TileKey(view.viewport.device_zoom, 0, 0)
     pixels = np.zeros((8, 8, 4), np.uint8)
     assert view.photo is not None
@@ -180,6 +184,7 @@ def test_preview_shows_immediately_before_the_model_loads(
     assert img.std() > 10  # the interpolated photo is on screen, not an empty canvas
     assert "interpolated" in w.render_label.text()
     w.view.zoom_by(2.0)
+    assert w.view.viewport is not None
     assert w.view.viewport.zoom > 2.0  # the view is usable meanwhile
     release.set()
     qtbot.waitUntil(lambda: w.controller.encode.seconds is not None, timeout=TIMEOUT)
@@ -191,10 +196,12 @@ def test_wheel_zoom_keeps_the_point_under_the_cursor(qtbot: Any, window: MainWin
     view.zoom_to(3.0)
     pos = QPointF(200.0, 70.0)
     for notches in (1, 2, -1, 3):
+        assert view.viewport is not None
         before = view.viewport.screen_to_source(pos.x(), pos.y())
         z0 = view.viewport.device_zoom
         wheel(canvas, pos, notches)
         vp = view.viewport
+        assert vp is not None
         after = vp.screen_to_source(pos.x(), pos.y())
         assert vp.device_zoom != z0
         tol = 0.5 / vp.device_zoom + 0.5 / z0 + 1e-9
@@ -207,6 +214,7 @@ def test_keys_fit_and_hundred_percent_are_exact(qtbot: Any, window: MainWindow) 
     qtbot.waitActive(window)
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_1)
+    assert view.viewport is not None
     assert view.viewport.zoom == 1.0
     qtbot.keyClick(window.canvas, Qt.Key.Key_Plus)
     assert view.viewport.zoom == pytest.approx(2**0.5)
@@ -215,6 +223,7 @@ def test_keys_fit_and_hundred_percent_are_exact(qtbot: Any, window: MainWindow) 
     assert view.viewport.zoom == 1.0  # a photo smaller than the canvas goes no lower than 100%
     qtbot.keyClick(window.canvas, Qt.Key.Key_0)
     vp = view.viewport
+    assert vp is not None
     x, y, w, h = vp.image_rect_device()
     dw, dh = vp.device_size
     assert vp.zoom == pytest.approx(min(CANVAS[0] / 96, CANVAS[1] / 80), rel=1e-9)
@@ -227,7 +236,10 @@ def test_zoom_field_and_maximum(qtbot: Any, window: MainWindow) -> None:
     assert parse_zoom_text("800%") == 8.0 and parse_zoom_text("fit") == 0.0 and parse_zoom_text("x4") == 4.0
     assert parse_zoom_text("abc") is None
     window.zoom_box.setEditText("800%")
-    window.zoom_box.lineEdit().returnPressed.emit()
+    line_edit = window.zoom_box.lineEdit()
+    assert line_edit is not None
+    line_edit.returnPressed.emit()
+    assert window.view.viewport is not None
     qtbot.waitUntil(lambda: window.view.viewport.zoom == 8.0, timeout=2000)
     window.view.zoom_to(1e9)
     assert window.view.viewport.zoom >= 64
@@ -237,6 +249,7 @@ def test_zoom_field_and_maximum(qtbot: Any, window: MainWindow) -> None:
 def test_drag_and_arrow_keys_pan_and_stop_at_the_limits(qtbot: Any, window: MainWindow) -> None:
     view, canvas = window.view, window.canvas
     view.zoom_to(8.0)
+    assert view.viewport is not None
     c0 = (view.viewport.cx, view.viewport.cy)
     drag(canvas, QPointF(200, 150), QPointF(120, 100))
     c1 = (view.viewport.cx, view.viewport.cy)
@@ -269,6 +282,7 @@ def test_navigator_click_moves_the_view(qtbot: Any, window: MainWindow) -> None:
         QPointF(target.x() + target.width() * 0.25, target.y() + target.height() * 0.5),
     )
     vp = window.view.viewport
+    assert vp is not None
     assert vp.cx == pytest.approx(24, abs=0.5) and vp.cy == pytest.approx(40, abs=0.5)
 
 
@@ -283,6 +297,7 @@ def test_compare_mode_shows_liif_and_bicubic_of_the_same_view(
     qtbot.waitUntil(lambda: view.is_settled("liif") and view.is_settled("bicubic"), timeout=TIMEOUT)
     got = grab_rgb(window.canvas)
     ref = reference_render(photo_path, window)
+    assert view.viewport is not None
     split = round(view.divider * view.viewport.device_size[0])  # device pixels
     # Away from the labels (top) and the divider's handle.
     d = view.viewport.dpr
@@ -292,6 +307,7 @@ def test_compare_mode_shows_liif_and_bicubic_of_the_same_view(
     assert left <= 1  # LIIF on the left
     assert right > 5  # something else on the right: bicubic of the same viewport
     vp = view.viewport
+    assert vp is not None
     x, y, sw, sh = vp.source_rect()
     src = np.asarray(Image.open(photo_path).convert("RGB"))
     padded = Image.fromarray(np.pad(src, ((2, 2), (2, 2), (0, 0)), mode="edge"))
@@ -310,6 +326,7 @@ def test_rubber_band_selection_in_source_pixels(qtbot: Any, window: MainWindow) 
     view.zoom_to(4.0)
     window.act_select.setChecked(True)
     vp = view.viewport
+    assert vp is not None
     a, b = QPointF(50, 40), QPointF(150, 120)
     drag(window.canvas, a, b)
     sel = view.selection
@@ -410,6 +427,7 @@ def test_model_switch_reencodes_and_rerenders(qtbot: Any, window: MainWindow) ->
     view.zoom_to(3.0)
     view.flush()
     qtbot.waitUntil(view.is_settled, timeout=TIMEOUT)
+    assert view.photo is not None
     content = view.photo.content
     window.controller.set_model("another-model")
     assert view.photo.content != content and not view.cached_keys()
@@ -425,7 +443,7 @@ def test_model_switch_reencodes_and_rerenders(qtbot: Any, window: MainWindow) ->
 def test_shortcuts_are_listed_in_help(window: MainWindow) -> None:
     from viewer.app.help import shortcut_rows
 
-    actions = [a for m in window.menuBar().actions() if m.menu() for a in window._walk(m.menu())]
+    actions = [a for m in window.menuBar().actions() if m.menu() for a in window._walk(cast(QMenu, m.menu()))]
     rows = dict((what, keys) for keys, what in shortcut_rows(actions))
     for name in (
         "Zoom In",
@@ -498,9 +516,10 @@ def test_extension_points_run_jobs_in_the_worker_and_paint_on_the_canvas(
 
             return job
 
-    window.controller.add_event_handler(lambda ev: isinstance(ev, tuple) and (got.append(ev) or True))
+    window.controller.add_event_handler(lambda ev: isinstance(ev, tuple) and (got.append(ev) or True))  # type: ignore[func-returns-value]
     window.controller.render_worker.add_extension(Extension())
     qtbot.waitUntil(lambda: bool(got), timeout=TIMEOUT)
+    assert window.view.photo is not None
     assert got == [("extension", window.view.photo.content, 96)] and threads == ["liif-render"]
     painted: list[bool] = []
     window.canvas.add_painter(lambda p: painted.append(True), device_pixels=True)

@@ -5,10 +5,11 @@ the status bar, the zoom field, Export's suggested folder, and Inspect mode and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtWidgets import QMenu
 
 from viewer import paths
 from viewer.app.main_window import MainWindow, default_export_dir
@@ -39,6 +40,7 @@ def test_arrows_pan_an_eighth_and_shift_arrows_half_the_view(
     view, canvas = window.view, window.canvas
     view.zoom_to(16.0)
     view.centre_on(48.0, 40.0)  # the middle of the 96 x 80 photo: room to pan both ways
+    assert view.viewport is not None
     z = view.viewport.zoom
     for mods, fraction in ((Qt.KeyboardModifier.NoModifier, 0.125), (Qt.KeyboardModifier.ShiftModifier, 0.5)):
         before = (view.viewport.cx, view.viewport.cy)
@@ -51,6 +53,7 @@ def test_arrows_pan_an_eighth_and_shift_arrows_half_the_view(
 def test_zoom_keys(qtbot: Any, window: MainWindow) -> None:
     view, canvas = window.view, window.canvas
     qtbot.keyClick(canvas, Qt.Key.Key_1)
+    assert view.viewport is not None
     assert view.viewport.zoom == 1.0
     for key, mods in (
         (Qt.Key.Key_Plus, Qt.KeyboardModifier.NoModifier),
@@ -128,7 +131,7 @@ def test_export_suggests_the_photos_folder_but_never_the_apps_resources(tmp_path
 def test_inspect_mode_from_the_window_probes_the_pixel_under_the_pointer(
     qtbot: Any, window: MainWindow
 ) -> None:
-    assert window.act_inspect in window._walk(window.menuBar().actions()[2].menu())  # View menu
+    assert window.act_inspect in window._walk(cast(QMenu, window.menuBar().actions()[2].menu()))  # View menu
     window.act_inspect.trigger()
     assert window.inspect.active and window.inspect_dock.isVisible()
     qtbot.waitUntil(
@@ -140,7 +143,9 @@ def test_inspect_mode_from_the_window_probes_the_pixel_under_the_pointer(
     mouse(window.canvas, QEvent.Type.MouseMove, pos)
     panel = window.inspect_panel
     qtbot.waitUntil(lambda: panel.probe is not None, timeout=TIMEOUT)
+    assert window.view.viewport is not None
     sx, sy = window.view.viewport.screen_to_source(pos.x(), pos.y())
+    assert panel.probe is not None
     assert panel.probe.x == pytest.approx(sx, abs=1 / 8) and panel.probe.y == pytest.approx(sy, abs=1 / 8)
     assert panel.table.rowCount() == 4 and "source pixel" in panel.blend_label.text()
     assert panel.table.horizontalHeader().length() <= panel.table.viewport().width()  # no scrolling needed

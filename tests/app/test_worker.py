@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -29,6 +29,10 @@ from viewer.app.worker import BicubicWorker, RenderWorker, to_bgra
 from viewer.errors import WeightsMissingError
 
 from .helpers import Gated, make_tiny_engine, textured
+
+if TYPE_CHECKING:
+    from viewer.engine.imageio import LoadedImage
+    from viewer.engine.render import Engine
 
 CONFIG = EngineConfig("tiny", "cpu", "fp32")
 
@@ -241,7 +245,8 @@ def test_encode_out_of_memory_retries_smaller_then_cpu(events: Events, image) ->
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     w = RenderWorker(
-        events.emit, lambda c: OomEncode(make_tiny_engine()) if c.device != "cpu" else make_tiny_engine()
+        events.emit,
+        lambda c: cast("Engine", OomEncode(make_tiny_engine())) if c.device != "cpu" else make_tiny_engine(),
     )
     w.start()
     try:
@@ -273,13 +278,13 @@ def test_a_new_photo_cancels_the_encode_in_progress(events: Events, image) -> No
                 cancel.raise_if_cancelled()
             return self._engine.encode(rgb, cancel=cancel, progress=progress)
 
-    w = RenderWorker(events.emit, lambda c: SlowEncode(make_tiny_engine()))
+    w = RenderWorker(events.emit, lambda c: cast("Engine", SlowEncode(make_tiny_engine())))
     w.start()
     try:
         w.configure(CONFIG, 1)
         w.open_image(image, 2)
         assert started.wait(30)
-        w.open_image(SimpleNamespace(rgb=textured(40, 30).astype(np.float32) / 255), 3)
+        w.open_image(cast("LoadedImage", SimpleNamespace(rgb=textured(40, 30).astype(np.float32) / 255)), 3)
         events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
         assert [e.content for e in events.of(EncodeDone)] == [3]
     finally:
