@@ -9,8 +9,8 @@ Recipes:
   (`viewer.train.degrade`), against clean targets, with an L1 loss.
 - `cleanup`: the official model, frozen, behind a small residual clean-up network
   (`models.CleanupNet`) that learns to turn damaged low-resolution inputs into the clean bicubic ones the
-  official model was trained on (L1 or L2 in low-resolution space, so a step costs no encoder pass). Half
-  the crops (by default) stay clean, and it learns to leave those alone.
+  official model was trained on (L1 or L2 in low-resolution space, so a step costs no encoder pass). The
+  crops not damaged (1 - `--degrade-p`) stay clean, and it learns to leave those alone (`--clean-weight`).
 - `scratch`: any LIIF (EDSR-baseline or RDN encoder) trained from random weights with LIIF's protocol.
 
 All follow LIIF's protocol (48x48 LR crops, scale from U(1, 4), 2,304 HR pixels per crop, L1, Adam). The
