@@ -73,6 +73,31 @@ class Batch:
 Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+def random_hr_crop(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    lr_size: int,
+    scale_max: float,
+    *,
+    vertical_flip: bool = True,
+) -> np.ndarray:
+    """A square HR crop of side round(lr_size * s), s from U(1, scale_max) (as the photo allows), randomly
+    flipped and transposed. `vertical_flip=False` skips that draw (the cleanup recipe's sequence)."""
+    h, w = image.shape[:2]
+    s = rng.uniform(1.0, max(1.0, min(scale_max, min(h, w) / lr_size)))
+    side = min(round(lr_size * s), h, w)
+    y = int(rng.integers(0, h - side + 1))
+    x = int(rng.integers(0, w - side + 1))
+    crop = image[y : y + side, x : x + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if vertical_flip and rng.random() < 0.5:
+        crop = crop[::-1]
+    if rng.random() < 0.5:
+        crop = crop.transpose(1, 0, 2)
+    return np.ascontiguousarray(crop)
+
+
 def make_sample(
     image: np.ndarray,
     rng: np.random.Generator,
@@ -84,20 +109,8 @@ def make_sample(
     degrade: Degrader | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One (lr, coord, cell, rgb) sample from a uint8 photo; see the module docstring."""
-    h, w = image.shape[:2]
-    s_max = min(scale_max, min(h, w) / lr_size)
-    s = rng.uniform(1.0, max(1.0, s_max))
-    side = min(round(lr_size * s), h, w)
-    y = int(rng.integers(0, h - side + 1))
-    x = int(rng.integers(0, w - side + 1))
-    crop = image[y : y + side, x : x + side]
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    if rng.random() < 0.5:
-        crop = crop[::-1]
-    if rng.random() < 0.5:
-        crop = crop.transpose(1, 0, 2)
-    crop = np.ascontiguousarray(crop)
+    crop = random_hr_crop(image, rng, lr_size, scale_max)
+    side = crop.shape[0]
     kernel = kernels[int(rng.integers(0, len(kernels)))]
     lr = downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0
     if degrade is not None:
@@ -164,17 +177,7 @@ def make_cleanup_batch(
     damaged, clean = [], []
     for _ in range(batch_size):
         image = images[int(rng.integers(0, len(images)))]
-        h, w = image.shape[:2]
-        s = rng.uniform(1.0, max(1.0, min(scale_max, min(h, w) / lr_size)))
-        side = min(round(lr_size * s), h, w)
-        y = int(rng.integers(0, h - side + 1))
-        x = int(rng.integers(0, w - side + 1))
-        crop = image[y : y + side, x : x + side]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        if rng.random() < 0.5:
-            crop = crop.transpose(1, 0, 2)
-        crop = np.ascontiguousarray(crop)
+        crop = random_hr_crop(image, rng, lr_size, scale_max, vertical_flip=False)
         target = downscale(crop, (lr_size, lr_size)).astype(np.float32) / 255.0
         inp = target
         if rng.random() < degrade_p:
