@@ -169,6 +169,20 @@ def test_a_stopped_run_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: 
         assert torch.allclose(a, b, atol=1e-6), k
 
 
+@pytest.mark.parametrize(("key", "value"), [("clean_weight", 3.0), ("crop", 48), ("steps", 9), ("lr", 1e-4)])
+def test_resuming_with_other_settings_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: object
+) -> None:
+    """A saved run continues only with the settings it was saved with, except its labels."""
+    monkeypatch.setattr(trainer, "build_student", _tiny_student)
+    trainer.train(_tiny_cfg(steps=6), tmp_path, images=_photos(), log=lambda m: None, stop_after=2)
+    with pytest.raises(ArgumentError, match=f"saved run has {key}="):
+        trainer.train(_tiny_cfg(**{"steps": 6, key: value}), tmp_path, images=_photos(), log=lambda m: None)
+    relabelled = _tiny_cfg(steps=6, note="renamed", log_every=1, save_every=3)
+    _, losses = trainer.train(relabelled, tmp_path, images=_photos(), log=lambda m: None)
+    assert len(losses) == 4  # continued from step 2, not restarted
+
+
 def test_export_writes_a_loadable_model_with_its_card_data(tmp_path: Path) -> None:
     cfg = _tiny_cfg()
     model = make_liif(n_feats=8, hidden=(16,))
@@ -388,11 +402,15 @@ def test_cleanup_batches_are_seeded_and_clean_inputs_are_their_targets() -> None
     photos = _photos()
     a = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=1.0)
     b = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=1.0)
-    assert a[0].shape == a[1].shape == (3, 3, 20, 20)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not np.array_equal(a[0], a[1])
-    damaged, clean = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=0.0)
-    assert np.array_equal(damaged, clean)
+    assert a.damaged.shape == a.clean.shape == (3, 3, 20, 20)
+    assert np.array_equal(a.damaged, b.damaged) and np.array_equal(a.clean, b.clean)
+    assert a.was_damaged.all() and not np.array_equal(a.damaged, a.clean)
+    c = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=0.0)
+    assert np.array_equal(c.damaged, c.clean) and not c.was_damaged.any()
+    half = tdata.make_cleanup_batch(photos, np.random.default_rng(5), 40, lr_size=8, degrade_p=0.5)
+    for d, cl, hurt in zip(half.damaged, half.clean, half.was_damaged, strict=True):
+        assert np.array_equal(d, cl) != hurt  # the flag says exactly which inputs differ from their target
+    assert 0 < half.was_damaged.sum() < 40
 
 
 def test_tiled_encoding_behind_a_cleanup_network_is_exact() -> None:

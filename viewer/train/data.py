@@ -70,6 +70,16 @@ class Batch:
     rgb: np.ndarray
 
 
+@dataclass(frozen=True)
+class CleanupBatch:
+    """Recipe cleanup's inputs and targets: damaged and clean are (B, 3, S, S) in [0, 1]; was_damaged (B,)
+    says which crops were damaged (the others' input is their target)."""
+
+    damaged: np.ndarray
+    clean: np.ndarray
+    was_damaged: np.ndarray
+
+
 Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -167,22 +177,23 @@ def make_cleanup_batch(
     lr_size: int = 64,
     scale_max: float = 4.0,
     degrade_p: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(damaged, clean) low-resolution inputs, each (B, 3, lr_size, lr_size) in [0, 1] (recipe cleanup).
+) -> CleanupBatch:
+    """Damaged and clean low-resolution inputs, each (B, 3, lr_size, lr_size) in [0, 1] (recipe cleanup).
 
     `clean` is the bicubic shrink of a random HR crop (scale from U(1, scale_max)), the input the official
     model was trained on. With probability `degrade_p` the input is shrunk with a random kernel and damaged
     (`random_degrade`); otherwise it is `clean` itself, so the network also learns to leave clean photos be.
     """
-    damaged, clean = [], []
+    damaged, clean, was_damaged = [], [], []
     for _ in range(batch_size):
         image = images[int(rng.integers(0, len(images)))]
         crop = random_hr_crop(image, rng, lr_size, scale_max, vertical_flip=False)
         target = downscale(crop, (lr_size, lr_size)).astype(np.float32) / 255.0
         inp = target
-        if rng.random() < degrade_p:
+        was_damaged.append(rng.random() < degrade_p)
+        if was_damaged[-1]:
             kernel = ("bicubic", "bilinear", "area")[int(rng.integers(0, 3))]
             inp = random_degrade(downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0, rng)
         damaged.append(inp.transpose(2, 0, 1))
         clean.append(target.transpose(2, 0, 1))
-    return np.stack(damaged), np.stack(clean)
+    return CleanupBatch(np.stack(damaged), np.stack(clean), np.array(was_damaged, dtype=bool))

@@ -213,6 +213,11 @@ def save_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
     os.replace(work / "state.json.part", work / "state.json")
 
 
+_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every"})
+"""The only settings a resumed run may change: they label or report on the run. Any other one (the loss,
+its weights, the data, the schedule) would silently continue a different run than the one saved."""
+
+
 def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optimizer) -> int:
     """Restore a saved run into `model` and `opt`; returns the step to continue from (0 if none)."""
     from safetensors.torch import load_file
@@ -221,11 +226,15 @@ def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
         return 0
     meta = json.loads((work / "state.json").read_text())
     saved = meta["config"]
-    keys = ("recipe", "hidden", "seed", "batch", "encoder", "local_ensemble", "first_rank", "cleanup_width")
-    for key in (*keys, "cleanup_blocks"):
-        if saved.get(key) != asdict(cfg).get(key):
+    now = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as they were saved
+    default = json.loads(json.dumps(asdict(TrainConfig(recipe=cfg.recipe, name=cfg.name))))
+    for key, value in now.items():
+        # A setting the saved run predates had its default then (each new option's default keeps the
+        # old behaviour).
+        was = saved.get(key, default[key])
+        if key not in _RESUMABLE_CHANGES and was != value:
             raise ArgumentError(
-                f"{work}: the saved run has {key}={saved.get(key)!r}, not {asdict(cfg).get(key)!r}; "
+                f"{work}: the saved run has {key}={was!r}, not {value!r}; "
                 "use another --work folder or the same settings"
             )
     tensors = load_file(str(work / "state.safetensors"))
@@ -332,14 +341,13 @@ def _cleanup_step(
 ) -> torch.Tensor:
     enc = model.encoder
     assert isinstance(enc, CleanedEncoder)
-    damaged, clean = tdata.make_cleanup_batch(
+    b = tdata.make_cleanup_batch(
         images, _rng(cfg.seed, step), cfg.batch, lr_size=cfg.crop, degrade_p=cfg.degrade_p
     )
-    out = enc.cleanup((_to_t(damaged, device) - 0.5) / 0.5)
-    err = out - (_to_t(clean, device) - 0.5) / 0.5
+    out = enc.cleanup((_to_t(b.damaged, device) - 0.5) / 0.5)
+    err = out - (_to_t(b.clean, device) - 0.5) / 0.5
     per_crop = (err.square() if cfg.loss == "l2" else err.abs()).mean(dim=(1, 2, 3))
-    untouched = np.array([np.array_equal(d, c) for d, c in zip(damaged, clean, strict=True)])
-    weight = torch.where(_to_t(untouched, device) > 0, cfg.clean_weight, 1.0)
+    weight = torch.where(torch.from_numpy(b.was_damaged).to(device), 1.0, cfg.clean_weight)
     return (weight * per_crop).mean()
 
 
