@@ -398,6 +398,34 @@ def test_cleanup_training_lowers_the_loss_and_keeps_the_teachers_weights(tmp_pat
         assert torch.equal(a, b), k
 
 
+def test_a_deeper_cleanup_network_starts_as_the_shallower_one_it_grows_from(tmp_path: Path) -> None:
+    """--init with a shallower clean-up network: the old blocks are kept, the new ones pass their input
+    through (so the output is unchanged) and train; any other difference is still refused."""
+    from viewer.liif.checkpoint import save_safetensors
+
+    teacher_path = _tiny_teacher(tmp_path)
+    teacher = load_model(teacher_path)
+    shallow = trainer.build_student(_cleanup_cfg(teacher_path), teacher)
+    with torch.no_grad():
+        torch.manual_seed(2)
+        for p in shallow.encoder.get_submodule("cleanup").parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # a trained one: not the identity
+    init = tmp_path / "shallow.safetensors"
+    save_safetensors(shallow, init)
+    deep = trainer.build_student(_cleanup_cfg(teacher_path, cleanup_blocks=5, init=str(init)), teacher)
+    inp = torch.rand(1, 3, 20, 23) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(deep.encode(inp), shallow.encode(inp), atol=1e-6)
+        assert not torch.allclose(shallow.encode(inp), teacher.encode(inp), atol=1e-3)
+    assert len(deep.encoder.get_submodule("cleanup.body")) == 5
+    new_block = deep.encoder.get_submodule("cleanup.body.4.body.2")
+    assert isinstance(new_block, torch.nn.Conv2d) and new_block.weight.requires_grad
+    with pytest.raises(ArgumentError, match="architecture differs"):
+        trainer.build_student(_cleanup_cfg(teacher_path, cleanup_width=6, init=str(init)), teacher)
+    with pytest.raises(ArgumentError, match="architecture differs"):
+        trainer.build_student(_cleanup_cfg(teacher_path, cleanup_blocks=1, init=str(init)), teacher)
+
+
 def test_cleanup_batches_are_seeded_and_clean_inputs_are_their_targets() -> None:
     photos = _photos()
     a = tdata.make_cleanup_batch(photos, np.random.default_rng(4), 3, lr_size=20, degrade_p=1.0)

@@ -133,13 +133,49 @@ def _cleaned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
 
 
 def _start_from(model: LIIF, path: str) -> None:
-    """Load `path`'s weights into `model`, which must have the same architecture."""
+    """Load `path`'s weights into `model`, which must have the same architecture, or the same one with a
+    deeper clean-up network (see `_grow_cleanup`)."""
     from viewer.liif.checkpoint import load_model
 
     start = load_model(Path(path), "cpu")
-    if start.spec != model.spec:
+    if start.spec == model.spec:
+        model.load_state_dict(start.state_dict())
+    elif not _grow_cleanup(model, start):
         raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
-    model.load_state_dict(start.state_dict())
+
+
+def _cleanup_blocks_of(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A cleaned model's clean-up depth and its spec with that depth set to -1; (0, spec) for others."""
+    enc = spec["args"]["encoder_spec"]
+    if enc.get("name") != "cleaned":
+        return 0, spec
+    blocks = int(enc["args"].get("n_resblocks", 8))
+    other = {
+        **spec,
+        "args": {**spec["args"], "encoder_spec": {**enc, "args": {**enc["args"], "n_resblocks": -1}}},
+    }
+    return blocks, other
+
+
+@torch.no_grad()
+def _grow_cleanup(model: LIIF, start: LIIF) -> bool:
+    """Start `model` from `start` when they differ only in `model`'s clean-up network having more residual
+    blocks: the first ones are `start`'s, and each new block's last convolution starts at zero, so the new
+    blocks pass their input through and `model` starts as exactly `start` (with room to learn more).
+    Returns False, loading nothing, when the two differ in any other way."""
+    deep, spec = _cleanup_blocks_of(model.spec)
+    shallow, start_spec = _cleanup_blocks_of(start.spec)
+    if spec != start_spec or not 0 < shallow < deep:
+        return False
+    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("encoder.cleanup.body.") for k in missing), missing
+    enc = model.encoder
+    assert isinstance(enc, CleanedEncoder)
+    for block in list(enc.cleanup.body)[shallow:]:
+        last = block.body[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    return True
 
 
 @torch.no_grad()
