@@ -417,7 +417,8 @@ def test_a_deeper_cleanup_network_starts_as_the_shallower_one_it_grows_from(tmp_
     with torch.no_grad():
         assert torch.allclose(deep.encode(inp), shallow.encode(inp), atol=1e-6)
         assert not torch.allclose(shallow.encode(inp), teacher.encode(inp), atol=1e-3)
-    assert len(deep.encoder.get_submodule("cleanup.body")) == 5
+    body = deep.encoder.get_submodule("cleanup.body")
+    assert isinstance(body, torch.nn.Sequential) and len(body) == 5
     new_block = deep.encoder.get_submodule("cleanup.body.4.body.2")
     assert isinstance(new_block, torch.nn.Conv2d) and new_block.weight.requires_grad
     with pytest.raises(ArgumentError, match="architecture differs"):

@@ -39,7 +39,7 @@ from torch import nn
 
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
-from viewer.liif.models import CleanedEncoder, LowRankLinear
+from viewer.liif.models import CleanedEncoder, LowRankLinear, ResBlock
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
 from viewer.train.query import project, train_query
@@ -172,7 +172,9 @@ def _grow_cleanup(model: LIIF, start: LIIF) -> bool:
     enc = model.encoder
     assert isinstance(enc, CleanedEncoder)
     for block in list(enc.cleanup.body)[shallow:]:
+        assert isinstance(block, ResBlock)
         last = block.body[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
         last.weight.zero_()
         last.bias.zero_()
     return True
