@@ -22,6 +22,7 @@ resumes with `--resume` to the same result as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -149,12 +150,9 @@ def _cleanup_blocks_of(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     enc = spec["args"]["encoder_spec"]
     if enc.get("name") != "cleaned":
         return 0, spec
-    blocks = int(enc["args"].get("n_resblocks", 8))
-    other = {
-        **spec,
-        "args": {**spec["args"], "encoder_spec": {**enc, "args": {**enc["args"], "n_resblocks": -1}}},
-    }
-    return blocks, other
+    other = copy.deepcopy(spec)
+    other["args"]["encoder_spec"]["args"]["n_resblocks"] = -1
+    return int(enc["args"].get("n_resblocks", 8)), other
 
 
 @torch.no_grad()
