@@ -113,6 +113,25 @@ def test_tiled_encoder_equals_untiled() -> None:
     assert torch.allclose(tiled, whole, atol=1e-5, rtol=1e-5)
 
 
+def test_a_side_that_fits_the_budget_is_encoded_whole() -> None:
+    """Only an axis longer than the budget's crop edge is cut: fewer, larger crops, the same features."""
+    model = make_liif(n_resblocks=3, n_feats=8, hidden=(16,), seed=1)
+    engine = Engine(model, "cpu", "fp32", encode_budget_bytes=100 * 100 * 4 * 8 * 4)
+    halo = model.receptive_radius
+    tile = engine.encode_tile_size()
+    assert tile == 100 - 2 * halo and tile < 90, "a 90-pixel side must be cut under the old rule"
+    img = np.random.default_rng(5).random((90, 230, 3), dtype=np.float32)
+    assert engine.encode_tiles(90, 230) == (90, tile)
+    assert engine.encode_tiles(100, 100) == (100, 100)
+    assert engine.encode_tiles(101, 40) == (tile, 40)
+    calls: list[tuple[int, int]] = []
+    tiled = engine.encode(img, progress=lambda n, total: calls.append((n, total))).feat
+    assert calls[-1] == (-(-230 // tile), -(-230 // tile))
+    with torch.no_grad():
+        whole = model.encode((torch.from_numpy(img).permute(2, 0, 1)[None] - 0.5) / 0.5)[0]
+    assert torch.allclose(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_tiled_encoder_halo_is_needed() -> None:
     """With too small a halo the tiles disagree: proves the test above exercises the seams."""
     model = make_liif(n_resblocks=3, n_feats=8, hidden=(16,), seed=1)

@@ -194,7 +194,7 @@ def _child_encode(sample: np.ndarray, model_name: str, device: str, megapixels: 
         "case": "encode",
         "pixels": w * h,
         "size": f"{w}x{h}",
-        "tile": engine.encode_tile_size(),
+        "tile": "{} x {}".format(*reversed(engine.encode_tiles(h, w))),
         "seconds": seconds,
         "peak_rss": sampler.peak,
         "rss_before": base,
@@ -268,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     if args.encode_mp:
         res = _run_child("encode", str(args.encode_mp), args)
-        print(f"encode {res['size']} ({res['pixels'] / 1e6:.1f} MP) on {dev}, tiles of {res['tile']} px:")
+        print(
+            f"encode {res['size']} ({res['pixels'] / 1e6:.1f} MP) on {dev}, tiles of {res['tile']} px (w x h):"
+        )
         print(
             f"  {res['seconds']:.1f} s; peak resident memory {res['peak_rss'] / 2**30:.2f} GiB "
             f"= {res['peak_rss'] / 1e9:.3f} GB "

@@ -116,6 +116,12 @@ class Engine:
         self.dtype = resolve_precision(precision, self.device)
         self.precision = dtype_name(self.dtype)
         self.model = model.to(self.device).eval()
+        self._channels_last = self.device.type == "cpu"
+        """On a CPU the encoder's convolutions run about 15% faster (25% for the old-photo clean-up network)
+        with channels-last tensors (oneDNN's native layout); the features are the same within 1e-5."""
+        if self._channels_last:
+            # A documented keyword of Module.to that torch's type stubs leave out.
+            self.model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model_name = model_name
         self.chunk = chunk or _default_chunk(self.device)
         self.decoder = Decoder(self.model, self.dtype, self.device)
@@ -136,15 +142,27 @@ class Engine:
         return cls(load_model(path, "cpu"), dev, precision, model_name=label)
 
     # -- encoding -----------------------------------------------------------------------------------
-    def encode_tile_size(self) -> int:
-        """Tile edge (source pixels) so one tile's activations stay within the encode memory budget."""
-        halo = self.model.receptive_radius
+    def _encode_side(self) -> int:
+        """Edge (source pixels) of the largest square crop whose activations fit the encode memory budget."""
         enc = self.model.encoder
         width = int(getattr(enc, "out_dim", 64))
         depth = int(getattr(enc, "depth", 0))  # RDN concatenates every block's output before fusing
         peak_channels = width * (depth + 4)
-        side = int(math.sqrt(self.encode_budget_bytes / (4 * peak_channels)))
-        return max(64, side - 2 * halo)
+        return int(math.sqrt(self.encode_budget_bytes / (4 * peak_channels)))
+
+    def encode_tile_size(self) -> int:
+        """Tile edge (source pixels) so one tile's activations, halo included, stay within the budget."""
+        return max(64, self._encode_side() - 2 * self.model.receptive_radius)
+
+    def encode_tiles(self, h: int, w: int) -> tuple[int, int]:
+        """Tile height and width for an h x w photo: an axis that fits the budget's crop whole is not cut.
+
+        A crop needs no halo where it meets the photo's edge, so a side of up to the budget's crop edge is
+        encoded in one piece; cutting it would encode the halo twice over (for the old-photo models, whose
+        halo is twice the official one, a 512-pixel photo took four crops and 1.6 times the work).
+        """
+        side, tile = self._encode_side(), self.encode_tile_size()
+        return (h if h <= side else tile), (w if w <= side else tile)
 
     @torch.inference_mode()
     def encode(
@@ -156,17 +174,19 @@ class Engine:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
         halo = self.model.receptive_radius
-        tile = self.encode_tile_size()
+        tile_h, tile_w = self.encode_tiles(h, w)
         feat = torch.empty((self.model.feat_dim, h, w), dtype=torch.float32, device=self.device)
-        tiles = [(y, x) for y in range(0, h, tile) for x in range(0, w, tile)]
+        tiles = [(y, x) for y in range(0, h, tile_h) for x in range(0, w, tile_w)]
         for n, (ty, tx) in enumerate(tiles):
             check(cancel)
-            y0, y1 = max(0, ty - halo), min(h, ty + tile + halo)
-            x0, x1 = max(0, tx - halo), min(w, tx + tile + halo)
+            y0, y1 = max(0, ty - halo), min(h, ty + tile_h + halo)
+            x0, x1 = max(0, tx - halo), min(w, tx + tile_w + halo)
             crop = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.float32))
             inp = ((crop.permute(2, 0, 1).unsqueeze(0) - 0.5) / 0.5).to(self.device)
+            if self._channels_last:
+                inp = inp.contiguous(memory_format=torch.channels_last)
             out = self.model.encode(inp)[0]
-            th, tw = min(tile, h - ty), min(tile, w - tx)
+            th, tw = min(tile_h, h - ty), min(tile_w, w - tx)
             feat[:, ty : ty + th, tx : tx + tw] = out[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw]
             del out, inp
             if progress is not None:
