@@ -1,0 +1,143 @@
+"""Combine two of our models that share the official encoder: one's encoder, the other's decoder.
+
+`liif-oldphoto` puts a clean-up network in front of the official encoder and keeps the official decoder;
+`liif-fast` keeps the official encoder and has a small decoder distilled from the official one. Both
+decoders read the same features (the official encoder's), so the clean-up network and the small decoder
+fit together without training: `liif-oldphoto-fast` is that pair, the old-photo clean-up at the fast
+model's refine cost (see models/liif-oldphoto-fast.md for its measured figures).
+
+    python -m viewer.train.combine --encoder models/liif-oldphoto.safetensors \
+        --decoder models/liif-fast.safetensors --out models/liif-oldphoto-fast.safetensors \
+        --name liif-oldphoto-fast --display-name "Old photo, fast (CPU)" --quality "..."
+
+It refuses a pair whose decoder was trained on other features than the encoder gives: the decoder
+model's encoder must hold exactly the same weights as the encoder model's (inner) official encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from viewer.errors import ArgumentError, CheckpointError
+from viewer.liif.checkpoint import build_model, load_model, read_metadata, save_safetensors
+from viewer.liif.liif import LIIF
+from viewer.liif.models import CleanedEncoder
+
+_SHARED_ARGS = ("local_ensemble", "feat_unfold", "cell_decode")
+"""LIIF settings the decoder was trained with; the combined model must keep them."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _official_part(model: LIIF) -> dict[str, torch.Tensor]:
+    """The weights of the encoder a decoder reads features from (inside a clean-up wrapper, if any)."""
+    enc = model.encoder
+    inner = enc.inner if isinstance(enc, CleanedEncoder) else enc
+    return dict(inner.state_dict())
+
+
+def combine(encoder_model: LIIF, decoder_model: LIIF) -> LIIF:
+    """A model with `encoder_model`'s encoder and `decoder_model`'s decoder (imnet), weights copied.
+
+    Raises ArgumentError when the decoder was not trained on the features that encoder produces.
+    """
+    enc_args, dec_args = encoder_model.spec.get("args", {}), decoder_model.spec.get("args", {})
+    for key in _SHARED_ARGS:
+        if bool(enc_args.get(key, True)) != bool(dec_args.get(key, True)):
+            raise ArgumentError(f"the two models differ in '{key}', so the decoder cannot be reused")
+    mine, theirs = _official_part(encoder_model), _official_part(decoder_model)
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k]) for k in mine):
+        raise ArgumentError(
+            "the decoder was trained on another encoder's features: the two models' (inner) encoders differ"
+        )
+    spec = copy.deepcopy(encoder_model.spec)
+    spec["args"]["imnet_spec"] = copy.deepcopy(dec_args["imnet_spec"])
+    for key in _SHARED_ARGS:
+        if key in dec_args:
+            spec["args"][key] = dec_args[key]
+    model = build_model(spec, source="combined model")
+    state = {k: v for k, v in encoder_model.state_dict().items() if k.startswith("encoder.")}
+    state.update({k: v for k, v in decoder_model.state_dict().items() if k.startswith("imnet.")})
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _part_record(path: Path) -> dict[str, object]:
+    meta = read_metadata(path)
+    try:
+        training = json.loads(meta.get("training", "null"))
+    except ValueError:
+        training = None
+    return {"file": path.name, "sha256": _sha256(path), "name": meta.get("name", ""), "training": training}
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The command line of `python -m viewer.train.combine`."""
+    p = parser or argparse.ArgumentParser(
+        prog="python -m viewer.train.combine",
+        description="Write a model with one model's encoder and another's decoder (see the module's docstring).",
+    )
+    p.add_argument("--encoder", type=Path, required=True, help="weights whose encoder (and clean-up) to take")
+    p.add_argument("--decoder", type=Path, required=True, help="weights whose decoder to take")
+    p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    p.add_argument("--name", required=True, help="registry name, e.g. liif-oldphoto-fast")
+    p.add_argument("--display-name", default="", help="the name the viewer's Model menu shows")
+    p.add_argument("--quality", default="", help="the measured-quality line `liif-viewer models` shows")
+    p.add_argument("--licence", default="", help="the licence line (default: both models' lines)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the combined model; a clear message (no traceback) for bad input."""
+    from viewer.train.trainer import decoder_macs_per_pixel
+
+    args = build_parser().parse_args(argv)
+    try:
+        if not str(args.out).endswith(".safetensors"):
+            raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
+        for path in (args.encoder, args.decoder):
+            if not path.is_file():
+                raise ArgumentError(f"{path}: no such weights file")
+        enc_meta, dec_meta = read_metadata(args.encoder), read_metadata(args.decoder)
+        model = combine(load_model(args.encoder), load_model(args.decoder))
+    except (ArgumentError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    enc_arch = enc_meta.get("architecture", "?").rsplit(" (", 1)[0]
+    dec_arch = dec_meta.get("architecture", "?").rsplit(" (", 1)[-1].rstrip(")")
+    meta = {
+        "name": args.name,
+        "display_name": args.display_name or args.name,
+        "architecture": f"{enc_arch} ({dec_arch})",
+        "source": "combined by this project from two of its trained models (see the model card)",
+        "licence": args.licence
+        or f"encoder: {enc_meta.get('licence', '?')}; decoder: {dec_meta.get('licence', '?')}",
+        "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
+        "parameters": str(sum(p.numel() for p in model.parameters())),
+        "training": json.dumps(
+            {"combined": {"encoder": _part_record(args.encoder), "decoder": _part_record(args.decoder)}},
+            sort_keys=True,
+        ),
+    }
+    if args.quality:
+        meta["quality"] = args.quality
+    save_safetensors(model, args.out, meta)
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, {meta['parameters']} parameters, "
+        f"{int(meta['decoder_macs_per_pixel']):,} decoder multiply-adds per pixel)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
