@@ -62,9 +62,6 @@ def combine(encoder_model: LIIF, decoder_model: LIIF) -> LIIF:
         )
     spec = copy.deepcopy(encoder_model.spec)
     spec["args"]["imnet_spec"] = copy.deepcopy(dec_args["imnet_spec"])
-    for key in _SHARED_ARGS:
-        if key in dec_args:
-            spec["args"][key] = dec_args[key]
     model = build_model(spec, source="combined model")
     state = {k: v for k, v in encoder_model.state_dict().items() if k.startswith("encoder.")}
     state.update({k: v for k, v in decoder_model.state_dict().items() if k.startswith("imnet.")})
@@ -81,9 +78,9 @@ def _part_record(path: Path) -> dict[str, object]:
     return {"file": path.name, "sha256": _sha256(path), "name": meta.get("name", ""), "training": training}
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The command line of `python -m viewer.train.combine`."""
-    p = parser or argparse.ArgumentParser(
+    p = argparse.ArgumentParser(
         prog="python -m viewer.train.combine",
         description="Write a model with one model's encoder and another's decoder (see the module's docstring).",
     )
