@@ -119,6 +119,7 @@ def test_the_command_writes_a_documented_file_and_refuses_bad_input(
     assert main([*args, "--out", str(out), "--quality", "measured"]) == 0
     meta = read_metadata(out)
     assert (meta["name"], meta["display_name"], meta["quality"]) == ("both", "Both", "measured")
+    assert meta["architecture"] == "EDSR-baseline-LIIF behind a clean-up CNN (1 blocks of 4 channels) (16)"
     parts = json.loads(meta["training"])["combined"]
     assert parts["encoder"]["training"] == {"steps": 5} and parts["decoder"]["training"] == {"steps": 7}
     assert int(meta["decoder_macs_per_pixel"]) == decoder_macs_per_pixel(load_model(dec_path))

@@ -31,6 +31,9 @@ from viewer.liif.checkpoint import build_model, load_model, read_metadata, save_
 from viewer.liif.liif import LIIF
 from viewer.liif.models import CleanedEncoder
 
+_ENCODER_LABELS = {"edsr-baseline": "EDSR-baseline-LIIF", "rdn": "RDN-LIIF"}
+"""How `liif-viewer models` names a plain encoder (one with a clean-up network names itself)."""
+
 _SHARED_ARGS = ("local_ensemble", "feat_unfold", "cell_decode")
 """LIIF settings the decoder was trained with; the combined model must keep them."""
 
@@ -96,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the combined model; a clear message (no traceback) for bad input."""
-    from viewer.train.trainer import decoder_macs_per_pixel
+    from viewer.train.trainer import architecture_label, decoder_macs_per_pixel
 
     args = build_parser().parse_args(argv)
     try:
@@ -110,12 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ArgumentError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    enc_arch = enc_meta.get("architecture", "?").rsplit(" (", 1)[0]
-    dec_arch = dec_meta.get("architecture", "?").rsplit(" (", 1)[-1].rstrip(")")
+    encoder_name = str(model.spec["args"]["encoder_spec"]["name"])
     meta = {
         "name": args.name,
         "display_name": args.display_name or args.name,
-        "architecture": f"{enc_arch} ({dec_arch})",
+        "architecture": architecture_label(model, _ENCODER_LABELS.get(encoder_name, f"{encoder_name}-LIIF")),
         "source": "combined by this project from two of its trained models (see the model card)",
         "licence": args.licence
         or f"encoder: {enc_meta.get('licence', '?')}; decoder: {dec_meta.get('licence', '?')}",

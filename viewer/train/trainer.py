@@ -500,6 +500,20 @@ LICENCES = {
 """What each recipe's file may be shared under: `fast` keeps the official encoder weights as they are."""
 
 
+def architecture_label(model: LIIF, base: str) -> str:
+    """What `liif-viewer models` shows as a model's architecture: `base` (or the clean-up network in front
+    of the encoder, when there is one) and the decoder's hidden widths, e.g. "... (88-88-88)"."""
+    if isinstance(model.encoder, CleanedEncoder):
+        net = model.encoder.cleanup
+        width = net.head.out_channels
+        base = f"EDSR-baseline-LIIF behind a clean-up CNN ({len(net.body)} blocks of {width} channels)"
+    hidden = "-".join(
+        f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
+        for m in model.imnet.linears()[:-1]
+    )
+    return f"{base} ({hidden})"
+
+
 def export(
     model: LIIF,
     cfg: TrainConfig,
@@ -518,19 +532,12 @@ def export(
     """
     from viewer.liif.checkpoint import save_safetensors
 
-    arch = ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
-    if isinstance(model.encoder, CleanedEncoder):
-        net = model.encoder.cleanup
-        width = net.head.out_channels
-        arch = f"EDSR-baseline-LIIF behind a clean-up CNN ({len(net.body)} blocks of {width} channels)"
-    hidden = "-".join(
-        f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
-        for m in model.imnet.linears()[:-1]
-    )
     meta = {
         "name": cfg.name,
         "display_name": display or cfg.name,
-        "architecture": f"{arch} ({hidden})",
+        "architecture": architecture_label(
+            model, ARCHITECTURES.get(cfg.recipe) or f"{cfg.encoder.upper()}-LIIF"
+        ),
         "source": "trained by this project: liif-viewer train (see the model card)",
         "licence": licence or LICENCES.get(cfg.recipe, "BSD-3-Clause; trained by LIIF Viewer"),
         "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
