@@ -207,3 +207,48 @@ def test_pyramid_level() -> None:
     assert pl.pyramid_level(0.5, 5) == 1
     assert pl.pyramid_level(0.2, 5) == 2
     assert pl.pyramid_level(0.001, 5) == 4
+
+
+@pytest.mark.parametrize(("zoom", "dx", "dy"), [(3.7, 123.4, 56.7), (2.0, 0.0, 0.0), (5.3, -77.0, 210.0)])
+def test_edge_tiles_render_exactly_the_canvas(zoom: float, dx: float, dy: float) -> None:
+    """The visible tiles' first renders cover the canvas (within the photo) once, with no pixel beyond it;
+    each cut tile's later render completes it without rendering a pixel twice, except at a corner."""
+    v = pl.pan_by(pl.with_zoom(vp(w=1003, h=797), zoom), dx, dy)
+    ox, oy = v.origin
+    dw, dh = v.device_size
+    vw, vh = v.virtual_size
+    shown = (min(vw, ox + dw) - max(0, ox)) * (min(vh, oy + dh) - max(0, oy))
+    rendered, corners, cut = 0, 0, 0
+    for tx, ty in pl.visible_range(v).cells():
+        whole = pl.tile_spec(v, tx, ty)
+        window = pl.on_canvas(v, tx, ty)
+        if window == whole.window:
+            rendered += whole.size[0] * whole.size[1]
+            continue
+        cut += 1
+        part, rest = pl.edge_specs(v, tx, ty)
+        rendered += part.size[0] * part.size[1]
+        assert (part.part, part.visible, part.window) == ("visible", True, window)
+        assert not rest.visible and rest.key == part.key and rest.shape == whole.shape
+        if rest.part == "rest":
+            assert pl.completes(part.window, rest.window, whole.shape)
+        else:
+            assert rest.window == whole.window
+            corners += 1
+    assert rendered == shown
+    assert cut > 0 and corners <= 4
+
+
+def test_rest_and_completes() -> None:
+    v = pl.with_zoom(vp(), 4.0)
+    whole = pl.tile_spec(v, 2, 2)
+    assert whole.shape == (256, 256)
+    right = pl.rest_of(whole, (0, 0, 256, 100))
+    assert (right.part, right.window) == ("rest", (0, 100, 256, 256))
+    top = pl.rest_of(whole, (30, 0, 256, 256))
+    assert (top.part, top.window) == ("rest", (0, 0, 30, 256))
+    assert pl.rest_of(whole, (30, 0, 256, 100)).part == "whole"  # a corner: not one rectangle
+    assert pl.completes((0, 0, 256, 100), (0, 100, 256, 256), (256, 256))
+    assert not pl.completes((0, 0, 256, 101), (0, 100, 256, 256), (256, 256))  # overlap
+    assert not pl.completes((0, 0, 256, 99), (0, 100, 256, 256), (256, 256))  # a gap
+    assert pl.covers((0, 0, 256, 100), (10, 10, 200, 90)) and not pl.covers((0, 0, 256, 100), (0, 0, 1, 101))

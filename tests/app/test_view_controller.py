@@ -13,6 +13,7 @@ from PySide6.QtCore import QRectF
 from viewer.app import planning as pl
 from viewer.app.messages import RequestDone, TileRequest, TileResult
 from viewer.app.photo import Photo, build_pyramid
+from viewer.app.planning import TileKey
 from viewer.app.view_controller import ViewController
 
 from .helpers import textured
@@ -54,7 +55,7 @@ def deliver(view: ViewController, req: TileRequest, only_visible: bool = False) 
             continue
         cols, rows = spec.size
         px = np.full((rows, cols, 4), 128, np.uint8)
-        view.on_tile(TileResult(req.generation, req.content, req.kind, spec.key, px, 0.0))
+        view.on_tile(TileResult(req.generation, req.content, req.kind, spec.key, px, 0.0, spec))
     view.on_request_done(RequestDone(req.generation, req.kind, 0.1, len(req.tiles)))
 
 
@@ -208,3 +209,104 @@ def test_placeholders_and_preview_cover_the_photo_edge(
             x = area.left() + 0.5 + fx * (area.width() - 1)
             y = area.top() + 0.5 + fy * (area.height() - 1)
             assert any(op.target.contains(x, y) for op in ops), (x, y)
+
+
+def cut_view(view: ViewController) -> TileRequest:
+    """A view at 3x whose canvas edges cut tiles on all four sides; returns its request."""
+    view.zoom_to(3.0)
+    view.pan_by(37, 23)
+    view.flush()
+    return view_last(view)
+
+
+def view_last(view: ViewController) -> TileRequest:
+    sink = view._sinks["liif"]
+    assert isinstance(sink, Sink)
+    return sink.requests[-1]
+
+
+def test_edge_tiles_are_asked_for_their_visible_part_first(setup: tuple[ViewController, Sink, Sink]) -> None:
+    view, _, _ = setup
+    req = cut_view(view)
+    vp = view.viewport
+    assert vp is not None
+    parts = [s.part for s in req.tiles]
+    n_vis = sum(s.visible for s in req.tiles)
+    assert all(s.visible for s in req.tiles[:n_vis]) and not any(s.visible for s in req.tiles[n_vis:])
+    assert "visible" in parts[:n_vis] and "visible" not in parts[n_vis:]
+    # The first renders are exactly the canvas: not one pixel outside it.
+    assert sum(s.size[0] * s.size[1] for s in req.tiles[:n_vis]) == 640 * 480
+    # Each cut tile is completed after the visible ones, before the prefetch ring.
+    cut = [s.key for s in req.tiles[:n_vis] if s.part == "visible"]
+    after = [s.key for s in req.tiles[n_vis : n_vis + len(cut)]]
+    assert sorted(after) == sorted(cut)
+
+
+def solid(spec: pl.TileSpec, value: int) -> np.ndarray:
+    """Opaque grey pixels of `spec`'s size, as a worker delivers them."""
+    cols, rows = spec.size
+    px = np.full((rows, cols, 4), value, np.uint8)
+    px[..., 3] = 255
+    return px
+
+
+def pixel(view: ViewController, key: pl.TileKey, x: int, y: int) -> tuple[int, int, int, int]:
+    pm = view.cache.peek(("liif", key))
+    assert pm is not None
+    c = pm.toImage().pixelColor(x, y)  # type: ignore[attr-defined]
+    return c.red(), c.green(), c.blue(), c.alpha()
+
+
+def test_a_visible_part_shows_at_once_and_its_rest_completes_the_tile(
+    setup: tuple[ViewController, Sink, Sink],
+) -> None:
+    view, _, _ = setup
+    req = cut_view(view)
+    n_vis = sum(s.visible for s in req.tiles)
+    for spec in req.tiles[:n_vis]:
+        view.on_tile(TileResult(req.generation, req.content, "liif", spec.key, solid(spec, 100), 0.0, spec))
+    assert view.is_settled()  # what is on the canvas is refined...
+    side = next(
+        s for s in req.tiles[:n_vis] if s.part == "visible" and s.window[0] == 0 and s.window[2] == s.shape[0]
+    )
+    _, c0, _, c1 = side.window
+    inside, outside = (c0 + c1) // 2, (c1 if c0 == 0 else c0 - 1)
+    assert pixel(view, side.key, inside, 5)[3] == 255
+    assert pixel(view, side.key, outside, 5)[3] == 0  # ...the rest of an edge tile is not rendered yet
+    ops = view.frame().layers[0].ops
+    assert not any(op.smooth for op in ops)  # the canvas is covered: no placeholder under the tiles
+    rest = next(s for s in req.tiles[n_vis:] if s.key == side.key)
+    assert rest.part == "rest" and pl.completes(side.window, rest.window, side.shape)
+    assert view.on_tile(
+        TileResult(req.generation, req.content, "liif", rest.key, solid(rest, 200), 0.0, rest)
+    )
+    assert pixel(view, side.key, inside, 5) == (100, 100, 100, 255)
+    assert pixel(view, side.key, outside, 5) == (200, 200, 200, 255)
+    # A part that arrives late never replaces the whole tile.
+    late = solid(side, 50)
+    assert not view.on_tile(TileResult(req.generation, req.content, "liif", side.key, late, 0.0, side))
+    assert pixel(view, side.key, inside, 5)[0] == 100
+
+
+def test_a_pan_over_a_partial_tile_shows_the_placeholder_and_asks_for_it(
+    setup: tuple[ViewController, Sink, Sink],
+) -> None:
+    view, _, _ = setup
+    req = cut_view(view)
+    n_vis = sum(s.visible for s in req.tiles)
+    deliver(view, TileRequest(req.generation, req.content, "liif", req.tiles[:n_vis], req.submitted))
+    assert view.is_settled()
+    view.pan_by(-30, 0)  # brings the unrendered part of the left edge tiles on screen, inside the ring
+    assert not view.is_settled()
+    assert any(op.smooth for op in view.frame().layers[0].ops)  # the preview shows through
+    # The next request (a replan, e.g. after the first was cancelled) asks for what is now missing.
+    view._replan(force=True)
+    again = view_last(view)
+    vp = view.viewport
+    assert vp is not None
+    missing = {
+        TileKey(vp.device_zoom, tx, ty)
+        for tx, ty in pl.visible_range(vp, 128).cells()
+        if not view._shows("liif", vp, TileKey(vp.device_zoom, tx, ty))
+    }
+    assert missing and missing <= {s.key for s in again.tiles if s.visible}

@@ -310,3 +310,54 @@ def test_bicubic_tiles_match_pillow(events: Events) -> None:
             np.testing.assert_array_equal(r.pixels[..., 2::-1], ref)
     finally:
         assert w.close(10)
+
+
+def edge_request(gen: int, zoom: float = 2.5) -> tuple[TileRequest, Viewport]:
+    """A request of the visible parts and rests of the tiles a small canvas cuts (64 px tiles)."""
+    vp = pl.pan_by(pl.clamp_centre(Viewport(64, 48, 90, 70, 1.0, zoom, 32, 24)), 7, 5)
+    specs = [
+        spec
+        for tx, ty in pl.visible_range(vp, 64).cells()
+        if pl.on_canvas(vp, tx, ty, 64) != pl.tile_spec(vp, tx, ty, tile=64).window
+        for spec in pl.edge_specs(vp, tx, ty, 64)
+    ]
+    assert specs
+    return TileRequest(gen, 1, "liif", tuple(specs), time.perf_counter()), vp
+
+
+def test_edge_parts_equal_the_whole_tiles_pixels(events: Events, worker_factory, image) -> None:
+    engine = make_tiny_engine()
+    w = worker_factory(lambda c: engine, image)
+    req, _ = edge_request(1)
+    w.submit(req)
+    events.wait(lambda e: isinstance(e, TileResult) and e.spec == req.tiles[-1])
+    from viewer.engine.render import SourceRect
+
+    fm = engine.encode(image.rgb)
+    results = events.of(TileResult)
+    assert {r.spec for r in results} == set(req.tiles)
+    for r in results:
+        spec = r.spec
+        rows, cols = spec.shape
+        whole = to_bgra(
+            engine.render(fm, SourceRect(*spec.rect), spec.out_w, spec.out_h, window=(0, 0, rows, cols))
+        )
+        r0, c0, r1, c1 = spec.window
+        np.testing.assert_array_equal(r.pixels, whole[r0:r1, c0:c1])
+
+
+def test_a_running_part_is_adopted_only_by_the_same_part(events: Events, worker_factory, image) -> None:
+    gate = threading.Event()
+    gated = Gated(make_tiny_engine(), gate)
+    w = worker_factory(lambda c: gated, image)
+    req, _ = edge_request(1)
+    part, rest = req.tiles[0], req.tiles[1]
+    assert (part.part, rest.key) == ("visible", part.key) and rest.window != part.window
+    w.submit(TileRequest(1, 1, "liif", (part,), time.perf_counter()))
+    assert gated.entered.wait(30)
+    w.submit(TileRequest(2, 1, "liif", (part, rest), time.perf_counter()))
+    w.submit(TileRequest(3, 1, "liif", (rest,), time.perf_counter()))
+    assert gated.tokens[0].cancelled  # request 3 wants another window of that tile: stop this one
+    gate.set()
+    events.wait(lambda e: isinstance(e, TileResult) and e.spec == rest and e.generation == 3)
+    assert len(gated.tokens) == 2  # the part, then the rest (request 2's copy of the part was not run)

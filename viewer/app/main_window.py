@@ -551,8 +551,9 @@ class MainWindow(QMainWindow):
         if isinstance(ev, INSPECT_EVENTS):
             self.inspect.on_event(ev)
             return True
-        if isinstance(ev, TileResult) and ev.kind == "liif" and self.inspect.active:
-            self.inspect_link.remember_tile(ev.content, ev.key, ev.pixels)
+        whole = isinstance(ev, TileResult) and (ev.spec is None or ev.spec.part == "whole")
+        if isinstance(ev, TileResult) and whole and ev.kind == "liif" and self.inspect.active:
+            self.inspect_link.remember_tile(ev.content, ev.key, ev.pixels)  # not an edge tile's part
         return False
 
     def _set_inspect(self, on: bool) -> None:

@@ -105,6 +105,8 @@ class TileResult:
     key: TileKey
     pixels: np.ndarray
     seconds: float
+    spec: TileSpec | None = None
+    """The spec it answers: which part of the tile `pixels` are (None: the whole tile)."""
 
 
 @dataclass(frozen=True)

@@ -71,11 +71,13 @@ def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS)
     return PhotoLoaded(request, path, loaded, rgb8, levels, time.perf_counter() - t0)
 
 
-def bgra_to_pixmap(bgra: np.ndarray) -> QPixmap:
-    """GUI thread only: a QPixmap (device pixel ratio 1) from BGRA uint8 pixels."""
+def bgra_to_pixmap(bgra: np.ndarray, alpha: bool = False) -> QPixmap:
+    """GUI thread only: a QPixmap (device pixel ratio 1) from BGRA uint8 pixels; with `alpha`, the A channel
+    is premultiplied opacity (a partly rendered tile: 0 where nothing is rendered yet), else it is ignored."""
     arr = np.ascontiguousarray(bgra)
     h, w = arr.shape[:2]
-    image = QImage(arr.data, w, h, w * 4, QImage.Format.Format_RGB32)
+    fmt = QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32
+    image = QImage(arr.data, w, h, w * 4, fmt)
     pixmap = QPixmap.fromImage(image)  # copies, so `arr` may go once this returns
     return pixmap
 

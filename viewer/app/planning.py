@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 TILE = 256
 """Default tile edge in device pixels."""
@@ -275,10 +275,18 @@ def _grow(r: Range, margin: int, limit: Range) -> Range:
     )
 
 
+Part = Literal["whole", "visible", "rest"]
+"""Which pixels of its tile a spec renders: all of them; only those on the canvas (an edge tile, so the view
+refines without rendering what it does not show); or the rest of a tile whose `visible` part is cached."""
+
+
 @dataclass(frozen=True)
 class TileSpec:
     """What the engine must render for one tile: its source rectangle, the output grid and the window of
-    it inside the photo. `engine.render(fm, SourceRect(*rect), out_w, out_h, window=window)`."""
+    it inside the photo. `engine.render(fm, SourceRect(*rect), out_w, out_h, window=window)`.
+
+    `shape` is the (rows, cols) of the whole tile (clipped to the photo); `window` is all of it unless
+    `part` says otherwise."""
 
     key: TileKey
     rect: tuple[float, float, float, float]
@@ -286,6 +294,8 @@ class TileSpec:
     out_h: int
     window: tuple[int, int, int, int]
     visible: bool
+    part: Part = "whole"
+    shape: tuple[int, int] = (0, 0)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -303,7 +313,67 @@ def tile_spec(vp: Viewport, tx: int, ty: int, *, visible: bool = True, tile: int
     if cols <= 0 or rows <= 0:
         raise ValueError(f"tile ({tx}, {ty}) is outside the photo at zoom {zd}")
     rect = (tx * tile / zd, ty * tile / zd, tile / zd, tile / zd)
-    return TileSpec(TileKey(zd, tx, ty), rect, tile, tile, (0, 0, rows, cols), visible)
+    return TileSpec(TileKey(zd, tx, ty), rect, tile, tile, (0, 0, rows, cols), visible, "whole", (rows, cols))
+
+
+def on_canvas(vp: Viewport, tx: int, ty: int, tile: int = TILE) -> tuple[int, int, int, int]:
+    """The window (r0, c0, r1, c1), in tile pixels, of tile (tx, ty)'s pixels that lie on the canvas and in
+    the photo; empty (r1 <= r0 or c1 <= c0) when none do."""
+    ox, oy = vp.origin
+    dw, dh = vp.device_size
+    vw, vh = vp.virtual_size
+    x0, y0 = tx * tile, ty * tile
+    c0, c1 = max(0, ox - x0), min(tile, vw - x0, ox + dw - x0)
+    r0, r1 = max(0, oy - y0), min(tile, vh - y0, oy + dh - y0)
+    return r0, c0, r1, c1
+
+
+def covers(window: tuple[int, int, int, int], needed: tuple[int, int, int, int]) -> bool:
+    """True if `window` contains `needed` (an empty `needed` is always contained)."""
+    r0, c0, r1, c1 = needed
+    if r1 <= r0 or c1 <= c0:
+        return True
+    return window[0] <= r0 and window[1] <= c0 and r1 <= window[2] and c1 <= window[3]
+
+
+def edge_specs(vp: Viewport, tx: int, ty: int, tile: int = TILE) -> tuple[TileSpec, TileSpec]:
+    """A visible tile the canvas edge cuts: its `visible` part first, then what completes it later."""
+    whole = tile_spec(vp, tx, ty, tile=tile)
+    first = replace(whole, window=on_canvas(vp, tx, ty, tile), part="visible")
+    return first, rest_of(whole, first.window)
+
+
+def rest_of(whole: TileSpec, have: tuple[int, int, int, int]) -> TileSpec:
+    """The render that completes tile `whole` when the pixels in window `have` are cached: the `rest`
+    where it is one rectangle (the tile is cut along one side), else the whole tile again (a corner)."""
+    rows, cols = whole.shape
+    r0, c0, r1, c1 = have
+    rest: tuple[int, int, int, int] | None = None
+    if (r0, r1) == (0, rows) and (c0 == 0) != (c1 == cols):
+        rest = (0, c1, rows, cols) if c0 == 0 else (0, 0, rows, c0)
+    elif (c0, c1) == (0, cols) and (r0 == 0) != (r1 == rows):
+        rest = (r1, 0, rows, cols) if r0 == 0 else (0, 0, r0, cols)
+    if rest is None:
+        return replace(whole, visible=False)
+    return replace(whole, window=rest, visible=False, part="rest")
+
+
+def completes(
+    have: tuple[int, int, int, int], rest: tuple[int, int, int, int], shape: tuple[int, int]
+) -> bool:
+    """True if windows `have` and `rest` do not overlap and together are the whole (rows, cols) tile."""
+
+    def area(w: tuple[int, int, int, int]) -> int:
+        return max(0, w[2] - w[0]) * max(0, w[3] - w[1])
+
+    inter = (max(have[0], rest[0]), max(have[1], rest[1]), min(have[2], rest[2]), min(have[3], rest[3]))
+    whole = (0, 0, *shape)
+    return (
+        area(inter) == 0
+        and covers(whole, have)
+        and covers(whole, rest)
+        and area(have) + area(rest) == shape[0] * shape[1]
+    )
 
 
 @dataclass(frozen=True)

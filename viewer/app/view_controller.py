@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 
 from viewer.app import planning as pl
@@ -111,6 +112,9 @@ class ViewController(QObject):
         self._generations = itertools.count(1)
         self._current: dict[TileKind, int] = {"liif": 0, "bicubic": 0}
         self._plans: dict[TileKind, TilePlan | None] = {"liif": None, "bicubic": None}
+        self._partial: dict[CacheKey, tuple[tuple[int, int, int, int], np.ndarray]] = {}
+        """Cached edge tiles of which only a window is rendered (the rest transparent): the window and the
+        BGRA pixels of the whole tile, so the `rest` render can complete them."""
         self._margin = margin
         self._tile = tile
         self.photo: Photo | None = None
@@ -162,6 +166,7 @@ class ViewController(QObject):
 
     def clear_tiles(self) -> None:
         self._cache.clear()
+        self._partial.clear()
         self._plans = {"liif": None, "bicubic": None}
         for kind, sink in self._sinks.items():
             self._current[kind] = next(self._generations)
@@ -290,11 +295,7 @@ class ViewController(QObject):
             self._plans[kind] = plan
             gen = next(self._generations)
             self._current[kind] = gen
-            specs = tuple(
-                pl.tile_spec(vp, tx, ty, visible=i < plan.n_visible, tile=self._tile)
-                for i, (tx, ty) in enumerate(plan.order)
-                if (kind, TileKey(plan.zoom, tx, ty)) not in self._cache
-            )
+            specs = self._missing_specs(kind, vp, plan)
             if specs:
                 self._sinks[kind].submit(TileRequest(gen, photo.content, kind, specs, time.perf_counter()))
             else:
@@ -306,12 +307,49 @@ class ViewController(QObject):
                 )
                 self.refine_changed.emit()
 
+    def _partial_window(self, ck: CacheKey) -> tuple[int, int, int, int] | None:
+        """The rendered window of a cached partial tile; None if the tile is not cached or is whole."""
+        entry = self._partial.get(ck)
+        if entry is None or ck not in self._cache:
+            return None
+        return entry[0]
+
+    def _missing_specs(self, kind: TileKind, vp: Viewport, plan: TilePlan) -> tuple[pl.TileSpec, ...]:
+        """What `plan` still needs rendered, in order: the visible tiles (of a tile the canvas edge cuts,
+        only the part on the canvas), then what completes those edge tiles, then the prefetch ring."""
+        first: list[pl.TileSpec] = []
+        completions: list[pl.TileSpec] = []
+        ring: list[pl.TileSpec] = []
+        for i, (tx, ty) in enumerate(plan.order):
+            ck = (kind, TileKey(plan.zoom, tx, ty))
+            have = self._partial_window(ck)
+            if ck in self._cache and have is None:
+                continue
+            whole = pl.tile_spec(vp, tx, ty, visible=i < plan.n_visible, tile=self._tile)
+            if i >= plan.n_visible:
+                ring.append(whole if have is None else pl.rest_of(whole, have))
+                continue
+            needed = pl.on_canvas(vp, tx, ty, self._tile)
+            if have is not None and pl.covers(have, needed):
+                completions.append(pl.rest_of(whole, have))
+            elif needed == whole.window:
+                first.append(whole)
+            else:
+                part, rest = pl.edge_specs(vp, tx, ty, self._tile)
+                first.append(part)
+                completions.append(rest)
+        return (*first, *completions, *ring)
+
     # -- results (GUI thread; queued from the workers) -------------------------------------------------------
     def on_tile(self, ev: TileResult) -> bool:
         """Cache and paint a tile if it answers the current request; returns whether it was applied."""
         if self.photo is None or ev.generation != self._current[ev.kind] or ev.content != self.photo.content:
             return False
-        pixmap = bgra_to_pixmap(ev.pixels)
+        ck: CacheKey = (ev.kind, ev.key)
+        pixels, partial = self._assemble(ck, ev)
+        if pixels is None:
+            return False
+        pixmap = bgra_to_pixmap(pixels, alpha=partial is not None)
         vp = self.viewport
         if vp is not None and vp.refinable:
             # What is on screen stays most recent, so a tight budget evicts old levels and the
@@ -320,14 +358,44 @@ class ViewController(QObject):
             self._cache.touch(
                 (ev.kind, TileKey(zd, tx, ty)) for tx, ty in pl.visible_range(vp, self._tile).cells()
             )
-        self._cache.put((ev.kind, ev.key), pixmap, int(ev.pixels.nbytes))
+        for gone in self._cache.put(ck, pixmap, int(pixels.nbytes)):
+            self._partial.pop(gone, None)
+        if partial is None:
+            self._partial.pop(ck, None)
+        else:
+            self._partial[ck] = (partial, pixels)
         self.tile_applied.emit(ev.kind, ev.key, ev.generation)
         if vp is not None and ev.key.zoom == vp.device_zoom:
-            rows, cols = ev.pixels.shape[:2]
+            rows, cols = pixels.shape[:2]
             x, y, w, h = pl.tile_device_rect(vp, ev.key, cols, rows, self._tile)
             d = vp.dpr
             self.area_changed.emit(QRectF(x / d, y / d, w / d, h / d).adjusted(-1, -1, 1, 1))
         return True
+
+    def _assemble(
+        self, ck: CacheKey, ev: TileResult
+    ) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+        """The whole tile's BGRA pixels for a result, and its rendered window if still partial.
+
+        A `visible` part becomes a transparent tile with that window filled in; a `rest` is merged into the
+        cached part it completes. (None, None): nothing to apply (a part of a tile already cached whole, or
+        a rest whose part is no longer cached)."""
+        spec = ev.spec
+        if spec is None or spec.part == "whole":
+            return ev.pixels, None
+        r0, c0, r1, c1 = spec.window
+        if spec.part == "visible":
+            if ck in self._cache and self._partial_window(ck) is None:
+                return None, None
+            full = np.zeros((*spec.shape, 4), np.uint8)
+            full[r0:r1, c0:c1] = ev.pixels
+            return full, spec.window
+        have = self._partial_window(ck)
+        if have is None or not pl.completes(have, spec.window, spec.shape):
+            return None, None
+        full = self._partial[ck][1].copy()
+        full[r0:r1, c0:c1] = ev.pixels
+        return full, None
 
     def on_progress(self, ev: RequestProgress) -> None:
         if ev.kind == "liif" and ev.generation == self._current["liif"]:
@@ -357,7 +425,15 @@ class ViewController(QObject):
         if vp is None or not vp.refinable:
             return True
         vis = pl.visible_range(vp, self._tile)
-        return all((kind, TileKey(vp.device_zoom, tx, ty)) in self._cache for tx, ty in vis.cells())
+        return all(self._shows(kind, vp, TileKey(vp.device_zoom, tx, ty)) for tx, ty in vis.cells())
+
+    def _shows(self, kind: TileKind, vp: Viewport, key: TileKey) -> bool:
+        """True if the cached tile `key` has every one of its pixels that is on the canvas."""
+        ck: CacheKey = (kind, key)
+        if ck not in self._cache:
+            return False
+        have = self._partial_window(ck)
+        return have is None or pl.covers(have, pl.on_canvas(vp, key.tx, key.ty, self._tile))
 
     def cached_keys(self) -> list[CacheKey]:
         return self._cache.keys()
@@ -447,6 +523,8 @@ class ViewController(QObject):
             if pm is None:
                 complete = False
                 continue
+            if not self._shows(kind, vp, key):
+                complete = False  # a partial edge tile after a pan: the placeholder shows through
             w, h = pm.width(), pm.height()  # type: ignore[attr-defined]
             x, y, tw, th = pl.tile_device_rect(vp, key, w, h, self._tile)
             ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), False))
@@ -475,6 +553,8 @@ class ViewController(QObject):
                 if pm is None:
                     missing = True
                     continue
+                if self._partial_window((kind, key)) is not None:
+                    missing = True  # partly transparent: what is under it must be painted too
                 w, h = pm.width(), pm.height()  # type: ignore[attr-defined]
                 x, y, tw, th = pl.tile_device_rect(vp, key, w, h, self._tile)
                 ops.append(DrawOp(pm, QRectF(x, y, tw, th), QRectF(0, 0, w, h), True))

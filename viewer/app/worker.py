@@ -167,8 +167,9 @@ class _TileQueue:
     request: TileRequest | None = None
     pending: deque[TileSpec] = field(default_factory=deque)
     running: _Running | None = None
-    outstanding: set[TileKey] = field(default_factory=set)
-    """Visible tiles of the current request not delivered yet; when it empties, the request is done."""
+    outstanding: set[tuple[TileKey, tuple[int, int, int, int]]] = field(default_factory=set)
+    """(key, window) of the visible tiles of the current request not delivered yet; when it empties, the
+    request is done."""
     delivered: int = 0
 
     def replace(self, req: TileRequest) -> None:
@@ -177,13 +178,13 @@ class _TileQueue:
         tiles = list(req.tiles)
         run = self.running
         if run is not None:
-            wanted = run.content == req.content and any(t.key == run.spec.key for t in tiles)
-            if wanted:
-                tiles = [t for t in tiles if t.key != run.spec.key]
+            same = [t for t in tiles if (t.key, t.window) == (run.spec.key, run.spec.window)]
+            if run.content == req.content and same:
+                tiles.remove(same[0])
             else:
                 run.token.cancel()
         self.pending = deque(tiles)
-        self.outstanding = {t.key for t in req.tiles if t.visible}
+        self.outstanding = {(t.key, t.window) for t in req.tiles if t.visible}
         self.delivered = 0
 
     def clear(self) -> None:
@@ -214,8 +215,8 @@ class _TileQueue:
             return None, None, None
         self.delivered += 1
         done_event = None
-        if run.spec.key in self.outstanding:
-            self.outstanding.discard(run.spec.key)
+        if (run.spec.key, run.spec.window) in self.outstanding:
+            self.outstanding.discard((run.spec.key, run.spec.window))
             if not self.outstanding:
                 done_event = RequestDone(
                     req.generation, req.kind, time.perf_counter() - req.submitted, len(req.tiles)
@@ -329,7 +330,9 @@ class _TileThread:
         if generation is None or pixels is None:
             return
         self._emit(
-            TileResult(generation, run.content, self.kind, run.spec.key, pixels, time.perf_counter() - t0)
+            TileResult(
+                generation, run.content, self.kind, run.spec.key, pixels, time.perf_counter() - t0, run.spec
+            )
         )
         if progress is not None:
             self._emit(progress)
