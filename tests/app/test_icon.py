@@ -38,8 +38,8 @@ def test_shipped_pngs_match_the_drawing(qapp: Any) -> None:
     # Qt's antialiasing can differ by a level or two between CPUs (its raster code has per-CPU paths), so
     # compare within 2/255 per channel: a stale PNG (another drawing) differs by far more.
     fresh = argb(draw_icon(48))
-    shipped = argb(QImage(str(folder / "liif-viewer-48.png")))
-    diff = np.abs(fresh.astype(int) - shipped.astype(int))
+    on_disk = argb(QImage(str(folder / "liif-viewer-48.png")))
+    diff = np.abs(fresh.astype(int) - on_disk.astype(int))
     assert diff.max() <= 2 and np.count_nonzero(diff) <= 0.01 * diff.size, (
         diff.max(),
         np.count_nonzero(diff),

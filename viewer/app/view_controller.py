@@ -180,6 +180,8 @@ class ViewController(QObject):
         # Room for the screen (with its prefetch ring) three times over: both kinds, and a level to scale from.
         screen_bytes = round(w * dpr + 2 * self._tile) * round(h * dpr + 2 * self._tile) * 4
         self._cache.budget_bytes = max(self._cache_bytes, 3 * screen_bytes)
+        for gone in [k for k in self._partial if k not in self._cache]:  # evicted by the new budget
+            del self._partial[gone]
         if self.viewport is None:
             return
         vp = pl.resized(self.viewport, *self._canvas)
