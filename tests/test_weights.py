@@ -405,10 +405,15 @@ def test_installed_official_weights_are_the_verified_conversion(monkeypatch: pyt
     except WeightsMissingError:
         pytest.skip("official weights not fetched (run: liif-viewer fetch-weights)")
     entry = W.load_manifest()[W.DEFAULT_MODEL]
-    assert read_metadata(path)["sha256_of_original"] == entry.sha256
+    meta = read_metadata(path)
+    assert meta["sha256_of_original"] == entry.sha256
     model = load_model(path)
     assert sum(p.numel() for p in model.parameters()) == 1_567_323
-    assert path.stat().st_size == entry.weights_size
+    # The file's metadata carries the manifest's quality line as it was when the weights were fetched; a
+    # fetch with today's manifest gives exactly the size the manifest states (an older fetch differs only in
+    # that line's length, so its size is not comparable).
+    if meta.get("quality") == entry.quality:
+        assert path.stat().st_size == entry.weights_size
 
 
 def test_auto_picks_the_fast_model_on_cpu_only_when_it_is_installed(
