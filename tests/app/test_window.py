@@ -168,6 +168,44 @@ def test_settled_canvas_pixels_equal_the_engine_render(
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
 
 
+def test_edge_tiles_show_their_visible_part_then_complete_unchanged(
+    qtbot: Any, settings: AppSettings, photo_path: Path
+) -> None:
+    """Settled with edge tiles rendered only where the canvas shows them; when their rest arrives, the
+    canvas does not change by a single value. (Each render takes 50 ms, so the settled state is seen.)"""
+
+    class Slow:
+        def __init__(self, engine: Any) -> None:
+            self._engine = engine
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._engine, name)
+
+        def render(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            out = self._engine.render(*args, **kwargs)
+            threading.Event().wait(0.05)
+            return out
+
+    window = make_window(qtbot, settings, lambda c: Slow(make_tiny_engine()))
+    open_and_encode(qtbot, window, photo_path)
+    view = window.view
+    view.zoom_to(5.3)
+    view.pan_by(37.0, -11.0)
+    view.flush()
+    qtbot.waitUntil(view.is_settled, timeout=TIMEOUT)
+    partial = [k for (kind, k) in view.cached_keys() if view._partial_window((kind, k)) is not None]
+    settled = grab_rgb(window.canvas)
+    assert partial  # the canvas edge cuts tiles at this view, and they were drawn from their visible part
+    qtbot.waitUntil(lambda: all(view._partial_window(("liif", k)) is None for k in partial), timeout=TIMEOUT)
+    np.testing.assert_array_equal(grab_rgb(window.canvas), settled)
+    # Pan onto what the rests rendered (within the prefetch ring: nothing new is asked for): it is exact too.
+    view.pan_by(-9.0, 7.0)
+    qtbot.waitUntil(view.is_settled, timeout=TIMEOUT)
+    got, ref = grab_rgb(window.canvas), reference_render(photo_path, window)
+    diff = np.abs(got.astype(int) - ref.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
 def test_preview_shows_immediately_before_the_model_loads(
     qtbot: Any, settings: AppSettings, photo_path: Path
 ) -> None:
