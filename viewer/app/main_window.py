@@ -551,9 +551,10 @@ class MainWindow(QMainWindow):
         if isinstance(ev, INSPECT_EVENTS):
             self.inspect.on_event(ev)
             return True
+        # Only whole tiles: an edge tile's visible part or rest is not the tile the difference view asks for.
         whole = isinstance(ev, TileResult) and (ev.spec is None or ev.spec.part == "whole")
-        if isinstance(ev, TileResult) and whole and ev.kind == "liif" and self.inspect.active:
-            self.inspect_link.remember_tile(ev.content, ev.key, ev.pixels)  # not an edge tile's part
+        if whole and isinstance(ev, TileResult) and ev.kind == "liif" and self.inspect.active:
+            self.inspect_link.remember_tile(ev.content, ev.key, ev.pixels)
         return False
 
     def _set_inspect(self, on: bool) -> None:

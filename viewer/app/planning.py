@@ -294,8 +294,8 @@ class TileSpec:
     out_h: int
     window: tuple[int, int, int, int]
     visible: bool
+    shape: tuple[int, int]
     part: Part = "whole"
-    shape: tuple[int, int] = (0, 0)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -313,7 +313,7 @@ def tile_spec(vp: Viewport, tx: int, ty: int, *, visible: bool = True, tile: int
     if cols <= 0 or rows <= 0:
         raise ValueError(f"tile ({tx}, {ty}) is outside the photo at zoom {zd}")
     rect = (tx * tile / zd, ty * tile / zd, tile / zd, tile / zd)
-    return TileSpec(TileKey(zd, tx, ty), rect, tile, tile, (0, 0, rows, cols), visible, "whole", (rows, cols))
+    return TileSpec(TileKey(zd, tx, ty), rect, tile, tile, (0, 0, rows, cols), visible, (rows, cols))
 
 
 def on_canvas(vp: Viewport, tx: int, ty: int, tile: int = TILE) -> tuple[int, int, int, int]:
