@@ -4,6 +4,7 @@ the status bar, the zoom field, Export's suggested folder, and Inspect mode and 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ from viewer import paths
 from viewer.app.main_window import MainWindow, default_export_dir
 from viewer.app.settings import AppSettings
 
-from .test_window import TIMEOUT, make_window, mouse, open_and_encode
+from .test_window import TIMEOUT, drag, make_window, mouse, open_and_encode
 
 
 @pytest.fixture
@@ -88,6 +89,54 @@ def test_letter_keys_toggle_their_modes(qtbot: Any, window: MainWindow) -> None:
     assert window.view.selection == (0.0, 0.0, 96.0, 80.0)
     qtbot.keyClick(canvas, Qt.Key.Key_Escape)
     assert window.view.selection is None
+
+
+def test_selection_changes_undo_and_redo_with_the_standard_keys(
+    qtbot: Any, window: MainWindow, tmp_path: Path, photo_path: Path
+) -> None:
+    view, canvas = window.view, window.canvas
+    view.zoom_to(4.0)
+    drag(canvas, QPointF(40, 40), QPointF(160, 120), Qt.KeyboardModifier.ShiftModifier)
+    region = view.selection
+    assert region is not None
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)  # the careful selection is gone...
+    assert view.selection is None
+    assert window.act_undo.text().replace("&", "") == "Undo Clear Selection"
+    assert window.act_undo in window._walk(cast(QMenu, window.menuBar().actions()[1].menu()))  # Edit menu
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # ...and back
+    assert view.selection == region
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection is None and not window.act_undo.isEnabled()
+    mods = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, mods)
+    assert view.selection == region
+    # A Shift+click that does not move clears the selection: one step, undone like the others.
+    mouse(canvas, QEvent.Type.MouseButtonPress, QPointF(20, 20), Qt.KeyboardModifier.ShiftModifier)
+    mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(20, 20), Qt.KeyboardModifier.ShiftModifier)
+    assert view.selection is None
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection == region
+    qtbot.keyClick(canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection == (0.0, 0.0, 96.0, 80.0)
+    qtbot.keyClick(canvas, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)  # nothing to redo
+    assert view.selection == (0.0, 0.0, 96.0, 80.0)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection == region
+    # Esc with nothing selected, and Select All twice, add no steps.
+    window.history.change(None, "Clear Selection")
+    steps = window.history.stack.count()
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    qtbot.keyClick(canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert window.history.stack.count() == steps + 1
+    # Another photo starts a new history: its first undo cannot bring back the old photo's selection.
+    other = tmp_path / "other.png"
+    shutil.copy(photo_path, other)
+    window.controller.open(other)
+    qtbot.waitUntil(lambda: view.photo is not None and view.photo.path == other, timeout=TIMEOUT)
+    assert view.selection is None and not window.act_undo.isEnabled() and not window.act_redo.isEnabled()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection is None
 
 
 # -- status bar and zoom field -------------------------------------------------------------------------------

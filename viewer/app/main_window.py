@@ -7,6 +7,7 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from viewer.app.canvas import Canvas
 from viewer.app.controller import AppController
 from viewer.app.export_dialog import ExportDialog
 from viewer.app.help import ShortcutsDialog
+from viewer.app.history import SelectionHistory
 from viewer.app.how_it_works import ILLUSTRATION_MAGNIFICATION, HowItWorksDialog, Illustrations
 from viewer.app.inspect_mode import (
     INSPECT_EVENTS,
@@ -104,6 +106,16 @@ def default_export_dir(photo: Path) -> Path:
     return Path.home()
 
 
+def _unique_keys(shortcuts: Sequence[QKeySequence | str]) -> list[QKeySequence]:
+    """The shortcuts without empty or repeated ones (a standard key can be empty on some platforms)."""
+    keys: list[QKeySequence] = []
+    for s in shortcuts:
+        k = QKeySequence(s)
+        if not k.isEmpty() and k not in keys:
+            keys.append(k)
+    return keys
+
+
 class MainWindow(QMainWindow):
     """The viewer window."""
 
@@ -123,6 +135,7 @@ class MainWindow(QMainWindow):
         self.view = self.controller.view
         self.canvas = Canvas(self.view, self)
         self.setCentralWidget(self.canvas)
+        self.history = SelectionHistory(self.view, self)
         self.nav_panel = NavigatorPanel(self.view)
         self.navigator = self.nav_panel.navigator
         self.nav_dock = QDockWidget("Navigator", self)
@@ -181,11 +194,7 @@ class MainWindow(QMainWindow):
         checkable: bool = False,
     ) -> QAction:
         a = QAction(text, self)
-        keys: list[QKeySequence] = []
-        for s in shortcuts:
-            k = QKeySequence(s)
-            if not k.isEmpty() and k not in keys:  # a standard key can be empty on some platforms
-                keys.append(k)
+        keys = _unique_keys(shortcuts)
         if keys:
             a.setShortcuts(keys)
         a.setCheckable(checkable)
@@ -231,7 +240,19 @@ class MainWindow(QMainWindow):
         self.act_select_all = self._action(
             "Select &Whole Image", self._select_all, (QKeySequence(K.SelectAll),)
         )
-        self.act_clear_sel = self._action("&Clear Selection", lambda: v.set_selection(None), ("Esc",))
+        self.act_clear_sel = self._action(
+            "&Clear Selection", lambda: self.history.change(None, "Clear Selection"), ("Esc",)
+        )
+        # Undo and redo of the selection; their text names the step ("Undo Clear Selection").
+        stack = self.history.stack
+        self.act_undo = stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts(_unique_keys([*QKeySequence.keyBindings(K.Undo), "Ctrl+Z"]))
+        self.act_redo = stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts(
+            _unique_keys([*QKeySequence.keyBindings(K.Redo), "Ctrl+Shift+Z", "Ctrl+Y"])
+        )
+        for a in (self.act_undo, self.act_redo):
+            self.addAction(a)
         self.act_fullscreen = self._action("&Full Screen", self._toggle_fullscreen, ("F11",))
         self.act_inspect = self._action("&Inspect Mode", self._set_inspect, ("I",), checkable=True)
         self.act_inspect.setToolTip(
@@ -257,7 +278,10 @@ class MainWindow(QMainWindow):
         file.addAction(self.act_export_view)
         file.addSeparator()
         file.addAction(self.act_quit)
-        edit = mb.addMenu("&Select")
+        edit = mb.addMenu("&Edit")
+        edit.addAction(self.act_undo)
+        edit.addAction(self.act_redo)
+        edit.addSeparator()
         for a in (self.act_select, self.act_select_all, self.act_clear_sel):
             edit.addAction(a)
         view = mb.addMenu("&View")
@@ -349,7 +373,7 @@ class MainWindow(QMainWindow):
         c.export_finished.connect(self._on_export_finished)
         c.export_failed.connect(self._on_export_failed)
         c.export_cancelled.connect(self._on_export_cancelled)
-        self.canvas.selection_made.connect(self._refresh_actions)
+        self.canvas.selection_made.connect(self._on_selection_made)
         self._connect_inspect()
         self.nav_dock.visibilityChanged.connect(self._on_nav_visibility)
         if self.act_compare.isChecked():
@@ -631,8 +655,14 @@ class MainWindow(QMainWindow):
 
     def _select_all(self) -> None:
         if self.view.photo is not None:
-            self.view.set_selection((0.0, 0.0, float(self.view.photo.width), float(self.view.photo.height)))
+            whole = (0.0, 0.0, float(self.view.photo.width), float(self.view.photo.height))
+            self.history.change(whole, "Select Whole Image")
             self._refresh_actions()
+
+    def _on_selection_made(self) -> None:
+        """A rubber-band drag ended: its result (a region, or none after a click) is one undoable step."""
+        self.history.record("Select Region" if self.view.selection is not None else "Clear Selection")
+        self._refresh_actions()
 
     def _zoom_entered(self, text: str) -> None:
         self.canvas.setFocus()  # first: the field shows the zoom again only once it has lost the focus
@@ -656,6 +686,7 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def _on_photo_changed(self) -> None:
+        self.history.reset()
         self.nav_panel.refresh()
         photo = self.view.photo
         if photo is not None:
