@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QPushButton
 
 from viewer.app import main_window as mw
@@ -121,6 +122,75 @@ def window(qtbot: Any, settings: AppSettings, tiny_factory: Any, photo_path: Pat
     w = make_window(qtbot, settings, tiny_factory)
     open_and_encode(qtbot, w, photo_path)
     return w
+
+
+def grey_levels(w: int, h: int) -> list[QPixmap]:
+    """A flat light-grey photo's preview pyramid: full size, then half."""
+    levels = []
+    for f in (1, 2):
+        pm = QPixmap(w // f, h // f)
+        pm.fill(QColor(200, 200, 200))
+        levels.append(pm)
+    return levels
+
+
+def preview_grey(dlg: ExportDialog, x: float, y: float) -> int:
+    """The preview's green value at widget point (x, y)."""
+    assert dlg.crop_preview is not None
+    img = dlg.crop_preview.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    dpr = img.devicePixelRatio()
+    return QColor(img.pixel(int(x * dpr), int(y * dpr))).green()
+
+
+def test_the_preview_dims_what_crop_to_fill_cuts(qtbot: Any, settings: AppSettings) -> None:
+    w, h = PORTRAIT
+    rects = {"image": (0.0, 0.0, w, h), "view": None, "selection": (100.0, 100.0, 300.0, 300.0)}
+    dlg = ExportDialog((int(w), int(h)), rects, settings, preview=grey_levels(int(w), int(h)))
+    qtbot.addWidget(dlg)
+    dlg.fit.setCurrentIndex(dlg.fit.findData("crop"))
+    dlg.orientation.setCurrentIndex(dlg.orientation.findData("auto"))
+    dlg.select_preset("8x10in")
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    pv = dlg.crop_preview
+    assert pv is not None
+    # A square selection on a 4:5 print: a fifth of its width goes, half on each side.
+    assert "trims 20% of the region's width" in dlg.crop_label.text()
+    region, kept = pv.region_target(), pv.kept_target()
+    assert region is not None and kept is not None
+    assert kept.width() / region.width() == pytest.approx(0.8, abs=0.01)
+    assert kept.left() - region.left() == pytest.approx(region.right() - kept.right(), abs=0.5)
+    inside = preview_grey(dlg, kept.center().x(), kept.center().y())
+    cut = preview_grey(dlg, (region.left() + kept.left()) / 2, kept.center().y())
+    assert inside >= 195 and cut <= 100, (inside, cut)
+    # The whole photo (2:3) on the same print loses top and bottom instead.
+    dlg.set_region("image")
+    assert "trims 17% of the region's height" in dlg.crop_label.text()
+    region, kept = pv.region_target(), pv.kept_target()
+    assert region is not None and kept is not None
+    assert preview_grey(dlg, kept.center().x(), (region.top() + kept.top()) / 2) <= 100
+    # Fit inside keeps it all: nothing is dimmed.
+    dlg.fit.setCurrentIndex(dlg.fit.findData("fit"))
+    assert dlg.crop_label.text() == "The whole region is exported."
+    region = pv.region_target()
+    assert region is not None
+    assert preview_grey(dlg, region.center().x(), region.top() + 3) >= 195
+    # An impossible size shows no plan and no preview.
+    dlg.set_custom(0.01, 0.01, "in")
+    dlg.dpi.setValue(1)
+    assert dlg.plan() is None and dlg.crop_label.text() == "" and pv.region_target() is None
+
+
+def test_the_preview_draws_a_small_selection_from_full_resolution(qtbot: Any, settings: AppSettings) -> None:
+    w, h = PORTRAIT
+    levels = grey_levels(int(w), int(h))
+    dlg = ExportDialog((int(w), int(h)), {"image": (0.0, 0.0, w, h)}, settings, preview=levels)
+    qtbot.addWidget(dlg)
+    pv = dlg.crop_preview
+    assert pv is not None
+    assert pv.level_for(0.2) is levels[1]  # the whole photo in a small box: the half-size level is enough
+    assert pv.level_for(0.9) is levels[0]  # a face enlarged in the box: full resolution
+    assert pv.level_for(3.0) is levels[0]
 
 
 def test_export_through_the_dialog_equals_the_engine_export(

@@ -6,9 +6,11 @@ export itself runs in the background through `viewer.engine.export.run_export`, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.app.crop_preview import CropPreview, trim_text
 from viewer.app.settings import AppSettings
 from viewer.engine.export import ExportPlan, plan_export
 from viewer.engine.printsize import (
@@ -76,7 +79,9 @@ class ExportDialog(QDialog):
         regions: dict[str, tuple[float, float, float, float] | None],
         settings: AppSettings,
         parent: QWidget | None = None,
+        preview: Sequence[QPixmap] | None = None,
     ) -> None:
+        """`preview`: the photo's preview pyramid (largest first), for the crop preview; None: text only."""
         super().__init__(parent)
         self.setWindowTitle("Export")
         self._image_w, self._image_h = image_size
@@ -138,6 +143,17 @@ class ExportDialog(QDialog):
             self.fit.addItem(label, key)
         form.addRow("Fit:", self.fit)
 
+        # What the export keeps of the region (only with a preview image of the photo)
+        self.crop_preview: CropPreview | None = None
+        self.crop_label = QLabel()
+        self.crop_label.setWordWrap(True)
+        preview_box = QGroupBox("Preview")
+        pl = QVBoxLayout(preview_box)
+        if preview:
+            self.crop_preview = CropPreview(preview, image_size)
+            pl.addWidget(self.crop_preview)
+        pl.addWidget(self.crop_label)
+
         # Format
         fmt_box = QGroupBox("File")
         ff = QFormLayout(fmt_box)
@@ -167,6 +183,7 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(region_box)
         layout.addWidget(size_box)
+        layout.addWidget(preview_box)
         layout.addWidget(fmt_box)
         layout.addWidget(self.pixels_label)
         layout.addWidget(self.mag_label)
@@ -292,8 +309,20 @@ class ExportDialog(QDialog):
             self.mag_label.clear()
             self.error_label.setText(str(exc))
             self.export_button.setEnabled(False)
+            self.crop_label.clear()
+            if self.crop_preview is not None:
+                self.crop_preview.set_rects(None, None)
             return
         self._plan = plan
+        region = self._regions.get(self.region_kind()) or (
+            0.0,
+            0.0,
+            float(self._image_w),
+            float(self._image_h),
+        )
+        self.crop_label.setText(trim_text(region, plan.rect))
+        if self.crop_preview is not None:
+            self.crop_preview.set_rects(region, plan.rect)
         inches = plan.print_inches()
         printed = ""
         if inches is not None and plan.dpi is not None:

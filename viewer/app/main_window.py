@@ -777,7 +777,7 @@ class MainWindow(QMainWindow):
             "view": self.view.view_region(),
             "image": (0.0, 0.0, float(photo.width), float(photo.height)),
         }
-        dlg = ExportDialog((photo.width, photo.height), regions, self.settings, self)
+        dlg = ExportDialog((photo.width, photo.height), regions, self.settings, self, preview=photo.levels)
         if region is not None:
             dlg.set_region(region)
         if dlg.exec() != ExportDialog.DialogCode.Accepted:
