@@ -133,6 +133,8 @@ BAD_ARGS = [
     ),
     (["export", "{src}", "-o", "{out}", "--size", "10x10", "--region=-1,0,5,5"], "outside the 40x30 image"),
     (["export", "{src}", "-o", "{out}", "--size", "10x10", "--region", "1,2,3"], "cannot parse region"),
+    (["export", "{src}", "-o", "{out}", "--print", "4x6in", "--anchor", "2,0"], "between 0 and 1"),
+    (["export", "{src}", "-o", "{out}", "--print", "4x6in", "--anchor", "top"], "cannot parse anchor"),
     (["export", "{src}", "-o", "{out}", "--print", "4x6in", "--dpi", "0"], "invalid DPI '0'"),
     (["export", "{src}", "-o", "{out}", "--print", "4x6in", "--dpi", "nan"], "invalid DPI 'nan'"),
     (["export", "{src}", "-o", "{out}", "--print", "4x6in", "--quality", "101"], "--quality"),
@@ -345,6 +347,40 @@ def test_export_keeps_dpi_icc_exif(
         exif = im.getexif()
         assert exif[0x010F] == "Kodak"
         assert exif[0x0112] == 1
+
+
+def test_export_anchor_chooses_the_part_a_crop_keeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model_file: Path
+) -> None:
+    src = landscape(tmp_path)  # 40 x 30: a square print keeps 30 x 30 of it
+    outs = {}
+    for anchor in ("0,0.5", "1,0.5"):
+        out = tmp_path / f"o{anchor[0]}.png"
+        rc, printed, err = run(
+            capsys, "export", src, "-o", out, "--size", "30x30", "--anchor", anchor, "--model", model_file
+        )
+        assert rc == 0, err
+        outs[anchor] = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+        assert ("source 30x30 at 0,0" if anchor[0] == "0" else "source 30x30 at 10,0") in printed
+    rc, _, err = run(
+        capsys,
+        "export",
+        src,
+        "-o",
+        tmp_path / "r.png",
+        "--size",
+        "30x30",
+        "--region",
+        "0,0,30,30",
+        "--model",
+        model_file,
+    )
+    assert rc == 0, err
+    assert (
+        np.abs(outs["0,0.5"] - np.asarray(Image.open(tmp_path / "r.png").convert("RGB"), dtype=int)).max()
+        <= 1
+    )
+    assert np.abs(outs["0,0.5"] - outs["1,0.5"]).mean() > 5
 
 
 def test_grey_alpha_source_through_cli(

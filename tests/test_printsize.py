@@ -157,6 +157,20 @@ def test_fit_crop_fills_the_box_and_centres() -> None:
     assert (g.x, g.y, g.w, g.h) == pytest.approx((0, 1000, 1000, 1000))
 
 
+def test_fit_crop_anchor_chooses_the_part_kept() -> None:
+    left = fit_region(4000, 3000, 2400, 3000, "crop", (0.0, 0.5))
+    right = fit_region(4000, 3000, 2400, 3000, "crop", (1.0, 0.5))
+    assert (left.x, left.w) == pytest.approx((0, 2400)) and (right.x, right.w) == pytest.approx((1600, 2400))
+    top = fit_region(1000, 3000, 300, 300, "crop", (0.3, 0.0))  # the x part is ignored: nothing to trim
+    assert (top.x, top.y) == pytest.approx((0, 0))
+    assert fit_region(1000, 3000, 300, 300, "crop", (0.5, 0.25)).y == pytest.approx(500)
+    # Out of range or not a number: clamped, or the centre; never outside the region.
+    assert fit_region(1000, 3000, 300, 300, "crop", (0.5, 7.0)).y == pytest.approx(2000)
+    assert fit_region(1000, 3000, 300, 300, "crop", (0.5, float("nan"))).y == pytest.approx(1000)
+    # Fit and stretch keep the whole region whatever the anchor.
+    assert fit_region(4000, 3000, 2400, 3000, "fit", (0.0, 0.0)).x == 0
+
+
 def test_fit_fit_keeps_aspect_inside_the_box() -> None:
     f = fit_region(4000, 3000, 2400, 3000, "fit")
     assert (f.x, f.y, f.w, f.h) == (0, 0, 4000, 3000)

@@ -36,6 +36,7 @@ from viewer.engine.printsize import (
     PixelSize,
     PrintSize,
     Region,
+    parse_anchor,
     parse_dpi,
     parse_pixel_size,
     parse_print_size,
@@ -173,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--fit", default="crop", choices=FIT_MODES, help="crop to fill (default), fit inside, stretch"
     )
+    e.add_argument(
+        "--anchor",
+        metavar="X,Y",
+        default=None,
+        help="which part of the region a crop keeps, each 0 to 1: 0,0 top-left, 0.5,0.5 centre (default), "
+        "0.5,0 top middle",
+    )
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
 
@@ -269,9 +277,10 @@ def _plan(
     dpi: float | None,
     fit: str,
     max_output_mp: float,
+    anchor: tuple[float, float] = (0.5, 0.5),
 ) -> ExportPlan:
     try:
-        return plan_export(w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp)
+        return plan_export(w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp, anchor=anchor)
     except LimitError as exc:
         raise LimitError(f"{exc} (raise the limit with --max-output-mp)") from None
 
@@ -298,6 +307,7 @@ def _render_and_write(
     max_in: float,
     max_out: float,
     quality: int,
+    anchor: tuple[float, float] = (0.5, 0.5),
 ) -> int:
     """Load the photo and the model, encode, render in bands, write atomically, print the summary."""
     from viewer.engine.export import run_export
@@ -305,7 +315,7 @@ def _render_and_write(
 
     start = time.monotonic()
     loaded = _load(args.input, max_in)
-    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out)
+    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor)
     engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
     bar = ProgressBar("encoding")
     try:
@@ -352,7 +362,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE]`."""
+    """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE] [--anchor X,Y]`."""
     fmt = check_output_path(args.output)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
@@ -362,11 +372,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         parse_print_size(args.print_size) if args.print_size is not None else parse_pixel_size(args.size)
     )
     region = parse_region(args.region) if args.region is not None else None
+    anchor = parse_anchor(args.anchor) if args.anchor is not None else (0.5, 0.5)
     w, h = _probe(args.input, max_in)
-    plan = _plan(w, h, region, size, dpi, args.fit, max_out)
+    plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor)
     check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
-    return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality)
+    return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality, anchor)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QPushButton
 
@@ -19,7 +19,7 @@ from viewer.app.settings import AppSettings
 from viewer.engine.printsize import PixelSize
 
 from .helpers import make_tiny_engine
-from .test_window import TIMEOUT, make_window, open_and_encode
+from .test_window import TIMEOUT, make_window, mouse, open_and_encode
 
 PORTRAIT = (600.0, 900.0)
 
@@ -163,9 +163,23 @@ def test_the_preview_dims_what_crop_to_fill_cuts(qtbot: Any, settings: AppSettin
     inside = preview_grey(dlg, kept.center().x(), kept.center().y())
     cut = preview_grey(dlg, (region.left() + kept.left()) / 2, kept.center().y())
     assert inside >= 195 and cut <= 100, (inside, cut)
+    # Dragging the preview chooses the part kept; the plan, which the export renders, follows.
+    centred = dlg.plan()
+    assert centred is not None and centred.rect.x == pytest.approx(130)
+    press = kept.center()
+    mouse(pv, QEvent.Type.MouseButtonPress, press)
+    mouse(pv, QEvent.Type.MouseMove, press - QPointF(15, 0))
+    mouse(pv, QEvent.Type.MouseMove, press - QPointF(400, 0))  # far past the edge: stops at it
+    mouse(pv, QEvent.Type.MouseButtonRelease, press - QPointF(400, 0))
+    moved = pv.kept_target()
+    assert moved is not None and moved.left() == pytest.approx(region.left(), abs=0.5)
+    plan = dlg.plan()
+    assert plan is not None and plan.rect == pytest.approx((100, 100, 240, 300))
+    assert preview_grey(dlg, region.right() - 3, kept.center().y()) <= 100  # now the right side is cut
+    dlg.set_anchor(0.5, 0.5)
     # The whole photo (2:3) on the same print loses top and bottom instead.
     dlg.set_region("image")
-    assert "trims 17% of the region's height" in dlg.crop_label.text()
+    assert "trims 17% of its height" in dlg.crop_label.text()
     region, kept = pv.region_target(), pv.kept_target()
     assert region is not None and kept is not None
     assert preview_grey(dlg, kept.center().x(), (region.top() + kept.top()) / 2) <= 100

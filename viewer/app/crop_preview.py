@@ -3,16 +3,17 @@
 A print's shape rarely matches a hand-drawn selection. Crop to fill then trims the region, centred, and
 until now the dialog only gave the pixel size, so a chin or a hairline could be lost unseen. This widget
 draws the region from the photo's preview pyramid (no model, GUI thread only) and dims everything outside
-the rectangle the export will actually render.
+the rectangle the export will actually render. Dragging it moves that rectangle inside the region: the
+dialog turns the position into the crop's anchor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPixmap
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
 
 Rect = tuple[float, float, float, float]
 
@@ -27,13 +28,15 @@ def trim_text(region: Rect, kept: Rect) -> str:
     cut_w, cut_h = 1 - kw / rw, 1 - kh / rh
     if cut_w < 0.005 and cut_h < 0.005:
         return "The whole region is exported."
-    if cut_w >= cut_h:
-        return f"Crop to fill trims {cut_w:.0%} of the region's width, half from each side (dimmed)."
-    return f"Crop to fill trims {cut_h:.0%} of the region's height, half from top and bottom (dimmed)."
+    what = f"{cut_w:.0%} of the region's width" if cut_w >= cut_h else f"{cut_h:.0%} of its height"
+    return f"Crop to fill trims {what} (dimmed). Drag the preview to choose the part kept."
 
 
 class CropPreview(QWidget):
     """The export region scaled into the widget, the part outside the kept rectangle dimmed."""
+
+    anchor_changed = Signal(float, float)
+    """A drag moved the kept rectangle: its anchor in the region, 0 to 1 on each axis (see fit_region)."""
 
     def __init__(
         self, levels: Sequence[QPixmap], image_size: tuple[int, int], parent: QWidget | None = None
@@ -44,12 +47,10 @@ class CropPreview(QWidget):
         self._image_w, self._image_h = image_size
         self._region: Rect | None = None
         self._kept: Rect | None = None
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setMinimumHeight(160)
-
-    def sizeHint(self) -> QSize:
-        """Small: it must not push the dialog's controls off a laptop screen."""
-        return QSize(280, 180)
+        self._press: tuple[QPointF, QRectF] | None = None
+        # Small and fixed: it must not push the dialog's controls off a laptop screen.
+        self.setFixedSize(QSize(220, 160))
+        self.setMouseTracking(True)  # the hand cursor says the crop can be dragged
 
     def set_rects(self, region: Rect | None, kept: Rect | None) -> None:
         """Show `region` (source px) with everything outside `kept` dimmed; None shows nothing."""
@@ -82,6 +83,50 @@ class CropPreview(QWidget):
             if pm.width() >= scale * self._image_w:
                 return pm
         return self._levels[0]
+
+    def _movable(self) -> tuple[QRectF, QRectF] | None:
+        """(region, kept) in widget coordinates when the crop leaves room to move, else None."""
+        target, kept = self.region_target(), self.kept_target()
+        if target is None or kept is None:
+            return None
+        if target.width() - kept.width() < 0.5 and target.height() - kept.height() < 0.5:
+            return None
+        return target, kept
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """GUI thread: start moving the kept rectangle."""
+        rects = self._movable()
+        if event.button() != Qt.MouseButton.LeftButton or rects is None:
+            super().mousePressEvent(event)
+            return
+        self._press = (event.position(), rects[1])
+        self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        """GUI thread: move the kept rectangle with the pointer, inside the region."""
+        rects = self._movable()
+        if self._press is None or rects is None:
+            self.setCursor(Qt.CursorShape.OpenHandCursor if rects is not None else Qt.CursorShape.ArrowCursor)
+            return
+        target, _ = rects
+        start, kept = self._press
+        d = event.position() - start
+        anchor = []
+        for lo, size, kept_lo, kept_size, delta in (
+            (target.left(), target.width(), kept.left(), kept.width(), d.x()),
+            (target.top(), target.height(), kept.top(), kept.height(), d.y()),
+        ):
+            room = size - kept_size
+            anchor.append(0.5 if room < 0.5 else min(1.0, max(0.0, (kept_lo + delta - lo) / room)))
+        self.anchor_changed.emit(anchor[0], anchor[1])
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        """GUI thread: the move ends."""
+        self._press = None
+        self.setCursor(
+            Qt.CursorShape.OpenHandCursor if self._movable() is not None else Qt.CursorShape.ArrowCursor
+        )
 
     def paintEvent(self, event: QPaintEvent) -> None:
         """GUI thread: the region from the preview pixmap, the cut parts dimmed, the kept part outlined."""

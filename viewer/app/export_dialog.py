@@ -88,6 +88,8 @@ class ExportDialog(QDialog):
         self._regions = regions
         self._settings = settings
         self._plan: ExportPlan | None = None
+        self._anchor = (0.5, 0.5)
+        """Which part of the region Crop to fill keeps; centred until the preview is dragged."""
 
         # Region
         region_box = QGroupBox("Region")
@@ -147,12 +149,14 @@ class ExportDialog(QDialog):
         self.crop_preview: CropPreview | None = None
         self.crop_label = QLabel()
         self.crop_label.setWordWrap(True)
+        self.crop_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         preview_box = QGroupBox("Preview")
-        pl = QVBoxLayout(preview_box)
+        pl = QHBoxLayout(preview_box)
         if preview:
             self.crop_preview = CropPreview(preview, image_size)
+            self.crop_preview.anchor_changed.connect(self.set_anchor)
             pl.addWidget(self.crop_preview)
-        pl.addWidget(self.crop_label)
+        pl.addWidget(self.crop_label, 1)
 
         # Format
         fmt_box = QGroupBox("File")
@@ -259,6 +263,11 @@ class ExportDialog(QDialog):
         self.custom_w.setValue(w)
         self.custom_h.setValue(h)
 
+    def set_anchor(self, ax: float, ay: float) -> None:
+        """Which part of the region a crop keeps: (0, 0) the top-left, (1, 1) the bottom-right."""
+        self._anchor = (ax, ay)
+        self._update()
+
     # -- the live result -----------------------------------------------------------------------------------
     def region_kind(self) -> str:
         for kind, b in self._region_buttons.items():
@@ -291,7 +300,9 @@ class ExportDialog(QDialog):
             box = size
         if (orient == "portrait" and box.w > box.h) or (orient == "landscape" and box.w < box.h):
             box = PixelSize(box.h, box.w)
-        return plan_export(self._image_w, self._image_h, region, box, dpi, self.fit.currentData())
+        return plan_export(
+            self._image_w, self._image_h, region, box, dpi, self.fit.currentData(), anchor=self._anchor
+        )
 
     def _update(self) -> None:
         custom = self.preset.currentData() == CUSTOM

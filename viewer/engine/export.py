@@ -119,12 +119,14 @@ def plan_export(
     fit: str = "crop",
     *,
     max_output_megapixels: float = DEFAULT_MAX_OUTPUT_MP,
+    anchor: tuple[float, float] = (0.5, 0.5),
 ) -> ExportPlan:
     """Validate and plan an export of `region` (None: the whole photo) at `size`.
 
     A `PrintSize` is turned into pixels at `dpi` (default 300) after being rotated to the region's
     orientation (a landscape region printed "8x10in" gives a 10x8 in print); a `PixelSize` is used as
-    given, and `dpi`, if any, is only recorded. `fit` is crop, fit or stretch (see `fit_region`).
+    given, and `dpi`, if any, is only recorded. `fit` is crop, fit or stretch, and `anchor` says which
+    part of the region a crop keeps (see `fit_region`).
     Raises ArgumentError for a bad region or size and LimitError when the output exceeds the limit.
     """
     if image_w <= 0 or image_h <= 0:
@@ -145,7 +147,7 @@ def plan_export(
         box_w, box_h = int(size.w), int(size.h)
         if box_w < 1 or box_h < 1:
             raise ArgumentError(f"invalid output size {box_w}x{box_h}")
-    f = fit_region(reg.w, reg.h, box_w, box_h, fit)
+    f = fit_region(reg.w, reg.h, box_w, box_h, fit, anchor)
     mp = f.out_w * f.out_h / 1_000_000
     if mp > max_output_megapixels:
         raise LimitError(

@@ -137,6 +137,20 @@ def parse_region(text: str) -> Region:
     return Region(x, y, w, h)
 
 
+def parse_anchor(text: str) -> tuple[float, float]:
+    """Parse 'X,Y' (each 0 to 1): which part of the region a crop keeps, 0,0 its top-left corner."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        ax, ay = (float(p) for p in parts)
+    except ValueError:
+        raise ArgumentError(
+            f"cannot parse anchor '{text}': expected X,Y between 0 and 1, e.g. 0.5,0 for the top middle"
+        ) from None
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (ax, ay)):
+        raise ArgumentError(f"invalid anchor '{text}': both values must be between 0 and 1")
+    return ax, ay
+
+
 def parse_scale(value: str | float) -> float:
     """A magnification factor: a positive finite number (3.7 is fine)."""
     try:
@@ -191,11 +205,19 @@ class Fit:
     out_h: int
 
 
-def fit_region(region_w: float, region_h: float, out_w: int, out_h: int, mode: str) -> Fit:
+def fit_region(
+    region_w: float,
+    region_h: float,
+    out_w: int,
+    out_h: int,
+    mode: str,
+    anchor: tuple[float, float] = (0.5, 0.5),
+) -> Fit:
     """Map a region onto an out_w x out_h box.
 
-    - crop: the output is exactly the box; the source rectangle shrinks to the box's aspect, centred
-      (crop-to-fill, nothing distorted, edges of the region may be lost);
+    - crop: the output is exactly the box; the source rectangle shrinks to the box's aspect (crop-to-fill,
+      nothing distorted, edges of the region may be lost). `anchor` places it: (0, 0) keeps the region's
+      top-left corner, (1, 1) its bottom-right, (0.5, 0.5), the default, centres it;
     - fit: the whole region, undistorted, inside the box: one side equals the box, the other is smaller;
     - stretch: the whole region scaled to exactly the box (distorted when the aspects differ).
     """
@@ -215,4 +237,5 @@ def fit_region(region_w: float, region_h: float, out_w: int, out_h: int, mode: s
         sw, sh = region_h * box_aspect, float(region_h)
     else:  # region taller: trim top and bottom
         sw, sh = float(region_w), region_w / box_aspect
-    return Fit((region_w - sw) / 2, (region_h - sh) / 2, sw, sh, out_w, out_h)
+    ax, ay = (min(1.0, max(0.0, a)) if math.isfinite(a) else 0.5 for a in anchor)
+    return Fit((region_w - sw) * ax, (region_h - sh) * ay, sw, sh, out_w, out_h)
