@@ -26,8 +26,9 @@ EYE = (204.0, 100.0)
 """The sample's left eye (as seen): where the Inspect shot looks."""
 PROBE_OFFSET = (37.0, -23.0)
 """Where the Inspect shot's pointer rests, from the centre of the canvas (logical px)."""
-EXPORT_SELECTION = (120.0, 30.0, 200.0, 250.0)
-"""The head and shoulders, 4:5 like an 8x10 in print: the Export shot's selection."""
+EXPORT_SELECTION = (100.0, 24.0, 260.0, 260.0)
+"""The head and shoulders, square: an 8x10 in print trims a fifth of its width, which the Export shot's
+preview dims."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
