@@ -139,6 +139,18 @@ def test_selection_changes_undo_and_redo_with_the_standard_keys(
     assert view.selection is None
 
 
+def test_escape_clears_the_selection_first_then_leaves_full_screen(qtbot: Any, window: MainWindow) -> None:
+    canvas = window.canvas
+    window.act_fullscreen.trigger()
+    qtbot.waitUntil(window.isFullScreen, timeout=2000)
+    qtbot.keyClick(canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert window.view.selection is None and window.isFullScreen()
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
+    assert window.history.stack.count() == 2  # Select All and its clearing; leaving full screen is no step
+
+
 # -- status bar and zoom field -------------------------------------------------------------------------------
 def test_progress_bar_never_covers_a_status_message(window: MainWindow) -> None:
     window._render_state = lambda: ("Refining 1/4 tiles…", True, 1, 4)  # type: ignore[method-assign]

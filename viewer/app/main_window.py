@@ -240,9 +240,7 @@ class MainWindow(QMainWindow):
         self.act_select_all = self._action(
             "Select &Whole Image", self._select_all, (QKeySequence(K.SelectAll),)
         )
-        self.act_clear_sel = self._action(
-            "&Clear Selection", lambda: self.history.change(None, "Clear Selection"), ("Esc",)
-        )
+        self.act_clear_sel = self._action("&Clear Selection", self._escape, ("Esc",))
         # Undo and redo of the selection; their text names the step ("Undo Clear Selection").
         stack = self.history.stack
         self.act_undo = stack.createUndoAction(self, "&Undo")
@@ -649,6 +647,13 @@ class MainWindow(QMainWindow):
         ill = self._how.illustrations if self._how is not None else None
         if ill is not None and self._how is not None:
             self._how.set_illustrations(replace(ill, probe=probe))
+
+    def _escape(self) -> None:
+        """Esc clears the selection (undoable); with none, it leaves full screen, as people expect."""
+        if self.view.selection is None and self.isFullScreen():
+            self.showNormal()
+        else:
+            self.history.change(None, "Clear Selection")
 
     def _toggle_fullscreen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
