@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtWidgets import QMenu
 
 from viewer import paths
+from viewer.app.canvas import moved_selection, selection_hit
 from viewer.app.main_window import MainWindow, default_export_dir
 from viewer.app.settings import AppSettings
 
@@ -149,6 +150,53 @@ def test_escape_clears_the_selection_first_then_leaves_full_screen(qtbot: Any, w
     qtbot.keyClick(canvas, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
     assert window.history.stack.count() == 2  # Select All and its clearing; leaving full screen is no step
+
+
+def test_selection_hit_and_move_geometry() -> None:
+    rect = QRectF(100, 100, 200, 100)
+    assert selection_hit(rect, 200, 150) == "move"
+    assert selection_hit(rect, 98, 150) == "l" and selection_hit(rect, 303, 150) == "r"
+    assert selection_hit(rect, 200, 96) == "t" and selection_hit(rect, 200, 204) == "b"
+    assert selection_hit(rect, 101, 101) == "tl" and selection_hit(rect, 299, 199) == "br"
+    assert selection_hit(rect, 50, 150) is None and selection_hit(rect, 200, 210) is None
+    assert selection_hit(QRectF(0, 0, 6, 6), 3, 3) == "move"  # a tiny selection can still be moved
+    photo = (96, 80)
+    assert moved_selection((10, 10, 20, 20), "move", 5, -3, photo) == (15, 7, 20, 20)
+    assert moved_selection((10, 10, 20, 20), "move", 500, -500, photo) == (76, 0, 20, 20)  # stays on it
+    assert moved_selection((10, 10, 20, 20), "r", 6, 99, photo) == (10, 10, 26, 20)
+    assert moved_selection((10, 10, 20, 20), "tl", -4, 2, photo) == (6, 12, 24, 18)
+
+
+def test_a_selection_is_moved_and_resized_by_dragging_it(qtbot: Any, window: MainWindow) -> None:
+    view, canvas = window.view, window.canvas
+    view.zoom_to(4.0)
+    window.act_select.setChecked(True)
+    drag(canvas, QPointF(40, 40), QPointF(160, 120))
+    first = view.selection
+    assert first is not None and view.viewport is not None
+    z = view.viewport.zoom
+    rect = canvas.selection_rect()
+    assert rect is not None
+    # Inside: the whole selection follows the pointer, its size kept.
+    drag(canvas, rect.center(), rect.center() + QPointF(20, 8))
+    moved = view.selection
+    assert moved is not None
+    assert moved == pytest.approx((first[0] + 20 / z, first[1] + 8 / z, first[2], first[3]))
+    assert window.act_undo.text().replace("&", "") == "Undo Move Selection"
+    # The right edge: only the width changes.
+    rect = canvas.selection_rect()
+    assert rect is not None
+    drag(canvas, QPointF(rect.right(), rect.center().y()), QPointF(rect.right() + 40, rect.center().y() + 30))
+    assert view.selection == pytest.approx((moved[0], moved[1], moved[2] + 40 / z, moved[3]))
+    # Each step undoes on its own.
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection == pytest.approx(moved)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert view.selection == pytest.approx(first)
+    # Outside it, a drag still starts a new selection.
+    drag(canvas, QPointF(5, 5), QPointF(25, 25))
+    assert view.selection == pytest.approx((*view.viewport.screen_to_source(5, 5), 20 / z, 20 / z))
+    window.act_select.setChecked(False)
 
 
 # -- status bar and zoom field -------------------------------------------------------------------------------

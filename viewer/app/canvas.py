@@ -30,6 +30,8 @@ from viewer.app.view_controller import ViewController
 WHEEL_STEP = 2.0 ** (1 / 3)
 """Zoom factor per wheel notch (120 eighths of a degree)."""
 DIVIDER_GRAB_PX = 8
+SELECTION_GRAB_PX = 6
+"""How near (logical px) an edge or corner of the selection a press resizes it."""
 BACKGROUND = QColor(38, 38, 40)
 
 
@@ -37,14 +39,62 @@ class Drag(Enum):
     NONE = auto()
     PAN = auto()
     SELECT = auto()
+    MOVE_SELECTION = auto()
+    RESIZE_SELECTION = auto()
     DIVIDER = auto()
+
+
+RESIZE_CURSORS = {
+    "l": Qt.CursorShape.SizeHorCursor,
+    "r": Qt.CursorShape.SizeHorCursor,
+    "t": Qt.CursorShape.SizeVerCursor,
+    "b": Qt.CursorShape.SizeVerCursor,
+    "tl": Qt.CursorShape.SizeFDiagCursor,
+    "br": Qt.CursorShape.SizeFDiagCursor,
+    "tr": Qt.CursorShape.SizeBDiagCursor,
+    "bl": Qt.CursorShape.SizeBDiagCursor,
+    "move": Qt.CursorShape.SizeAllCursor,
+}
+
+
+def selection_hit(rect: QRectF, x: float, y: float, grab: float = SELECTION_GRAB_PX) -> str | None:
+    """What a press at (x, y) grabs of the selection drawn at `rect` (logical px): an edge ('l', 'r',
+    't', 'b'), a corner ('tl', 'tr', 'bl', 'br'), the inside ('move'), or nothing (None)."""
+    if not rect.adjusted(-grab, -grab, grab, grab).contains(QPointF(x, y)):
+        return None
+    # On a selection drawn smaller than the grab zones, the inside wins so that it can still be moved.
+    g = min(grab, rect.width() / 3, rect.height() / 3)
+    v = "t" if abs(y - rect.top()) <= g else "b" if abs(y - rect.bottom()) <= g else ""
+    h = "l" if abs(x - rect.left()) <= g else "r" if abs(x - rect.right()) <= g else ""
+    return (v + h) or "move"
+
+
+def moved_selection(
+    start: tuple[float, float, float, float], grip: str, dx: float, dy: float, photo: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """The selection `start` (source px) after dragging its `grip` by (dx, dy) source px: a move keeps its
+    size and stays on the photo; an edge or corner moves only that edge (it may cross the opposite one)."""
+    x, y, w, h = start
+    pw, ph = photo
+    if grip == "move":
+        return (min(max(0.0, x + dx), pw - w), min(max(0.0, y + dy), ph - h), w, h)
+    x0, y0, x1, y1 = x, y, x + w, y + h
+    if "l" in grip:
+        x0 += dx
+    if "r" in grip:
+        x1 += dx
+    if "t" in grip:
+        y0 += dy
+    if "b" in grip:
+        y1 += dy
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 class Canvas(QWidget):
     """The zoomable view of the photo."""
 
-    selection_made = Signal()
-    """A rubber-band selection was completed (or cleared)."""
+    selection_made = Signal(str)
+    """A drag changed the selection; the argument names the step ('Select Region', 'Move Selection')."""
     pointer_moved = Signal(float, float)
     """The pointer hovers at logical canvas position (x, y), no button held (for hover tools)."""
     pointer_left = Signal()
@@ -58,6 +108,7 @@ class Canvas(QWidget):
         self._drag = Drag.NONE
         self._last = QPointF()
         self._sel_start: tuple[float, float] | None = None
+        self._sel_grip: tuple[str, tuple[float, float, float, float]] | None = None
         self.last_paint_ms = 0.0
         self._watched_window: object = None
         self._device_painters: list[Callable[[QPainter], None]] = []
@@ -143,11 +194,9 @@ class Canvas(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         vp = view.viewport
-        if view.selection is not None and vp is not None:
-            x, y, w, h = view.selection
-            x0, y0 = vp.source_to_screen(x, y)
-            x1, y1 = vp.source_to_screen(x + w, y + h)
-            rect = QRectF(QPointF(x0, y0), QPointF(x1, y1))
+        rect = self.selection_rect()
+        if view.selection is not None and rect is not None:
+            _, _, w, h = view.selection
             shade = QColor(0, 0, 0, 110)
             full = QRectF(self.rect())
             painter.fillRect(QRectF(full.left(), full.top(), full.width(), rect.top() - full.top()), shade)
@@ -165,6 +214,14 @@ class Canvas(QWidget):
             painter.drawText(
                 rect.adjusted(4, 2, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, label
             )
+            if self.select_mode:  # handles: the edges and corners can be dragged
+                painter.setPen(QPen(QColor(0, 0, 0), 1))
+                painter.setBrush(QColor(255, 255, 255))
+                for hx in (rect.left(), rect.center().x(), rect.right()):
+                    for hy in (rect.top(), rect.center().y(), rect.bottom()):
+                        if hx != rect.center().x() or hy != rect.center().y():
+                            painter.drawRect(QRectF(hx - 3, hy - 3, 6, 6))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
         if split_x is not None:
             x = split_x / dpr
             painter.setPen(QPen(QColor(255, 255, 255, 220), 2))
@@ -242,9 +299,17 @@ class Canvas(QWidget):
             return
         pos = event.position()
         self._last = pos
+        selecting = self.select_mode or event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        grip = self._selection_grip(pos.x(), pos.y()) if selecting else None
         if self._near_divider(pos.x()):
             self._drag = Drag.DIVIDER
-        elif self.select_mode or event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+        elif grip is not None and self._view.selection is not None:
+            # On the selection: move it (inside) or resize it (an edge or corner) instead of starting anew.
+            self._drag = Drag.MOVE_SELECTION if grip == "move" else Drag.RESIZE_SELECTION
+            self._sel_start = self._view.viewport.screen_to_source(pos.x(), pos.y())
+            self._sel_grip = (grip, self._view.selection)
+            self.setCursor(RESIZE_CURSORS[grip])
+        elif selecting:
             self._drag = Drag.SELECT
             self._sel_start = self._view.viewport.screen_to_source(pos.x(), pos.y())
             self._view.set_selection(None)
@@ -267,8 +332,17 @@ class Canvas(QWidget):
             sx, sy = self._sel_start
             ex, ey = vp.screen_to_source(pos.x(), pos.y())
             self._view.set_selection((sx, sy, ex - sx, ey - sy))
+        elif self._sel_grip is not None and self._sel_start is not None and vp is not None:
+            photo = self._view.photo
+            if photo is not None:
+                sx, sy = self._sel_start
+                ex, ey = vp.screen_to_source(pos.x(), pos.y())
+                grip, start = self._sel_grip
+                self._view.set_selection(
+                    moved_selection(start, grip, ex - sx, ey - sy, (photo.width, photo.height))
+                )
         else:
-            self._update_cursor(pos.x())
+            self._update_cursor(pos.x(), pos.y())
             self.pointer_moved.emit(pos.x(), pos.y())
 
     def leaveEvent(self, event: QEvent) -> None:
@@ -278,15 +352,38 @@ class Canvas(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         """GUI thread: end the drag."""
-        if self._drag == Drag.SELECT:
-            self.selection_made.emit()
+        step = {
+            Drag.SELECT: "Select Region",
+            Drag.MOVE_SELECTION: "Move Selection",
+            Drag.RESIZE_SELECTION: "Resize Selection",
+        }.get(self._drag)
+        if step is not None:
+            self.selection_made.emit(step if self._view.selection is not None else "Clear Selection")
         self._drag = Drag.NONE
         self._sel_start = None
-        self._update_cursor(event.position().x())
+        self._sel_grip = None
+        self._update_cursor(event.position().x(), event.position().y())
 
-    def _update_cursor(self, x: float) -> None:
+    def selection_rect(self) -> QRectF | None:
+        """Where the selection is drawn on the canvas (logical px), or None."""
+        vp, sel = self._view.viewport, self._view.selection
+        if vp is None or sel is None:
+            return None
+        x, y, w, h = sel
+        x0, y0 = vp.source_to_screen(x, y)
+        x1, y1 = vp.source_to_screen(x + w, y + h)
+        return QRectF(QPointF(x0, y0), QPointF(x1, y1))
+
+    def _selection_grip(self, x: float, y: float) -> str | None:
+        rect = self.selection_rect()
+        return None if rect is None else selection_hit(rect, x, y)
+
+    def _update_cursor(self, x: float, y: float | None = None) -> None:
+        grip = self._selection_grip(x, y) if self.select_mode and y is not None else None
         if self._near_divider(x):
             self.setCursor(Qt.CursorShape.SplitHCursor)
+        elif grip is not None:
+            self.setCursor(RESIZE_CURSORS[grip])
         elif self.select_mode:
             self.setCursor(Qt.CursorShape.CrossCursor)
         else:
@@ -301,3 +398,4 @@ class Canvas(QWidget):
         """Rubber-band selection instead of panning for a plain drag."""
         self.select_mode = on
         self._update_cursor(-1e9)
+        self.update()  # the selection's handles show in select mode only

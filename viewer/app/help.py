@@ -22,6 +22,8 @@ MOUSE_GESTURES: tuple[tuple[str, str], ...] = (
     ("Trackpad two-finger scroll", "Pan (with Ctrl: zoom)"),
     ("Drag", "Pan"),
     ("Shift+drag, or drag in Select mode", "Select a region for export"),
+    ("The same, inside the selection", "Move the selection"),
+    ("The same, on its edge or corner", "Resize the selection"),
     ("Drag the divider", "Move the compare split"),
     ("Click or drag in the navigator", "Move the view there"),
     ("Drop a file on the window", "Open it"),

@@ -664,9 +664,9 @@ class MainWindow(QMainWindow):
             self.history.change(whole, "Select Whole Image")
             self._refresh_actions()
 
-    def _on_selection_made(self) -> None:
-        """A rubber-band drag ended: its result (a region, or none after a click) is one undoable step."""
-        self.history.record("Select Region" if self.view.selection is not None else "Clear Selection")
+    def _on_selection_made(self, step: str) -> None:
+        """A drag on the canvas changed the selection (drawn, moved, resized or cleared): one undoable step."""
+        self.history.record(step)
         self._refresh_actions()
 
     def _zoom_entered(self, text: str) -> None:
