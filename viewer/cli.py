@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--anchor",
         metavar="X,Y",
         default=None,
-        help="which part of the region a crop keeps, each 0 to 1: 0,0 top-left, 0.5,0.5 centre (default), "
-        "0.5,0 top middle",
+        help="with --fit crop, which part of the region is kept, each 0 to 1: 0,0 top-left, 0.5,0.5 centre "
+        "(default), 0.5,0 top middle",
     )
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
