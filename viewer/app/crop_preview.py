@@ -1,10 +1,10 @@
 """The Export dialog's preview: the chosen region, with what "Crop to fill" will cut away dimmed.
 
-A print's shape rarely matches a hand-drawn selection. Crop to fill then trims the region, centred, and
-until now the dialog only gave the pixel size, so a chin or a hairline could be lost unseen. This widget
-draws the region from the photo's preview pyramid (no model, GUI thread only) and dims everything outside
-the rectangle the export will actually render. Dragging it moves that rectangle inside the region: the
-dialog turns the position into the crop's anchor.
+A print's shape rarely matches a hand-drawn selection. Crop to fill then trims the region, and from the
+pixel size alone a person cannot see that a chin or a hairline will be lost. This widget draws the region
+from the photo's preview pyramid (no model, GUI thread only) and dims everything outside the rectangle the
+export will actually render. Dragging it moves that rectangle inside the region: the dialog turns the
+position into the crop's anchor.
 """
 
 from __future__ import annotations

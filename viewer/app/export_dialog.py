@@ -325,12 +325,8 @@ class ExportDialog(QDialog):
                 self.crop_preview.set_rects(None, None)
             return
         self._plan = plan
-        region = self._regions.get(self.region_kind()) or (
-            0.0,
-            0.0,
-            float(self._image_w),
-            float(self._image_h),
-        )
+        whole = (0.0, 0.0, float(self._image_w), float(self._image_h))
+        region = self._regions.get(self.region_kind()) or whole
         self.crop_label.setText(trim_text(region, plan.rect))
         if self.crop_preview is not None:
             self.crop_preview.set_rects(region, plan.rect)

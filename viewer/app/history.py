@@ -1,8 +1,8 @@
 """Undo and redo for the export selection, the one thing in the viewer a person builds up by hand.
 
 A careful selection of a face is easy to lose: a stray Shift+click or `Esc` clears it. Every completed
-change (a rubber-band drag, Select Whole Image, Clear Selection) becomes one step on a `QUndoStack`, so
-Edit ▸ Undo (`Ctrl+Z`) brings the previous selection back. Opening another photo starts a new history,
+change (a drag that draws, moves or resizes it, Select Whole Image, Clear Selection) becomes one step on a
+`QUndoStack`, so Edit ▸ Undo (`Ctrl+Z`) brings the previous selection back. Opening another photo starts a new history,
 since a selection belongs to its photo. GUI thread only; nothing here touches the model.
 """
 
