@@ -138,6 +138,16 @@ def test_selection_changes_undo_and_redo_with_the_standard_keys(
     assert view.selection is None and not window.act_undo.isEnabled() and not window.act_redo.isEnabled()
     qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert view.selection is None
+    # A drag that began on the previous photo does not edit the next one.
+    qtbot.keyClick(canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    rect = canvas.selection_rect()
+    assert rect is not None
+    mouse(canvas, QEvent.Type.MouseButtonPress, rect.center(), Qt.KeyboardModifier.ShiftModifier)
+    window.controller.open(photo_path)
+    qtbot.waitUntil(lambda: view.photo is not None and view.photo.path == photo_path, timeout=TIMEOUT)
+    mouse(canvas, QEvent.Type.MouseMove, rect.center() + QPointF(30, 30), Qt.KeyboardModifier.ShiftModifier)
+    mouse(canvas, QEvent.Type.MouseButtonRelease, rect.center() + QPointF(30, 30))
+    assert view.selection is None and window.history.stack.count() == 0
 
 
 def test_escape_clears_the_selection_first_then_leaves_full_screen(qtbot: Any, window: MainWindow) -> None:

@@ -364,6 +364,12 @@ class Canvas(QWidget):
         self._sel_grip = None
         self._update_cursor(event.position().x(), event.position().y())
 
+    def cancel_drag(self) -> None:
+        """Forget a drag in progress (another photo opened under it): its release then changes nothing."""
+        self._drag = Drag.NONE
+        self._sel_start = None
+        self._sel_grip = None
+
     def selection_rect(self) -> QRectF | None:
         """Where the selection is drawn on the canvas (logical px), or None."""
         vp, sel = self._view.viewport, self._view.selection

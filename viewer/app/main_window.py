@@ -690,6 +690,7 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def _on_photo_changed(self) -> None:
+        self.canvas.cancel_drag()  # a drag began on the previous photo: it must not edit this one
         self.history.reset()
         self.nav_panel.refresh()
         photo = self.view.photo
