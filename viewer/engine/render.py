@@ -1,26 +1,31 @@
-"""The engine: encode a photo once (tiled), then render any source rectangle at any output size.
+"""The engine: encode a photo (lazily, tile by tile), then render any source rectangle at any output size.
 
 The GUI's worker and the command line both use `Engine`. It holds the model on one device and keeps no
-per-image state: `encode` returns a `FeatureMap`, and `render` takes one. Renders are split into chunks
-of queries; between chunks the cancellation token is checked and progress is reported.
+per-image state: `open_store` returns a `FeatureStore` that encodes tiles of the photo on demand (what the
+viewer and the command line use), `encode` returns a whole `FeatureMap` (small images, evaluation), and
+`render` takes either. A render first encodes the latents its window needs (`prefetch`), then decodes in
+chunks of queries; between chunks the cancellation token is checked and progress is reported.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from viewer.engine.cancel import CancelToken, ProgressCallback, check
 from viewer.engine.device import dtype_name, resolve_device, resolve_precision
+from viewer.engine.diskcache import TileDiskCache, TileNamespace
+from viewer.engine.features import DEFAULT_TILE, Box, FeatureMap, FeatureStore, Latents, clip_box, photo_key
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
-from viewer.liif.query import Decoder, ProjectionCache, latent_centres, query
+from viewer.liif.query import Decoder, latent_centres, query
+
+__all__ = ["Engine", "FeatureMap", "FeatureStore", "Latents", "SourceRect", "pixel_grid", "to_unit"]
 
 
 @dataclass(frozen=True)
@@ -40,46 +45,6 @@ class SourceRect:
             )
 
 
-@dataclass
-class FeatureMap:
-    """An encoded photo: its latent grid (C, H, W) on the engine's device, plus caches derived from it."""
-
-    feat: torch.Tensor
-    _caches: dict[int, ProjectionCache] = field(default_factory=dict, repr=False)
-    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def height(self) -> int:
-        return int(self.feat.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.feat.shape[2])
-
-    def projection(self, decoder: Decoder) -> ProjectionCache:
-        """The per-latent projection cache for `decoder`, created on first use."""
-        with self._lock:
-            cache = self._caches.get(id(decoder))
-            if cache is None:
-                cache = ProjectionCache(self.feat, decoder)
-                self._caches[id(decoder)] = cache
-            return cache
-
-    def derived(self, key: str, make: Callable[[], Any]) -> Any:
-        """A value computed from this map once (e.g. its PCA image), then reused.
-
-        `make` runs outside the lock, so a slow one does not block the projection cache; if two threads
-        race, the first stored value wins and both get it.
-        """
-        with self._lock:
-            if key in self._derived:
-                return self._derived[key]
-        value = make()
-        with self._lock:
-            return self._derived.setdefault(key, value)
-
-
 def pixel_grid(
     rect: SourceRect, out_w: int, out_h: int, h: int, w: int, window: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,6 +58,30 @@ def pixel_grid(
     cols = -1.0 + 2.0 * (rect.x + (np.arange(c0, c1, dtype=np.float64) + 0.5) * (rect.w / out_w)) / w
     cell = np.array([2.0 * rect.h / out_h / h, 2.0 * rect.w / out_w / w], dtype=np.float32)
     return rows.astype(np.float32), cols.astype(np.float32), cell
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """Source pixels as float32 in [0, 1]: uint8 / 255, uint16 / 65535, floats as they are."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) * np.float32(1 / 255)
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) * np.float32(1 / 65535)
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def window_latents(rect: SourceRect, out_w: int, out_h: int, window: tuple[int, int, int, int]) -> Box:
+    """The latents (y0, y1, x0, x1) that rendering `window` of the grid can touch, unclipped.
+
+    A query uses the four latents around its point, and the decoder's 3x3 unfold one more on each side;
+    a margin of 3 covers both with room for rounding.
+    """
+    r0, c0, r1, c1 = window
+    sy, sx = rect.h / out_h, rect.w / out_w
+    y0 = math.floor(rect.y + r0 * sy) - 3
+    y1 = math.ceil(rect.y + r1 * sy) + 3
+    x0 = math.floor(rect.x + c0 * sx) - 3
+    x1 = math.ceil(rect.x + c1 * sx) + 3
+    return (y0, y1, x0, x1)
 
 
 def _default_chunk(device: torch.device) -> int:
@@ -115,6 +104,10 @@ class Engine:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision = dtype_name(self.dtype)
+        self.feature_dtype = torch.float32 if precision.strip().lower() == "fp32" else torch.float16
+        """How stored tiles are kept: half precision (half the memory; the PSNR cost is in the README)
+        unless exact fp32 was asked for, which keeps every tile in fp32."""
+        self._model_key: str | None = None
         self.model = model.to(self.device).eval()
         self._channels_last = self.device.type == "cpu"
         """On a CPU the encoder's convolutions run about 15% faster (25% for the old-photo clean-up network)
@@ -165,37 +158,135 @@ class Engine:
         return (h if h <= side else tile), (w if w <= side else tile)
 
     @torch.inference_mode()
+    def encode_region(
+        self, pixels: np.ndarray, y0: int, y1: int, x0: int, x1: int, cancel: CancelToken | None = None
+    ) -> torch.Tensor:
+        """The exact latents of source rectangle [y0, y1) x [x0, x1) of `pixels` (H, W, 3; uint8, uint16
+        or float in [0, 1]) as float32 (C, y1-y0, x1-x0) on the device.
+
+        Each piece is encoded from its crop plus a halo of the encoder's receptive radius (zero padding
+        only at the photo's edge, as in a whole-photo encode), cut so one piece's activations fit the
+        encode memory budget; the result equals the same part of a whole-photo encode within float
+        tolerance.
+        """
+        h, w = pixels.shape[:2]
+        halo = self.model.receptive_radius
+        side = self._encode_side()
+        tile_h = (y1 - y0) if min(h, y1 + halo) - max(0, y0 - halo) <= side else self.encode_tile_size()
+        tile_w = (x1 - x0) if min(w, x1 + halo) - max(0, x0 - halo) <= side else self.encode_tile_size()
+        feat = torch.empty((self.model.feat_dim, y1 - y0, x1 - x0), dtype=torch.float32, device=self.device)
+        for ty in range(y0, y1, tile_h):
+            for tx in range(x0, x1, tile_w):
+                check(cancel)
+                th, tw = min(tile_h, y1 - ty), min(tile_w, x1 - tx)
+                cy0, cy1 = max(0, ty - halo), min(h, ty + th + halo)
+                cx0, cx1 = max(0, tx - halo), min(w, tx + tw + halo)
+                crop = torch.from_numpy(to_unit(pixels[cy0:cy1, cx0:cx1]))
+                inp = ((crop.permute(2, 0, 1).unsqueeze(0) - 0.5) / 0.5).to(self.device)
+                if self._channels_last:
+                    inp = inp.contiguous(memory_format=torch.channels_last)
+                out = self.model.encode(inp)[0]
+                feat[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw] = out[
+                    :, ty - cy0 : ty - cy0 + th, tx - cx0 : tx - cx0 + tw
+                ]
+                del out, inp
+        return feat
+
+    @torch.inference_mode()
     def encode(
         self, rgb: np.ndarray, cancel: CancelToken | None = None, progress: ProgressCallback | None = None
     ) -> FeatureMap:
-        """Encode an (H, W, 3) float image in [0, 1]. Tiled with a halo of the encoder's receptive radius,
-        so the result equals the untiled encoder (within float tolerance) at bounded memory."""
+        """Encode a whole (H, W, 3) image (uint8, uint16 or float in [0, 1]) into one `FeatureMap`.
+
+        Tiled with a halo of the encoder's receptive radius, so the result equals the untiled encoder
+        (within float tolerance) at bounded memory. For photos of any size, `open_store` encodes only
+        what is asked for.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
-        halo = self.model.receptive_radius
         tile_h, tile_w = self.encode_tiles(h, w)
         feat = torch.empty((self.model.feat_dim, h, w), dtype=torch.float32, device=self.device)
         tiles = [(y, x) for y in range(0, h, tile_h) for x in range(0, w, tile_w)]
         for n, (ty, tx) in enumerate(tiles):
-            check(cancel)
-            y0, y1 = max(0, ty - halo), min(h, ty + tile_h + halo)
-            x0, x1 = max(0, tx - halo), min(w, tx + tile_w + halo)
-            crop = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.float32))
-            inp = ((crop.permute(2, 0, 1).unsqueeze(0) - 0.5) / 0.5).to(self.device)
-            if self._channels_last:
-                inp = inp.contiguous(memory_format=torch.channels_last)
-            out = self.model.encode(inp)[0]
             th, tw = min(tile_h, h - ty), min(tile_w, w - tx)
-            feat[:, ty : ty + th, tx : tx + tw] = out[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw]
-            del out, inp
+            feat[:, ty : ty + th, tx : tx + tw] = self.encode_region(rgb, ty, ty + th, tx, tx + tw, cancel)
             if progress is not None:
                 progress(n + 1, len(tiles))
         return FeatureMap(feat)
 
+    @property
+    def model_key(self) -> str:
+        """A digest of the model's architecture and weights: what a cached tile was encoded with."""
+        if self._model_key is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(json.dumps(self.model.spec, sort_keys=True, default=str).encode())
+            for name, t in sorted(self.model.encoder.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            self._model_key = h.hexdigest()
+        return self._model_key
+
+    def open_store(
+        self,
+        pixels: np.ndarray,
+        *,
+        budget_bytes: int | None = None,
+        disk: TileDiskCache | None = None,
+        content_key: str | None = None,
+        tile: int = DEFAULT_TILE,
+    ) -> FeatureStore:
+        """A lazily encoded store of `pixels` (H, W, 3; held as given, uint8 or uint16): nothing is encoded
+        until a render, `prefetch` or `crop` asks for it. With `disk`, tiles are also written to and read
+        from the disk cache, keyed by `content_key` (default: a digest of the pixels) and the model."""
+        if pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ArgumentError(f"expected an (H, W, 3) image, got shape {pixels.shape}")
+        h, w = pixels.shape[:2]
+        ns = None
+        if disk is not None and disk.enabled:
+            ns = TileNamespace(
+                content_key or photo_key(pixels),
+                self.model_key,
+                "float32" if self.feature_dtype == torch.float32 else "float16",
+                tile,
+            )
+
+        def encode(y0: int, y1: int, x0: int, x1: int, cancel: CancelToken | None) -> torch.Tensor:
+            return self.encode_region(pixels, y0, y1, x0, x1, cancel)
+
+        batch = max(tile, self._encode_side() - 2 * self.model.receptive_radius)
+        return FeatureStore(
+            encode,
+            h,
+            w,
+            self.model.feat_dim,
+            self.device,
+            tile=tile,
+            batch=batch,
+            budget_bytes=budget_bytes,
+            dtype=self.feature_dtype,
+            disk=disk,
+            namespace=ns,
+        )
+
+    def prefetch_window(
+        self,
+        fm: Latents,
+        rect: SourceRect,
+        out_w: int,
+        out_h: int,
+        window: tuple[int, int, int, int] | None = None,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Encode the latents that rendering `window` of the grid needs (none for a whole `FeatureMap`)."""
+        win = window if window is not None else (0, 0, out_h, out_w)
+        box = clip_box(window_latents(rect, out_w, out_h, win), fm.height, fm.width)
+        return 0 if box is None else fm.prefetch(box, cancel, progress)
+
     # -- querying -----------------------------------------------------------------------------------
     @torch.inference_mode()
-    def query(self, fm: FeatureMap, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    def query(self, fm: Latents, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """Raw decoder output (normalised units, unclamped) at coord (N, 2) with cell (N, 2) or (2,)."""
         cache = fm.projection(self.decoder)
         out = []
@@ -207,7 +298,7 @@ class Engine:
     @torch.inference_mode()
     def render(
         self,
-        fm: FeatureMap,
+        fm: Latents,
         rect: SourceRect,
         out_w: int,
         out_h: int,
@@ -227,6 +318,7 @@ class Engine:
         r0, c0, r1, c1 = window if window is not None else (0, 0, out_h, out_w)
         if not (0 <= r0 < r1 <= out_h and 0 <= c0 < c1 <= out_w):
             raise ArgumentError(f"window {window} is outside the {out_w}x{out_h} output")
+        self.prefetch_window(fm, rect, out_w, out_h, (r0, c0, r1, c1), cancel)
         h, w = fm.height, fm.width
         ncols = c1 - c0
         n = (r1 - r0) * ncols
@@ -262,7 +354,7 @@ class Engine:
 
     def render_scale(
         self,
-        fm: FeatureMap,
+        fm: Latents,
         out_w: int,
         out_h: int,
         *,

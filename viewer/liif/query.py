@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,18 @@ from viewer.liif.liif import LIIF
 
 _EPS_SHIFT = 1e-6
 _CLAMP = 1 - 1e-6
+
+
+class LatentSource(Protocol):
+    """An encoded photo as the query reads it: its latent grid's size and device, and exact crops."""
+
+    height: int
+    width: int
+    device: torch.device
+
+    def crop(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Latents [y0, y1) x [x0, x1) as float32 (C, h, w)."""
+        ...
 
 
 def _fused_linear_relu_works(dtype: torch.dtype) -> bool:
@@ -88,16 +101,16 @@ class Decoder:
                 x = torch.relu_(F.linear(x, weight, bias))
         return x
 
-    def project(self, feat: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+    def project(self, source: LatentSource, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Per-latent first-layer activations (pre-ReLU) for latents [r0, r1) x [c0, c1), shape (h, w, hidden).
 
-        Uses the true zero padding of `feat` at the image border, so a block's values do not depend on
-        which render asked for it.
+        Uses the true zero padding of the feature map at the image border, so a block's values do not
+        depend on which render asked for it (nor on how the map is tiled).
         """
-        _, h, w = feat.shape
+        h, w = source.height, source.width
         p = self.kernel // 2
         y0, y1, x0, x1 = max(0, r0 - p), min(h, r1 + p), max(0, c0 - p), min(w, c1 + p)
-        crop = feat[:, y0:y1, x0:x1].unsqueeze(0).float()
+        crop = source.crop(y0, y1, x0, x1).unsqueeze(0).float()
         pad = (p - (c0 - x0), p - (x1 - c1), p - (r0 - y0), p - (y1 - r1))
         if any(pad):
             crop = F.pad(crop, pad)
@@ -106,15 +119,19 @@ class Decoder:
 
 
 class ProjectionCache:
-    """Blocks of the decoder's per-latent projection for one feature map, under a memory budget (LRU).
+    """Blocks of the decoder's per-latent projection for one encoded photo, under a memory budget (LRU).
 
+    It reads latents only through `source.crop`, so a lazily encoded store is encoded where it is queried.
     Thread-safe: the viewport worker and an export may query the same image.
     """
 
     def __init__(
-        self, feat: torch.Tensor, decoder: Decoder, *, block: int = 32, budget_bytes: int = 512 << 20
+        self, source: LatentSource, decoder: Decoder, *, block: int = 32, budget_bytes: int = 512 << 20
     ):
-        self.feat = feat
+        self.source = source
+        self.height = source.height
+        self.width = source.width
+        self.device = source.device
         self.decoder = decoder
         self.block = block
         itemsize = torch.empty((), dtype=decoder.dtype).element_size()
@@ -129,9 +146,9 @@ class ProjectionCache:
             if hit is not None:
                 self._blocks.move_to_end(key)
                 return hit
-        _, h, w = self.feat.shape
+        h, w = self.height, self.width
         b = self.block
-        val = self.decoder.project(self.feat, bi * b, min(h, (bi + 1) * b), bj * b, min(w, (bj + 1) * b))
+        val = self.decoder.project(self.source, bi * b, min(h, (bi + 1) * b), bj * b, min(w, (bj + 1) * b))
         with self._lock:
             self._blocks[key] = val
             while len(self._blocks) > self._max_blocks:
@@ -194,9 +211,8 @@ def ensemble_terms(
     centres: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> EnsembleTerms:
     """Evaluate the decoder for every ensemble member of `coord` (N, 2) with `cell` (N, 2) or (2,)."""
-    feat = cache.feat
-    _, h, w = feat.shape
-    dev = feat.device
+    h, w = cache.height, cache.width
+    dev = cache.device
     coord = coord.to(device=dev, dtype=torch.float32)
     cell = cell.to(device=dev, dtype=torch.float32)
     row_c, col_c = centres if centres is not None else (latent_centres(h, dev), latent_centres(w, dev))
