@@ -1,9 +1,26 @@
 """Shared test setup: Qt runs headless (offscreen platform), set once before any Qt import."""
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The on-disk feature cache goes to a folder of this test run, never the person's own cache.
+os.environ["LIIF_VIEWER_CACHE"] = tempfile.mkdtemp(prefix="liif-test-cache-")
+atexit.register(shutil.rmtree, os.environ["LIIF_VIEWER_CACHE"], ignore_errors=True)
 
 # Importing the app package first applies its guard against shiboken6 6.12's refcount bug on CPython
 # < 3.12 (see viewer/app/__init__.py), so no test process aborts after many Qt calls.
-import viewer.app  # noqa: F401
+import viewer.app  # noqa: F401, E402
+
+
+@pytest.fixture(scope="session")
+def benchmark_root() -> Path:
+    """The benchmark folder (with Set5) for the tests that need it: skips without it, fails under CI."""
+    from _data import require_benchmark
+
+    return require_benchmark("Set5")

@@ -204,7 +204,8 @@ def test_16_bit_source_gives_16_bit_png(tmp_path: Path, engine: Engine) -> None:
 
 def test_16_bit_colour_png_written_at_16_bits(tmp_path: Path, engine: Engine) -> None:
     rgb = photo()
-    loaded = LoadedImage(tmp_path / "x.png", rgb / np.float32(255), None, None, None, False, 16)
+    pixels = (rgb.astype(np.float64) * 257).astype(np.uint16)  # the same values, held at 16 bits
+    loaded = LoadedImage(tmp_path / "x.png", pixels, None, None, None, False, 16)
     fm = encode(engine, loaded)
     plan = plan_export(16, 12, None, PixelSize(8, 6), None, "stretch")
     out = run_export(engine, fm, loaded, plan, tmp_path / "o.png")

@@ -132,6 +132,48 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
         help=f"refuse outputs over this many megapixels (default {DEFAULT_MAX_OUTPUT_MP:g}, or ${ENV_MAX_OUTPUT_MP})",
     )
     p.add_argument("--quality", default="92", metavar="Q", help="JPEG quality 1-100 (default 92)")
+    _add_store_options(p)
+
+
+def _add_store_options(p: argparse.ArgumentParser) -> None:
+    """--feature-memory and --disk-cache: where encoded tiles of the photo are kept (CLI and viewer)."""
+    p.add_argument(
+        "--feature-memory",
+        metavar="MB",
+        default=None,
+        help="memory for encoded feature tiles, in MB (default: 1/24 of this machine's memory, "
+        "256 MB to 4 GB); least recently used tiles are dropped beyond it",
+    )
+    p.add_argument(
+        "--disk-cache",
+        metavar="MB",
+        default=None,
+        help="cap of the on-disk cache of encoded tiles in the user cache folder, in MB "
+        "(default 4096; 0 turns it off); a photo encoded before is then not encoded again",
+    )
+
+
+def store_options(args: argparse.Namespace) -> tuple[int | None, int]:
+    """(memory budget in bytes or None for the default, disk cache cap in bytes) from the options."""
+    from viewer.engine.diskcache import DEFAULT_DISK_CAP_BYTES
+
+    def mb(value: str | None, name: str, minimum: float) -> float | None:
+        if value is None:
+            return None
+        try:
+            v = float(value)
+        except ValueError:
+            raise ArgumentError(f"invalid {name} {value!r}: give a number of megabytes") from None
+        if not math.isfinite(v) or v < minimum:
+            raise ArgumentError(f"invalid {name} {value!r}: must be at least {minimum:g} MB")
+        return v
+
+    memory = mb(getattr(args, "feature_memory", None), "--feature-memory", 16)
+    disk = mb(getattr(args, "disk_cache", None), "--disk-cache", 0)
+    return (
+        None if memory is None else int(memory * (1 << 20)),
+        DEFAULT_DISK_CAP_BYTES if disk is None else int(disk * (1 << 20)),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,22 +351,29 @@ def _render_and_write(
     quality: int,
     anchor: tuple[float, float] = (0.5, 0.5),
 ) -> int:
-    """Load the photo and the model, encode, render in bands, write atomically, print the summary."""
+    """Load the photo and the model, render in bands (encoding only the latents the plan's rectangle
+    needs, through the lazy feature store), write atomically, print the summary."""
+    from viewer import paths
+    from viewer.engine.diskcache import TileDiskCache
     from viewer.engine.export import run_export
     from viewer.engine.render import Engine
 
     start = time.monotonic()
+    memory, disk_cap = store_options(args)
     loaded = _load(args.input, max_in)
     plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor)
     engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
-    bar = ProgressBar("encoding")
-    try:
-        fm = engine.encode(loaded.rgb, progress=bar)
-    finally:
-        bar.finish()
+    disk = None
+    if disk_cap > 0:
+        disk = TileDiskCache(
+            paths.feature_cache_dir(),
+            disk_cap,
+            on_problem=lambda m: print(f"{PROG}: note: {m}", file=sys.stderr),
+        )
+    store = engine.open_store(loaded.pixels, budget_bytes=memory, disk=disk)
     bar = ProgressBar("rendering")
     try:
-        run_export(engine, fm, loaded, plan, args.output, jpeg_quality=quality, progress=bar)
+        run_export(engine, store, loaded, plan, args.output, jpeg_quality=quality, progress=bar)
     finally:
         bar.finish()
     print(_summary(args.output, plan, engine, time.monotonic() - start))
@@ -419,7 +468,25 @@ def _cmd_bench(argv: list[str]) -> int:
     return int(bench_main(argv) or 0)
 
 
-def _run_gui(photo: str | None) -> int:
+_GUI_FLAGS = ("--feature-memory", "--disk-cache")
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, add_help=False)
+    _add_store_options(p)
+    return p
+
+
+def _run_gui(photo: str | None, options: list[str] | None = None) -> int:
+    """Open the window; `options` are --feature-memory and --disk-cache, for this run only."""
+    overrides: dict[str, int] = {}
+    if options:
+        args = _gui_parser().parse_args(options)
+        memory, disk = store_options(args)
+        if args.feature_memory is not None and memory is not None:
+            overrides["engine/feature_memory_mb"] = memory >> 20
+        if args.disk_cache is not None:
+            overrides["engine/disk_cache_mb"] = disk >> 20
     try:
         from viewer.app.main import run_gui
     except ModuleNotFoundError as exc:
@@ -433,7 +500,7 @@ def _run_gui(photo: str | None) -> int:
                 "the viewer is not part of this installation; use the render or export commands"
             ) from None
         raise
-    return int(run_gui(Path(photo) if photo is not None else None) or 0)
+    return int(run_gui(Path(photo) if photo is not None else None, overrides=overrides) or 0)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -448,6 +515,10 @@ def _dispatch(argv: list[str]) -> int:
         return _cmd_bench(argv[1:])
     if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         return _run_gui(argv[0])
+    if argv[0] not in COMMANDS and (not argv[0].startswith("-") or argv[0].split("=")[0] in _GUI_FLAGS):
+        # The window with options: liif-viewer [PHOTO] [--feature-memory MB] [--disk-cache MB].
+        photo = None if argv[0].startswith("-") else argv[0]
+        return _run_gui(photo, argv[1:] if photo is not None else argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "func", None) is None:
         return _run_gui(None)

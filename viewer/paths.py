@@ -53,3 +53,22 @@ def user_data_dir() -> Path:
 def user_weights_dir() -> Path:
     """Where fetched weights are stored."""
     return user_data_dir() / "weights"
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache folder (encoded feature tiles). `LIIF_VIEWER_CACHE` overrides it."""
+    override = os.environ.get("LIIF_VIEWER_CACHE")
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "liif-viewer"
+
+
+def feature_cache_dir() -> Path:
+    """The on-disk cache of encoded feature tiles (see `viewer.engine.diskcache`)."""
+    return user_cache_dir() / "features"

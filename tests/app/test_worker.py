@@ -25,7 +25,7 @@ from viewer.app.messages import (
     WorkerError,
 )
 from viewer.app.planning import Viewport
-from viewer.app.worker import BicubicWorker, RenderWorker, to_bgra
+from viewer.app.worker import BicubicWorker, RenderWorker, StoreOptions, to_bgra
 from viewer.errors import WeightsMissingError
 
 from .helpers import Gated, make_tiny_engine, textured
@@ -73,7 +73,7 @@ def events() -> Events:
 
 @pytest.fixture
 def image() -> SimpleNamespace:
-    return SimpleNamespace(rgb=textured(64, 48).astype(np.float32) / 255)
+    return SimpleNamespace(pixels=textured(64, 48))
 
 
 def start_worker(
@@ -157,7 +157,7 @@ def test_tiles_equal_the_engine_render(events: Events, worker_factory, image) ->
     events.wait(lambda e: isinstance(e, RequestDone))
     from viewer.engine.render import SourceRect
 
-    fm = engine.encode(image.rgb)
+    fm = engine.encode(image.pixels)
     for r in events.of(TileResult):
         spec = next(s for s in req.tiles if s.key == r.key)
         ref = engine.render(fm, SourceRect(*spec.rect), spec.out_w, spec.out_h, window=spec.window)
@@ -238,11 +238,15 @@ def test_out_of_gpu_memory_falls_back_to_the_cpu_and_says_so(events: Events, wor
 
 
 def test_encode_out_of_memory_retries_smaller_then_cpu(events: Events, image) -> None:
-    class OomEncode(FakeGpu):
-        def encode(self, *a: Any, **k: Any) -> Any:
-            import torch
+    """A tile's encode that runs out of GPU memory is retried in smaller pieces, then on the CPU."""
+    import torch
 
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+    budgets: list[int] = []
+
+    class OomEncode(FakeGpu):
+        def render(self, *a: Any, **k: Any) -> np.ndarray:
+            budgets.append(self.encode_budget_bytes)
+            raise torch.OutOfMemoryError("CUDA out of memory while encoding (simulated)")
 
     w = RenderWorker(
         events.emit,
@@ -253,13 +257,19 @@ def test_encode_out_of_memory_retries_smaller_then_cpu(events: Events, image) ->
         w.configure(EngineConfig("tiny", "cuda", "auto"), 1)
         w.open_image(image, 1)
         events.wait(lambda e: isinstance(e, EncodeDone))
+        w.submit(request(1, 2.0))
+        events.wait(lambda e: isinstance(e, RequestDone))
         msgs = [n.message for n in events.of(Notice)]
-        assert any("smaller tiles" in m for m in msgs) and any("CPU" in m for m in msgs)
+        assert any("smaller pieces" in m for m in msgs) and any("CPU" in m for m in msgs)
+        assert budgets == sorted(budgets, reverse=True) and len(budgets) >= 2 and budgets[-1] < budgets[0]
+        assert events.of(TileResult), "the view was refined on the CPU in the end"
     finally:
         assert w.close(10)
 
 
 def test_a_new_photo_cancels_the_encode_in_progress(events: Events, image) -> None:
+    """Encoding happens inside a tile's render: a new photo stops it between encode pieces, and the old
+    photo's tile is never delivered."""
     started = threading.Event()
 
     class SlowEncode:
@@ -269,24 +279,36 @@ def test_a_new_photo_cancels_the_encode_in_progress(events: Events, image) -> No
         def __getattr__(self, name: str) -> Any:
             return getattr(self._engine, name)
 
-        def encode(self, rgb: np.ndarray, cancel: Any = None, progress: Any = None) -> Any:
-            if rgb.shape[0] == 48:
-                started.set()
-                deadline = time.monotonic() + 30
-                while not cancel.cancelled and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                cancel.raise_if_cancelled()
-            return self._engine.encode(rgb, cancel=cancel, progress=progress)
+        def open_store(self, pixels: np.ndarray, **kw: Any) -> Any:
+            store = self._engine.open_store(pixels, **kw)
+            encode = store._encode
+            if pixels.shape[0] == 48:
+
+                def slow(y0: int, y1: int, x0: int, x1: int, cancel: Any) -> Any:
+                    started.set()
+                    deadline = time.monotonic() + 30
+                    while not cancel.cancelled and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    cancel.raise_if_cancelled()
+                    return encode(y0, y1, x0, x1, cancel)
+
+                store._encode = slow
+            return store
 
     w = RenderWorker(events.emit, lambda c: cast("Engine", SlowEncode(make_tiny_engine())))
+    w.set_store_options(StoreOptions(disk_bytes=0))  # encode for real: no tile may come from the disk cache
     w.start()
     try:
         w.configure(CONFIG, 1)
         w.open_image(image, 2)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 2)
+        w.submit(request(1, 2.0, content=2))
         assert started.wait(30)
-        w.open_image(cast("LoadedImage", SimpleNamespace(rgb=textured(40, 30).astype(np.float32) / 255)), 3)
+        w.open_image(cast("LoadedImage", SimpleNamespace(pixels=textured(40, 30))), 3)
         events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
-        assert [e.content for e in events.of(EncodeDone)] == [3]
+        w.submit(request(2, 2.0, content=3))
+        events.wait(lambda e: isinstance(e, RequestDone) and e.generation == 2)
+        assert {r.content for r in events.of(TileResult)} == {3}
     finally:
         assert w.close(10)
 
@@ -333,7 +355,7 @@ def test_edge_parts_equal_the_whole_tiles_pixels(events: Events, worker_factory,
     events.wait(lambda e: isinstance(e, TileResult) and e.spec == req.tiles[-1])
     from viewer.engine.render import SourceRect
 
-    fm = engine.encode(image.rgb)
+    fm = engine.encode(image.pixels)
     results = events.of(TileResult)
     assert {r.spec for r in results} == set(req.tiles)
     for r in results:

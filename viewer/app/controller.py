@@ -39,7 +39,7 @@ from viewer.app.photo import MAX_MEGAPIXELS, Photo, load_photo
 from viewer.app.planning import tile_size_for
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, ViewController
-from viewer.app.worker import BicubicWorker, EngineFactory, RenderWorker
+from viewer.app.worker import BicubicWorker, EngineFactory, RenderWorker, StoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class AppController(QObject):
         self.bridge = WorkerBridge(self)
         self.bridge.posted.connect(self._on_event)
         self.render_worker = RenderWorker(self.bridge.post, engine_factory)
+        self.apply_store_settings()
         self.bicubic_worker = BicubicWorker(self.bridge.post)
         self.view = ViewController(
             self.render_worker, self.bicubic_worker, cache_bytes=cache_bytes, parent=self
@@ -104,6 +105,15 @@ class AppController(QObject):
         self._started = False
         self._closed = False
         self._handlers: list[Callable[[object], bool]] = []
+
+    def apply_store_settings(self) -> None:
+        """Give the worker the feature-memory and disk-cache settings (used from the next photo on)."""
+        mem = self.settings.feature_memory_mb()
+        self.render_worker.set_store_options(
+            StoreOptions(
+                memory_bytes=mem << 20 if mem > 0 else None, disk_bytes=self.settings.disk_cache_mb() << 20
+            )
+        )
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from viewer.app.view_controller import ViewController
     from viewer.app.worker import WorkerContext
-    from viewer.engine.render import Engine, FeatureMap
+    from viewer.engine.render import Engine, Latents
 
 FeatureKind = Literal["pca", "channel"]
 ProbePurpose = Literal["hover", "illustration"]
@@ -275,7 +275,7 @@ TileRenderer = Callable[[TileSpec, CancelToken], np.ndarray]
 def run_inspect(
     req: InspectRequest,
     engine: Engine,
-    fm: FeatureMap,
+    fm: Latents,
     token: CancelToken,
     emit: Callable[[object], None],
     *,
@@ -298,7 +298,7 @@ def run_inspect(
         emit(ProbeResult(req.generation, req.content, req.purpose, probe, time.perf_counter() - t0))
     elif isinstance(req, FeatureRequest):
         pixels = ins.pca_rgb(fm) if req.kind == "pca" else ins.channel_image(fm, req.channel)
-        n = int(fm.feat.shape[0])
+        n = fm.channels
         emit(
             FeatureResult(
                 req.generation, req.content, req.kind, req.channel, pixels, n, time.perf_counter() - t0
@@ -408,9 +408,7 @@ class InspectWorkerSide:
 
     def _padded_source(self, ctx: WorkerContext) -> PILImage:
         if self._source is None or self._source[0] != ctx.content:
-            from viewer.app.photo import to_rgb8
-
-            self._source = (ctx.content, padded_source(to_rgb8(ctx.loaded.rgb)))
+            self._source = (ctx.content, padded_source(ctx.loaded.rgb8()))
         return self._source[1]
 
     @staticmethod

@@ -62,7 +62,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_gui(photo: Path | None = None) -> int:
+def run_gui(photo: Path | None = None, *, overrides: dict[str, int] | None = None) -> int:
     """Open the viewer on `photo` (default: the bundled sample) and run until the window closes.
 
     Returns 0 once every worker has stopped; if one cannot stop yet, the process ends here (see
@@ -73,6 +73,8 @@ def run_gui(photo: Path | None = None) -> int:
     app = make_application()
     _install_excepthooks()
     settings = AppSettings(QSettings())
+    for key, value in (overrides or {}).items():
+        settings.override(key, value)
     window = MainWindow(settings)
     window.show()
     target = Path(photo) if photo is not None else paths.sample_photo()

@@ -679,8 +679,18 @@ class MainWindow(QMainWindow):
         else:
             self.view.zoom_to(z)
 
+    def _refine_state(self) -> str:
+        """What the refinable view shows now: refined (every visible tile from LIIF), refining (tiles are
+        on their way) or interpolated (no model yet, or nothing requested)."""
+        c, v = self.controller, self.view
+        if c.engine is None or c.encode.running or c.encode.seconds is None:
+            return "interpolated"
+        if v.is_settled():
+            return "refined"
+        return "refining" if v.refine.running else "interpolated"
+
     def _on_view_changed(self) -> None:
-        zoom, mag = describe_zoom(self.view.viewport)
+        zoom, mag = describe_zoom(self.view.viewport, self._refine_state())
         self.zoom_label.setText(f"Zoom {zoom}" if zoom else "")
         self.mag_label.setText(mag)
         edit = self.zoom_box.lineEdit()
@@ -727,6 +737,7 @@ class MainWindow(QMainWindow):
             self.device_label.setText("Device: …" if c.engine_error is None else "Device: —")
         text, busy, done, total = self._render_state()
         self.render_label.setText(text)
+        self.mag_label.setText(describe_zoom(self.view.viewport, self._refine_state())[1])
         if busy:
             self.progress.setRange(0, max(1, total))
             self.progress.setValue(done)
@@ -753,23 +764,20 @@ class MainWindow(QMainWindow):
             return "Loading the model… (interpolated preview)", True, 0, 0
         enc = c.encode
         if enc.running or enc.seconds is None:
-            return (
-                f"Encoding the photo {enc.done}/{max(1, enc.total)}… (interpolated preview)",
-                True,
-                enc.done,
-                enc.total,
-            )
+            return "Preparing the photo… (interpolated preview)", True, 0, 0
         vp = v.viewport
         last = v.refine.last_seconds
-        last_text = (
-            f"last full refine {last:.2f} s" if last is not None else f"encoded in {enc.seconds:.1f} s"
-        )
+        last_text = f"last full refine {last:.2f} s" if last is not None else "nothing refined yet"
         if vp is not None and not vp.refinable:
             return f"Source downscale at ≤100% magnification ({last_text})", False, 0, 0
         r = v.refine
         if r.running and r.total:
-            return f"Refining {r.done}/{r.total} tiles…", True, r.done, r.total
-        return f"Refined · {last_text}", False, 0, 0
+            if r.done == 0:
+                return "Encoding the view… (interpolated preview)", True, 0, r.total
+            return f"Refining {r.done}/{r.total} tiles… (the rest interpolated)", True, r.done, r.total
+        if v.is_settled():
+            return f"Refined · {last_text}", False, 0, 0
+        return f"Interpolated preview · {last_text}", False, 0, 0
 
     # -- export ----------------------------------------------------------------------------------------------
     def export_dialog(self, region: str | None = None) -> None:

@@ -60,7 +60,7 @@ def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS)
     t0 = time.perf_counter()
     try:
         loaded = load_image(path, max_megapixels=max_megapixels)
-        rgb8 = to_rgb8(loaded.rgb)
+        rgb8 = loaded.rgb8()
         levels = build_pyramid(rgb8)
     except ViewerError as exc:
         return PhotoFailed(request, path, str(exc))

@@ -34,10 +34,19 @@ def _as_bool(value: Any, default: bool) -> bool:
 
 
 class AppSettings:
-    """Reads and writes the app's settings; holds no state of its own beyond the QSettings."""
+    """Reads and writes the app's settings; beyond the QSettings it holds only this run's command-line
+    overrides (`override`), which are read first and never saved."""
 
     def __init__(self, qsettings: QSettings) -> None:
         self._s = qsettings
+        self._overrides: dict[str, object] = {}
+
+    def override(self, key: str, value: object) -> None:
+        """Use `value` for `key` in this run only (e.g. `--feature-memory` on the command line)."""
+        self._overrides[key] = value
+
+    def _value(self, key: str) -> object:
+        return self._overrides[key] if key in self._overrides else self._s.value(key)
 
     @property
     def qsettings(self) -> QSettings:
@@ -101,6 +110,22 @@ class AppSettings:
     def precision(self) -> str:
         return str(self._s.value("engine/precision", "auto") or "auto")
 
+    def feature_memory_mb(self) -> int:
+        """Memory for encoded feature tiles in MB; 0 means automatic (sized from the machine's memory)."""
+        return _as_int(self._value("engine/feature_memory_mb"), 0, 0)
+
+    def set_feature_memory_mb(self, mb: int) -> None:
+        self._overrides.pop("engine/feature_memory_mb", None)
+        self._s.setValue("engine/feature_memory_mb", int(mb))
+
+    def disk_cache_mb(self) -> int:
+        """Cap of the on-disk feature cache in MB; 0 turns it off."""
+        return _as_int(self._value("engine/disk_cache_mb"), 4096, 0)
+
+    def set_disk_cache_mb(self, mb: int) -> None:
+        self._overrides.pop("engine/disk_cache_mb", None)
+        self._s.setValue("engine/disk_cache_mb", int(mb))
+
     # -- view toggles ------------------------------------------------------------------------------------
     def flag(self, name: str, default: bool) -> bool:
         return _as_bool(self._s.value(f"view/{name}"), default)
@@ -115,3 +140,12 @@ class AppSettings:
 
     def set_export_value(self, name: str, value: object) -> None:
         self._s.setValue(f"export/{name}", str(value))
+
+
+def _as_int(value: object, default: int, minimum: int) -> int:
+    """A stored integer (QSettings may give a string), or `default` when missing or unreadable."""
+    try:
+        v = int(str(value)) if value is not None else default
+    except ValueError:
+        return default
+    return v if v >= minimum else default

@@ -569,12 +569,21 @@ class ViewController(QObject):
         return [op for ops in reversed(per_level) for op in ops], covered
 
 
-def describe_zoom(vp: Viewport | None) -> tuple[str, str]:
-    """Status texts: zoom percent and magnification against source pixels."""
+REFINE_WORDS = {
+    "refined": "refined by LIIF",
+    "refining": "being refined by LIIF",
+    "interpolated": "interpolated",
+}
+"""What the magnification label says of a view above 100%, by what is really on screen."""
+
+
+def describe_zoom(vp: Viewport | None, state: str = "refined") -> tuple[str, str]:
+    """Status texts: zoom percent and magnification against source pixels, with what the view shows
+    (`state`: refined, refining or interpolated; below 100% the source is downscaled whatever it is)."""
     if vp is None:
         return "", ""
     pct = vp.zoom * 100
     zoom = f"{pct:.0f}%" if pct >= 10 else f"{pct:.1f}%"
     mag = vp.device_zoom
-    word = "refined by LIIF" if vp.refinable else "source downscaled"
+    word = REFINE_WORDS[state] if vp.refinable else "source downscaled"
     return zoom, f"×{mag:.2f} source px ({word})"

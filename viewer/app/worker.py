@@ -49,8 +49,9 @@ from viewer.engine.cancel import CancelToken
 from viewer.errors import Cancelled, ViewerError, WeightsMissingError
 
 if TYPE_CHECKING:
+    from viewer.engine.diskcache import TileDiskCache
     from viewer.engine.imageio import LoadedImage
-    from viewer.engine.render import Engine, FeatureMap
+    from viewer.engine.render import Engine, Latents
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,22 @@ _MIN_ENCODE_BUDGET = 64 << 20
 
 
 @dataclass(frozen=True)
+class StoreOptions:
+    """How the render worker keeps encoded tiles: the memory budget (None: sized from the machine's
+    memory), and the disk cache's size cap (0: no disk cache) and folder (None: the user cache folder)."""
+
+    memory_bytes: int | None = None
+    disk_bytes: int = 4 << 30
+    disk_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkerContext:
     """What an extension's job gets in the render worker's thread: the engine, the encoded photo, the
     photo's content id and pixels, and `emit` to send plain events to the GUI."""
 
     engine: Engine
-    feature_map: FeatureMap
+    feature_map: Latents
     content: int
     loaded: LoadedImage
     emit: Emit
@@ -349,18 +360,33 @@ class BicubicWorker(_TileThread):
     def __init__(self, emit: Emit) -> None:
         super().__init__(emit, "liif-bicubic")
         self._source: Any = None
+        self._rgb8: np.ndarray | None = None
         self._content = -1
 
     def set_source(self, content: int, rgb8: np.ndarray) -> None:
-        """Use `rgb8` (uint8 H x W x 3) for photo `content` (called from the GUI thread)."""
-        from PIL import Image
-
-        padded = np.pad(rgb8, ((self._PAD, self._PAD), (self._PAD, self._PAD), (0, 0)), mode="edge")
-        image = Image.fromarray(np.ascontiguousarray(padded), "RGB")
+        """Use `rgb8` (uint8 H x W x 3) for photo `content` (called from the GUI thread; cheap: the padded
+        copy is made in the worker thread when compare mode first asks for a tile)."""
         with self._cond:
-            self._source = image
+            self._rgb8 = rgb8
+            self._source = None
             self._content = content
             self._cond.notify_all()
+
+    def _padded(self) -> Any:
+        """Worker thread: the photo with an edge-replicated border, as a PIL image (built once per photo)."""
+        from PIL import Image
+
+        with self._cond:
+            source, rgb8, content = self._source, self._rgb8, self._content
+        if source is None and rgb8 is not None:
+            p = self._PAD
+            padded = np.pad(rgb8, ((p, p), (p, p), (0, 0)), mode="edge")
+            source = Image.fromarray(padded, "RGB")
+            del padded
+            with self._cond:
+                if self._content == content:
+                    self._source = source
+        return source
 
     def retag(self, content: int) -> None:
         """The same photo under a new content id (the model changed; bicubic pixels did not)."""
@@ -370,14 +396,13 @@ class BicubicWorker(_TileThread):
 
     def _tiles_ready_locked(self) -> bool:
         req = self._tiles.request
-        return self._source is not None and req is not None and req.content == self._content
+        return self._rgb8 is not None and req is not None and req.content == self._content
 
     def _render(self, run: _Running) -> np.ndarray:
         """Worker thread: PIL's bicubic resize of the tile's source box (same pixel-centre convention)."""
         from PIL import Image
 
-        with self._cond:
-            source = self._source
+        source = self._padded()
         if source is None or run.token.cancelled:
             raise Cancelled()
         spec = run.spec
@@ -429,8 +454,14 @@ class RenderWorker(_TileThread):
         self._engine: Engine | None = None
         self._config: EngineConfig | None = None
         self._loaded: LoadedImage | None = None
-        self._fm: FeatureMap | None = None
+        self._fm: Latents | None = None
         self._content = -1
+        self._store_options = StoreOptions()
+        self._disk: TileDiskCache | None = None
+        self._disk_for: StoreOptions | None = None
+        self._photo_key: tuple[LoadedImage, str] | None = None
+        self._view_prefetched = -1
+        """Generation of the request whose whole visible area was last encoded in one pass."""
 
     # -- GUI thread API --------------------------------------------------------------------------------
     def configure(self, config: EngineConfig, content: int) -> None:
@@ -448,8 +479,13 @@ class RenderWorker(_TileThread):
             self._tiles.clear()
             self._cond.notify_all()
 
+    def set_store_options(self, options: StoreOptions) -> None:
+        """Use `options` for the next photo opened (any thread)."""
+        with self._cond:
+            self._store_options = options
+
     def export(self, job: ExportJob) -> None:
-        """Queue an export; it starts once the photo `job.content` is encoded."""
+        """Queue an export; it starts once the photo `job.content` is ready (its store is open)."""
         with self._cond:
             self._export_tokens[job.export_id] = CancelToken()
             self._pending_exports.append(job)
@@ -573,7 +609,7 @@ class RenderWorker(_TileThread):
             return
         self._encode(token)
 
-    def _set_fm(self, fm: FeatureMap | None, content: int) -> None:
+    def _set_fm(self, fm: Latents | None, content: int) -> None:
         with self._cond:
             self._fm = fm
             self._fm_content = content
@@ -616,43 +652,54 @@ class RenderWorker(_TileThread):
             available_devices=tuple(available_devices()),
         )
 
+    def _disk_cache(self) -> TileDiskCache | None:
+        """Worker thread: the disk cache for the current options (made once; None when switched off)."""
+        with self._cond:
+            opts = self._store_options
+        if opts.disk_bytes <= 0:
+            return None
+        if self._disk is None or self._disk_for != opts:
+            from viewer import paths
+            from viewer.engine.diskcache import TileDiskCache
+
+            root = opts.disk_dir or str(paths.feature_cache_dir())
+
+            def problem(message: str) -> None:
+                self._emit(Notice(f"Feature cache: {message}."))
+
+            self._disk, self._disk_for = TileDiskCache(root, opts.disk_bytes, on_problem=problem), opts
+        return self._disk
+
+    def _content_key(self, loaded: LoadedImage) -> str:
+        """Worker thread: the digest of the photo's pixels (computed once per decoded photo)."""
+        from viewer.engine.features import photo_key
+
+        if self._photo_key is None or self._photo_key[0] is not loaded:
+            self._photo_key = (loaded, photo_key(loaded.pixels))
+        return self._photo_key[1]
+
+    def _open_store(self, engine: Engine, loaded: LoadedImage) -> Latents:
+        """Worker thread: a lazy feature store of `loaded` for `engine` (nothing is encoded yet)."""
+        with self._cond:
+            opts = self._store_options
+        disk = self._disk_cache()
+        key = self._content_key(loaded) if disk is not None and disk.enabled else None
+        return engine.open_store(loaded.pixels, budget_bytes=opts.memory_bytes, disk=disk, content_key=key)
+
     def _encode(self, token: CancelToken) -> None:
-        """Worker thread: encode the current photo, falling back on out of memory (smaller tiles, then CPU)."""
+        """Worker thread: make the current photo ready to render by opening its lazy feature store.
+
+        Nothing is encoded here: each render encodes the tiles of latents its window needs, so the view's
+        tiles are encoded first, centre out, and the rest of the photo only if it is ever looked at.
+        """
         assert self._engine is not None and self._loaded is not None
         content = self._content
-        throttle = _Throttle()
-
-        def progress(done: int, total: int) -> None:
-            if throttle.ready(done, total):
-                self._emit(EncodeProgress(content, done, total))
-
         t0 = time.perf_counter()
         self._emit(EncodeProgress(content, 0, 1))
-        while True:
-            engine = self._engine
-            try:
-                fm = engine.encode(self._loaded.rgb, cancel=token, progress=progress)
-                break
-            except Cancelled:
-                return
-            except Exception as exc:
-                if not _is_oom(exc) or engine.device.type == "cpu":
-                    if _is_oom(exc):
-                        raise ViewerError(f"not enough memory to encode this photo ({exc})") from None
-                    raise
-                self._release_device_memory()
-                if engine.encode_budget_bytes // 2 >= _MIN_ENCODE_BUDGET:
-                    engine.encode_budget_bytes //= 2
-                    self._emit(
-                        Notice(
-                            f"The GPU ran out of memory while encoding; retrying in smaller tiles "
-                            f"({engine.encode_budget_bytes >> 20} MiB)."
-                        )
-                    )
-                    continue
-                if not self._fall_back_to_cpu("encoding the photo"):
-                    return
-        self._set_fm(fm, content)
+        if token.cancelled:
+            return
+        store = self._open_store(self._engine, self._loaded)
+        self._set_fm(store, content)
         self._emit(EncodeDone(content, time.perf_counter() - t0))
 
     def _release_device_memory(self) -> None:
@@ -679,10 +726,9 @@ class RenderWorker(_TileThread):
             )
             return False
         self._engine = engine
-        if self._fm is not None:
-            from viewer.engine.render import FeatureMap
-
-            self._set_fm(FeatureMap(self._fm.feat.to(engine.device)), self._fm_content)
+        if self._fm is not None and self._loaded is not None:
+            # The tiles on the GPU go with it; the disk cache (same model, same photo) brings them back.
+            self._set_fm(self._open_store(engine, self._loaded), self._fm_content)
         del old
         self._release_device_memory()
         self._emit(self._loaded_event(engine, self._config, 0.0, fallback=True))
@@ -697,8 +743,38 @@ class RenderWorker(_TileThread):
         return True
 
     # -- worker thread: tiles -----------------------------------------------------------------------
+    def _prefetch_view(self, run: _Running, engine: Engine, fm: Latents) -> None:
+        """Worker thread: once the first tile of a request is on screen, encode the latents of all its
+        visible tiles in one pass (fewer halos than tile by tile), nearest the centre first."""
+        from viewer.engine.features import clip_box
+        from viewer.engine.render import SourceRect, window_latents
+
+        with self._cond:
+            req = self._tiles.request
+            if (
+                req is None
+                or req.generation != run.generation
+                or self._view_prefetched == req.generation
+                or self._tiles.delivered == 0
+                or not run.spec.visible
+            ):
+                return
+            self._view_prefetched = req.generation
+            specs = [t for t in req.tiles if t.visible]
+        boxes = [window_latents(SourceRect(*t.rect), t.out_w, t.out_h, t.window) for t in specs]
+        union = (
+            min(b[0] for b in boxes),
+            max(b[1] for b in boxes),
+            min(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+        box = clip_box(union, fm.height, fm.width)
+        if box is not None:
+            fm.prefetch(box, run.token)
+
     def _render(self, run: _Running) -> np.ndarray:
-        """Worker thread: one LIIF tile, retried on the CPU if the GPU runs out of memory."""
+        """Worker thread: one LIIF tile (encoding the latents it needs first); on out of memory, retried
+        with smaller encode pieces, then on the CPU."""
         from viewer.engine.render import SourceRect
 
         spec = run.spec
@@ -708,6 +784,7 @@ class RenderWorker(_TileThread):
                 raise Cancelled()
             chunk_before = engine.chunk
             try:
+                self._prefetch_view(run, engine, fm)
                 rgb = engine.render(
                     fm, SourceRect(*spec.rect), spec.out_w, spec.out_h, window=spec.window, cancel=run.token
                 )
@@ -715,8 +792,21 @@ class RenderWorker(_TileThread):
                 raise
             except Exception as exc:
                 if not _is_oom(exc) or engine.device.type == "cpu":
+                    if _is_oom(exc):
+                        raise ViewerError(
+                            f"not enough memory to encode this part of the photo ({exc})"
+                        ) from None
                     raise
                 self._release_device_memory()
+                if engine.encode_budget_bytes // 2 >= _MIN_ENCODE_BUDGET:
+                    engine.encode_budget_bytes //= 2
+                    self._emit(
+                        Notice(
+                            f"The GPU ran out of memory while encoding; retrying in smaller pieces "
+                            f"({engine.encode_budget_bytes >> 20} MiB)."
+                        )
+                    )
+                    continue
                 if not self._fall_back_to_cpu("rendering the view"):
                     raise Cancelled() from None
                 continue
@@ -760,7 +850,7 @@ class RenderWorker(_TileThread):
             self._export_tokens.pop(export_id, None)
 
     def _run_export(
-        self, job: ExportJob, engine: Engine, fm: FeatureMap, loaded: LoadedImage, token: CancelToken
+        self, job: ExportJob, engine: Engine, fm: Latents, loaded: LoadedImage, token: CancelToken
     ) -> None:
         """Export thread: the engine's export (the command line's code path), atomic."""
         from viewer.engine.export import run_export

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ from viewer.engine.printsize import (
 from viewer.errors import ArgumentError, LimitError
 
 if TYPE_CHECKING:
-    from viewer.engine.render import Engine, FeatureMap, SourceRect
+    from viewer.engine.render import Engine, Latents, SourceRect
 
 #: Default cap on the output size, in megapixels (a 24x36 in print at 300 DPI is 78 MP).
 DEFAULT_MAX_OUTPUT_MP = 400.0
@@ -181,9 +182,56 @@ def _band_rows(out_w: int, band_rows: int) -> int:
     return max(1, min(band_rows, MAX_BAND_PIXELS // max(1, out_w)))
 
 
+def _budget_rows(feature_map: Latents, width: float) -> int | None:
+    """Rows of latents `width` wide that fit in a third of a store's memory budget (None: not a store)."""
+    from viewer.engine.features import FeatureStore
+
+    if not isinstance(feature_map, FeatureStore):
+        return None
+    itemsize = feature_map.dtype.itemsize
+    return int(feature_map.budget_bytes / 3 / ((width + 8) * feature_map.channels * itemsize))
+
+
+def _store_band_rows(feature_map: Latents, plan: ExportPlan, rows: int) -> int:
+    """Cap the band so the latents one band needs take at most a third of a store's memory budget
+    (a whole-photo export of a huge scan then streams through the store instead of thrashing it)."""
+    fit = _budget_rows(feature_map, plan.rect.w)
+    if fit is None:
+        return rows
+    return max(1, min(rows, int(max(1, fit - 8) * plan.out_h / plan.rect.h)))
+
+
+def _prefetcher(
+    engine: Engine, feature_map: Latents, plan: ExportPlan
+) -> Callable[[int, int, CancelToken | None], None]:
+    """Encode ahead for bands [r0, r1): the band's latents and, on a store, as many rows after it (within
+    the plan's rectangle) as a third of its memory budget holds, so a streamed export pays about the halos
+    of a whole-photo encode, not one per band."""
+    from viewer.engine.features import FeatureStore, clip_box
+    from viewer.engine.render import window_latents
+
+    rect = plan.source_rect()
+    # As many rows ahead as a third of the store's budget holds (the store cuts them into encode passes).
+    ahead = max(0, _budget_rows(feature_map, rect.w) or 0) if isinstance(feature_map, FeatureStore) else 0
+
+    end = engine.projection_box(window_latents(rect, plan.out_w, plan.out_h, (0, 0, plan.out_h, plan.out_w)))[
+        1
+    ]
+
+    def prefetch(r0: int, r1: int, cancel: CancelToken | None) -> None:
+        y0, y1, x0, x1 = engine.projection_box(
+            window_latents(rect, plan.out_w, plan.out_h, (r0, 0, r1, plan.out_w))
+        )
+        box = clip_box((y0, min(end, max(y1, y0 + ahead)), x0, x1), feature_map.height, feature_map.width)
+        if box is not None:
+            feature_map.prefetch(box, cancel)
+
+    return prefetch
+
+
 def run_export(
     engine: Engine,
-    feature_map: FeatureMap,
+    feature_map: Latents,
     loaded: LoadedImage,
     plan: ExportPlan,
     out_path: str | os.PathLike[str],
@@ -193,7 +241,10 @@ def run_export(
     progress: ProgressCallback | None = None,
     band_rows: int = BAND_ROWS,
 ) -> Path:
-    """Render `plan` from the encoded photo and write it to `out_path` (PNG, JPEG or TIFF by extension).
+    """Render `plan` from the photo's latents and write it to `out_path` (PNG, JPEG or TIFF by extension).
+
+    With a lazy `FeatureStore`, only the latents of the plan's rectangle (plus the encoder's halo) are
+    encoded, band by band ahead of the render, in memory bounded by the store's budget.
 
     Keeps what the source had: alpha (upscaled bicubically), grey (rendered in colour, written as BT.601
     luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI). Progress
@@ -212,10 +263,12 @@ def run_export(
     depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
     check_format_limits(fmt, out_w, out_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
     total = out_w * out_h
-    rows_per_band = _band_rows(out_w, band_rows)
+    rows_per_band = _store_band_rows(feature_map, plan, _band_rows(out_w, band_rows))
+    prefetch = _prefetcher(engine, feature_map, plan)
 
     def render_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
         check(cancel)
+        prefetch(r0, r1, cancel)
         band_px = (r1 - r0) * out_w
 
         def on_chunk(done: int, of: int) -> None:

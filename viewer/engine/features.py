@@ -19,7 +19,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -247,13 +247,17 @@ class FeatureStore(Latents):
         return stored
 
     def _groups(
-        self, keys: Iterable[tuple[int, int]], centre: tuple[float, float]
+        self, keys: list[tuple[int, int]], centre: tuple[float, float]
     ) -> list[list[tuple[int, int]]]:
-        """Missing tiles grouped into encode passes of at most batch_tiles per side, nearest `centre` first."""
+        """Missing tiles split into encode passes of at most batch_tiles per side (the bounding box cut
+        into nearly equal parts), the pass nearest `centre` (in tiles) first."""
         k = self.batch_tiles
+        i0, i1 = min(p[0] for p in keys), max(p[0] for p in keys) + 1
+        j0, j1 = min(p[1] for p in keys), max(p[1] for p in keys) + 1
+        ni, nj = math.ceil((i1 - i0) / k), math.ceil((j1 - j0) / k)
         groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for i, j in keys:
-            groups.setdefault((i // k, j // k), []).append((i, j))
+            groups.setdefault(((i - i0) * ni // (i1 - i0), (j - j0) * nj // (j1 - j0)), []).append((i, j))
 
         def dist(g: list[tuple[int, int]]) -> float:
             ci = sum(p[0] for p in g) / len(g) + 0.5
@@ -333,5 +337,5 @@ def photo_key(pixels: np.ndarray) -> str:
     flat = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
     step = 64 << 20
     for s in range(0, flat.size, step):
-        h.update(memoryview(flat[s : s + step]))
+        h.update(flat[s : s + step].data)
     return h.hexdigest()

@@ -55,17 +55,19 @@ class ImageTooLargeError(ImageLoadError):
 
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
-    """A decoded photo, upright, ready for the engine.
+    """A decoded photo, upright, ready for the engine, held in its own bit depth.
 
-    `rgb` is float32 (H, W, 3) in [0, 1] (grey sources are replicated to three channels); `alpha` is
-    float32 (H, W) in [0, 1] or None. `icc` is the embedded colour profile, `exif` the EXIF block
-    (starting with b"Exif\\0\\0") with Orientation already applied to the pixels and reset to 1.
-    `grayscale` and `bit_depth` (8 or 16) describe the source so an export can write the same kind.
+    `pixels` is uint8 or uint16 (H, W, 3) (grey sources are replicated to three channels), never one
+    float32 array: a 100-megapixel scan takes 300 MB, not 1.2 GB, and the engine converts only the crops
+    it encodes. `alpha_pixels` is the alpha plane in the same dtype (H, W), or None. `icc` is the embedded
+    colour profile, `exif` the EXIF block (starting with b"Exif\\0\\0") with Orientation already applied to
+    the pixels and reset to 1. `grayscale` and `bit_depth` (8 or 16) describe the source so an export can
+    write the same kind.
     """
 
     path: Path
-    rgb: np.ndarray
-    alpha: np.ndarray | None
+    pixels: np.ndarray
+    alpha_pixels: np.ndarray | None
     icc: bytes | None
     exif: bytes | None
     grayscale: bool
@@ -73,11 +75,41 @@ class LoadedImage:
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.pixels.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.pixels.shape[0])
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The colour as float32 (H, W, 3) in [0, 1]: a new full-size array, for small images only."""
+        return _unit(self.pixels)
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """The alpha plane as float32 (H, W) in [0, 1], or None (a new array)."""
+        return None if self.alpha_pixels is None else _unit(self.alpha_pixels)
+
+    def rgb8(self) -> np.ndarray:
+        """The colour as uint8 (H, W, 3), for display: the pixels themselves when they are 8-bit."""
+        if self.pixels.dtype == np.uint8:
+            return self.pixels
+        out = np.empty(self.pixels.shape, np.uint8)
+        step = max(1, (32 << 20) // max(1, self.pixels.shape[1] * 6))
+        for y in range(0, self.pixels.shape[0], step):  # in bands: no full-size float temporary
+            band = self.pixels[y : y + step].astype(np.float32) * np.float32(255 / 65535)
+            out[y : y + step] = np.rint(band).astype(np.uint8)
+        return out
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """uint8 / 255 or uint16 / 65535 as float32 (the scale the loader has always used)."""
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(1 / 65535)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) * np.float32(1 / 255)
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -226,13 +258,13 @@ def probe_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) 
 
 
 def _to_arrays(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
-    """Decoded pixels as (colour float32 (H, W, C) with C 1 or 3, alpha or None, grey, bit depth)."""
+    """Decoded pixels as (colour uint8/uint16 (H, W, C) with C 1 or 3, alpha or None, grey, bit depth)."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        g = np.asarray(im).astype(np.float32) * np.float32(1 / 65535)
+        g = np.asarray(im).astype(np.uint16)
         return g[..., None], None, True, 16
     if mode == "I":
-        g = np.clip(np.asarray(im), 0, 65535).astype(np.float32) * np.float32(1 / 65535)
+        g = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
         return g[..., None], None, True, 16
     if mode == "F":
         raise ImageLoadError(f"{path}: 32-bit floating-point images are not supported")
@@ -250,12 +282,11 @@ def _to_arrays(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | No
         target = "RGBA" if "A" in mode else "RGB"
     if im.mode != target:
         im = im.convert(target)
-    a = np.asarray(im).astype(np.float32)
-    a *= np.float32(1 / 255)
+    a = np.asarray(im, dtype=np.uint8)
     if a.ndim == 2:
         a = a[..., None]
     if target in ("LA", "RGBA"):
-        return a[..., :-1], np.ascontiguousarray(a[..., -1]), grey, 8
+        return np.ascontiguousarray(a[..., :-1]), np.ascontiguousarray(a[..., -1]), grey, 8
     return a, None, grey, 8
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from viewer.errors import ArgumentError
 
 if TYPE_CHECKING:
-    from viewer.engine.render import Engine, FeatureMap, SourceRect
+    from viewer.engine.render import Engine, Latents, SourceRect
 
 RGB = tuple[float, float, float]
 
@@ -103,7 +103,7 @@ def _triple(t: object) -> RGB:
 
 
 def probe_pixel(
-    engine: Engine, fm: FeatureMap, rect: SourceRect, out_w: int, out_h: int, row: int, col: int
+    engine: Engine, fm: Latents, rect: SourceRect, out_w: int, out_h: int, row: int, col: int
 ) -> Probe:
     """Probe output pixel (row, col) of the out_w x out_h grid over `rect`, as `engine.render` samples it.
 
@@ -171,7 +171,7 @@ def probe_pixel(
     )
 
 
-def probe(engine: Engine, fm: FeatureMap, x: float, y: float, cell_w: float, cell_h: float) -> Probe:
+def probe(engine: Engine, fm: Latents, x: float, y: float, cell_w: float, cell_h: float) -> Probe:
     """Probe the source point (x, y) for an output pixel covering cell_w x cell_h source pixels.
 
     Equivalent to rendering the 1x1 grid over the footprint centred on (x, y).
@@ -205,10 +205,21 @@ def _sample_stride(h: int, w: int, budget: int = PCA_SAMPLE) -> int:
     return max(1, math.ceil(math.sqrt(h * w / budget)))
 
 
-def pca_basis(fm: FeatureMap) -> PcaBasis:
-    """PCA of the feature map's channels over a regular subsample of its pixels (deterministic)."""
+def _bands(fm: Latents, multiple: int = 1) -> list[tuple[int, int]]:
+    """Row bands of about a megapixel of latents (a multiple of `multiple` rows each), so a lazily encoded
+    store is read band by band in bounded memory."""
+    rows = max(1, (1 << 20) // max(1, fm.width))
+    rows = max(multiple, rows // multiple * multiple)
+    return [(r0, min(fm.height, r0 + rows)) for r0 in range(0, fm.height, rows)]
+
+
+def pca_basis(fm: Latents) -> PcaBasis:
+    """PCA of the feature map's channels over a regular subsample of its pixels (deterministic).
+
+    On a lazily encoded store this reads (so encodes) every latent of the photo, band by band."""
     s = _sample_stride(fm.height, fm.width)
-    sample = fm.feat[:, ::s, ::s].detach().float().cpu().numpy()
+    parts = [fm.crop(r0, r1, 0, fm.width)[:, ::s, ::s].cpu().numpy() for r0, r1 in _bands(fm, s)]
+    sample = np.concatenate(parts, axis=1)
     c = sample.shape[0]
     x = sample.reshape(c, -1).astype(np.float64)
     mean = x.mean(axis=1)
@@ -233,21 +244,18 @@ def pca_basis(fm: FeatureMap) -> PcaBasis:
     return PcaBasis(mean, comps, lo, hi, explained)
 
 
-def _pca_image(fm: FeatureMap, basis: PcaBasis) -> np.ndarray:
+def _pca_image(fm: Latents, basis: PcaBasis) -> np.ndarray:
     import torch
 
     h, w = fm.height, fm.width
-    feat = fm.feat.detach()
-    dev = feat.device
+    dev = fm.device
     comps = torch.from_numpy(basis.components.astype(np.float32)).to(dev)
     offset = torch.from_numpy((basis.components @ basis.mean + basis.lo).astype(np.float32)).to(dev)
     scale = torch.from_numpy((255.0 / (basis.hi - basis.lo)).astype(np.float32)).to(dev)
     out = np.empty((h, w, 3), dtype=np.uint8)
-    rows = max(1, (1 << 20) // max(1, w))  # about a megapixel per step bounds the temporary memory
     with torch.inference_mode():
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            block = feat[:, r0:r1].float().reshape(feat.shape[0], -1)
+        for r0, r1 in _bands(fm):  # about a megapixel per step bounds the temporary memory
+            block = fm.crop(r0, r1, 0, w).reshape(fm.channels, -1)
             proj = (comps @ block - offset[:, None]) * scale[:, None]
             q = proj.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
             out[r0:r1] = q.reshape(3, r1 - r0, w).transpose(1, 2, 0)
@@ -255,7 +263,7 @@ def _pca_image(fm: FeatureMap, basis: PcaBasis) -> np.ndarray:
     return out
 
 
-def pca_rgb(fm: FeatureMap) -> np.ndarray:
+def pca_rgb(fm: Latents) -> np.ndarray:
     """The feature map projected to RGB by its own PCA: (H, W, 3) uint8, read-only, computed once per map.
 
     PC1 drives red, PC2 green, PC3 blue; each is stretched between its 1st and 99th percentile.
@@ -265,15 +273,15 @@ def pca_rgb(fm: FeatureMap) -> np.ndarray:
     return image
 
 
-def channel_image(fm: FeatureMap, c: int) -> np.ndarray:
+def channel_image(fm: Latents, c: int) -> np.ndarray:
     """One feature channel as (H, W, 3) uint8 with a diverging colormap: blue negative, red positive.
 
     Zero stays at the neutral middle; the 99.5th percentile of |value| reaches full colour.
     """
-    n = int(fm.feat.shape[0])
+    n = fm.channels
     if not 0 <= c < n:
         raise ArgumentError(f"channel {c} does not exist: the feature map has channels 0-{n - 1}")
-    v = fm.feat[c].detach().float().cpu().numpy()
+    v = np.concatenate([fm.crop(r0, r1, 0, fm.width)[c].cpu().numpy() for r0, r1 in _bands(fm)], axis=0)
     s = _sample_stride(fm.height, fm.width)
     scale = float(np.percentile(np.abs(v[::s, ::s]), 99.5)) or 1.0
     return colormap(0.5 + 0.5 * v / scale, DIVERGING)
