@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from viewer import paths
-from viewer.engine.evaluate import default_benchmark_root, evaluate
+from viewer.engine.evaluate import evaluate
 from viewer.engine.render import Engine
 from viewer.liif.checkpoint import load_model, read_metadata
 from viewer.liif.liif import LIIF, make_liif
@@ -53,12 +53,11 @@ def test_fast_model_needs_five_times_fewer_decoder_operations() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (default_benchmark_root() / "Set5").is_dir(), reason="benchmark data not present")
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_shipped_model_beats_bicubic_on_set5_x4(path: Path) -> None:
+def test_shipped_model_beats_bicubic_on_set5_x4(benchmark_root: Path, path: Path) -> None:
     engine = Engine(load_model(path), "cpu", "fp32")
-    ours = evaluate(engine, "Set5", 4)
-    bicubic = evaluate(None, "Set5", 4)
+    ours = evaluate(engine, "Set5", 4, root=benchmark_root)
+    bicubic = evaluate(None, "Set5", 4, root=benchmark_root)
     assert ours > bicubic + 1.5, (ours, bicubic)
 
 
