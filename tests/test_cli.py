@@ -495,8 +495,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_gui_dispatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: list[object] = []
 
-    def run_gui(photo: Path | None) -> int:
-        seen.append(photo)
+    def run_gui(photo: Path | None, *, overrides: dict[str, int] | None = None) -> int:
+        seen.append((photo, overrides or {}))
         return 0
 
     fake = types.ModuleType("viewer.app.main")
@@ -505,7 +505,66 @@ def test_gui_dispatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cli.main([]) == 0
     photo = tmp_path / "photo.jpg"
     assert cli.main([str(photo)]) == 0
-    assert seen == [None, photo]
+    assert cli.main([str(photo), "--feature-memory", "512", "--disk-cache=0"]) == 0
+    assert cli.main(["--disk-cache", "100"]) == 0
+    assert seen == [
+        (None, {}),
+        (photo, {}),
+        (photo, {"engine/feature_memory_mb": 512, "engine/disk_cache_mb": 0}),
+        (None, {"engine/disk_cache_mb": 100}),
+    ]
+
+
+def test_store_options_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model_file: Path
+) -> None:
+    src = landscape(tmp_path)
+    for flag, value in [("--feature-memory", "lots"), ("--feature-memory", "4"), ("--disk-cache", "-1")]:
+        rc, _, err = run(
+            capsys,
+            "render",
+            src,
+            "-o",
+            tmp_path / "o.png",
+            "--scale",
+            "2",
+            "--model",
+            model_file,
+            flag,
+            value,
+        )
+        assert_clean_error(rc, err, flag)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_export_uses_the_disk_cache_and_a_second_run_encodes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from viewer.engine import features
+
+    monkeypatch.setenv("LIIF_VIEWER_CACHE", str(tmp_path / "cache"))
+    encoded: list[int] = []
+    real = features.FeatureStore._encode_box
+
+    def counting(self: features.FeatureStore, keys: list[tuple[int, int]], cancel: object) -> int:
+        n = real(self, keys, cancel)  # type: ignore[arg-type]
+        encoded.append(n)
+        return n
+
+    monkeypatch.setattr(features.FeatureStore, "_encode_box", counting)
+    src = landscape(tmp_path)
+    args = ("export", src, "--size", "80x60", "--model", model_file)
+    assert run(capsys, *args, "-o", tmp_path / "a.png")[0] == 0
+    first = sum(encoded)
+    assert first > 0 and list((tmp_path / "cache" / "features").glob("*.tile"))
+    encoded.clear()
+    assert run(capsys, *args, "-o", tmp_path / "b.png")[0] == 0
+    assert sum(encoded) == 0, "every tile came from the disk cache"
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    )
+    assert run(capsys, *args, "-o", tmp_path / "c.png", "--disk-cache", "0")[0] == 0
+    assert sum(encoded) == first
 
 
 def test_bench_models_fetch_are_delegated(

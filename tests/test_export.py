@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -272,3 +273,56 @@ def test_bad_output_path_is_refused_first(tmp_path: Path, engine: Engine) -> Non
     with pytest.raises(ArgumentError, match="quality"):
         run_export(engine, fm, loaded, plan, tmp_path / "o.jpg", jpeg_quality=0)
     assert files(tmp_path) == ["src.png"]
+
+
+# ------------------------------------------------------------------------------ through the lazy store
+
+
+def big_photo(tmp_path: Path, w: int = 420, h: int = 300) -> LoadedImage:
+    rng = np.random.default_rng(7)
+    base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+    Image.fromarray(np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)).save(
+        tmp_path / "big.png"
+    )
+    return load_image(tmp_path / "big.png")
+
+
+def test_a_region_export_encodes_only_the_region_and_equals_the_dense_export(tmp_path: Path) -> None:
+    engine = Engine(make_liif(n_resblocks=3, seed=3), "cpu", "fp32")
+    loaded = big_photo(tmp_path)
+    assert loaded.pixels.dtype == np.uint8
+    plan = plan_export(loaded.width, loaded.height, Region(200, 100, 60, 50), PixelSize(150, 125))
+    store = engine.open_store(loaded.pixels, tile=32)
+    run_export(engine, store, loaded, plan, tmp_path / "lazy.png")
+    run_export(engine, encode(engine, loaded), loaded, plan, tmp_path / "dense.png")
+    lazy = np.asarray(Image.open(tmp_path / "lazy.png"), np.int16)
+    dense = np.asarray(Image.open(tmp_path / "dense.png"), np.int16)
+    assert np.abs(lazy - dense).max() <= 1
+    total = store.rows * store.cols
+    # The region (x 200-260, y 100-150) widened to the projection's 32-latent blocks and the unfold's
+    # neighbour (x 191-289, y 95-161): tiles 5-9 across and 2-5 down, 20 of the photo's 140.
+    assert store.encoded == 20 and total == 140
+
+
+def test_a_whole_photo_export_streams_through_a_small_budget(tmp_path: Path) -> None:
+    engine = Engine(make_liif(n_resblocks=2, seed=3), "cpu", "fp32")
+    loaded = big_photo(tmp_path)
+    plan = plan_export(loaded.width, loaded.height, None, PixelSize(840, 600))
+    tile_bytes = engine.model.feat_dim * 32 * 32 * 4
+    store = engine.open_store(loaded.pixels, tile=32, budget_bytes=70 * tile_bytes)  # half the 140 tiles
+    peak = [0]
+    real_insert = store._insert
+
+    def insert(key: tuple[int, int], value: Any) -> None:
+        real_insert(key, value)
+        peak[0] = max(peak[0], store.memory_bytes)
+
+    store._insert = insert  # type: ignore[method-assign]
+    run_export(engine, store, loaded, plan, tmp_path / "lazy.png", band_rows=64)
+    run_export(engine, encode(engine, loaded), loaded, plan, tmp_path / "dense.png")
+    lazy = np.asarray(Image.open(tmp_path / "lazy.png"), np.int16)
+    dense = np.asarray(Image.open(tmp_path / "dense.png"), np.int16)
+    assert np.abs(lazy - dense).max() <= 1
+    assert peak[0] <= 70 * tile_bytes and store.evicted > 0
+    # Streaming re-encodes little: every tile about once, not once per band.
+    assert store.encoded <= 1.3 * store.rows * store.cols

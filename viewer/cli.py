@@ -459,6 +459,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(argv: list[str]) -> int:
+    if "--big" in argv:  # big scans: viewer and region export against same-run references
+        from viewer.engine.bench_big import main as big_main
+
+        return int(big_main(argv) or 0)
     if "--gui" in argv:  # the window, driven offscreen (viewer.app.bench_gui)
         from viewer.app.bench_gui import main as gui_bench_main
 

@@ -2,15 +2,18 @@
 
 In a wheel, `models/` and `resources/` are installed inside the package as `viewer/_data/`; in a source
 checkout (or an editable install) they sit beside the package. User-specific files (downloaded weights,
-settings) live in the per-user data directory.
+settings) live in the per-user data directory, and encoded tiles in the per-user cache directory;
+platformdirs says where those are on each platform.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+import platformdirs
+
+APP_NAME = "liif-viewer"
 _PKG = Path(__file__).resolve().parent
 
 
@@ -37,17 +40,15 @@ def sample_photo() -> Path:
 
 
 def user_data_dir() -> Path:
-    """Per-user data folder (downloaded weights). `LIIF_VIEWER_DATA` overrides it."""
+    """Per-user data folder (downloaded weights), as platformdirs defines it for each platform.
+
+    `LIIF_VIEWER_DATA` overrides it. On Windows it is the roaming profile's folder, where earlier
+    versions kept fetched weights.
+    """
     override = os.environ.get("LIIF_VIEWER_DATA")
     if override:
         return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "liif-viewer"
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=True))
 
 
 def user_weights_dir() -> Path:
@@ -56,17 +57,12 @@ def user_weights_dir() -> Path:
 
 
 def user_cache_dir() -> Path:
-    """Per-user cache folder (encoded feature tiles). `LIIF_VIEWER_CACHE` overrides it."""
+    """Per-user cache folder (encoded feature tiles), as platformdirs defines it. `LIIF_VIEWER_CACHE`
+    overrides it."""
     override = os.environ.get("LIIF_VIEWER_CACHE")
     if override:
         return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "liif-viewer"
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def feature_cache_dir() -> Path:

@@ -362,7 +362,7 @@ from helpers import make_tiny_engine
 started = threading.Event()
 
 class SlowEncode:
-    '''The tiny engine, with an encode that computes in torch for a while without a cancellation point.'''
+    '''The tiny engine, whose tile encodes compute in torch for a while without a cancellation point.'''
 
     def __init__(self):
         self._engine = make_tiny_engine()
@@ -370,14 +370,21 @@ class SlowEncode:
     def __getattr__(self, name):
         return getattr(self._engine, name)
 
-    def encode(self, *args, **kwargs):
-        import torch
-        started.set()
-        a = torch.randn(800, 800)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 30:
-            a = torch.tanh(a @ a)
-        return self._engine.encode(*args, **kwargs)
+    def open_store(self, pixels, **kwargs):
+        store = self._engine.open_store(pixels, **kwargs)
+        encode = store._encode
+
+        def slow(*args):
+            import torch
+            started.set()
+            a = torch.randn(800, 800)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:
+                a = torch.tanh(a @ a)
+            return encode(*args)
+
+        store._encode = slow
+        return store
 
 worker.default_engine_factory = lambda config: SlowEncode()
 from viewer.app.main import make_application, run_gui
@@ -408,6 +415,7 @@ def test_quitting_while_the_photo_is_encoded_exits_cleanly(tmp_path: Path) -> No
         "QT_QPA_PLATFORM": "offscreen",
         "XDG_CONFIG_HOME": str(tmp_path),
         "HOME": str(tmp_path),
+        "LIIF_VIEWER_CACHE": str(tmp_path / "cache"),  # empty: the tiles must really be encoded
     }
     out = subprocess.run(
         [sys.executable, "-c", QUIT_WHILE_ENCODING, str(Path(__file__).parent)],

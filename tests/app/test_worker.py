@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -383,3 +384,68 @@ def test_a_running_part_is_adopted_only_by_the_same_part(events: Events, worker_
     gate.set()
     events.wait(lambda e: isinstance(e, TileResult) and e.spec == rest and e.generation == 3)
     assert len(gated.tokens) == 2  # the part, then the rest (request 2's copy of the part was not run)
+
+
+class StoreSpy:
+    """Delegates to a real engine and keeps every feature store it opens."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.stores: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def open_store(self, pixels: np.ndarray, **kw: Any) -> Any:
+        store = self._engine.open_store(pixels, **kw)
+        self.stores.append(store)
+        return store
+
+
+def test_reopening_a_photo_takes_its_tiles_from_the_disk_cache(events: Events, image, tmp_path) -> None:
+    spy = StoreSpy(make_tiny_engine())
+    w = RenderWorker(events.emit, lambda c: cast("Engine", spy))
+    w.set_store_options(StoreOptions(disk_bytes=64 << 20, disk_dir=str(tmp_path / "cache")))
+    w.start()
+    try:
+        w.configure(CONFIG, 1)
+        w.open_image(image, 1)
+        w.submit(request(1, 2.0))
+        events.wait(lambda e: isinstance(e, RequestDone) and e.generation == 1)
+        w.open_image(cast("LoadedImage", SimpleNamespace(pixels=image.pixels.copy())), 2)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 2)
+        w.submit(request(2, 2.0, content=2))
+        events.wait(lambda e: isinstance(e, RequestDone) and e.generation == 2)
+    finally:
+        assert w.close(10)
+    first, second = spy.stores[-2], spy.stores[-1]
+    assert first.encoded > 0 and first.from_disk == 0
+    assert second.encoded == 0 and second.from_disk == first.encoded
+    a = {r.key: r.pixels for r in events.of(TileResult) if r.generation == 1}
+    b = {r.key: r.pixels for r in events.of(TileResult) if r.generation == 2}
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def is_done(e: object, generation: int) -> bool:
+    return isinstance(e, RequestDone) and e.generation == generation
+
+
+def test_an_unusable_disk_cache_is_said_once_and_the_view_still_refines(
+    events: Events, image, tmp_path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    w = RenderWorker(events.emit, lambda c: make_tiny_engine())
+    w.set_store_options(StoreOptions(disk_bytes=64 << 20, disk_dir=str(blocker / "cache")))
+    w.start()
+    try:
+        w.configure(CONFIG, 1)
+        for n in (1, 2):
+            w.open_image(image, n)
+            w.submit(request(n, 2.0, content=n))
+            events.wait(partial(is_done, generation=n))
+    finally:
+        assert w.close(10)
+    notices = [e.message for e in events.of(Notice) if "Feature cache" in e.message]
+    assert len(notices) == 1 and "cache" in notices[0]
+    assert {r.content for r in events.of(TileResult)} == {1, 2}

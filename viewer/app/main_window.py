@@ -6,6 +6,7 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -522,6 +523,57 @@ class MainWindow(QMainWindow):
             a.setEnabled(usable)
             group.addAction(a)
             a.triggered.connect(lambda _=False, d=dev: self._choose_device(d))
+        m.addSeparator()
+        self._fill_store_menus(m)
+
+    def _fill_store_menus(self, m: QMenu) -> None:
+        """Device ▸ Feature Memory and Disk Cache: where encoded tiles of the photo are kept."""
+        from viewer.engine.memory import default_memory_budget
+
+        s = self.settings
+        mem = m.addMenu("Feature &Memory")
+        mem.setToolTip("Memory for the photo's encoded tiles; beyond it the least recently used are dropped")
+        group = QActionGroup(mem)
+        auto_mb = default_memory_budget() >> 20
+        for mb in (0, 512, 1024, 2048, 4096, 8192):
+            label = f"Automatic ({auto_mb} MB)" if mb == 0 else f"{mb} MB" if mb < 1024 else f"{mb >> 10} GB"
+            a = mem.addAction(label)
+            a.setCheckable(True)
+            a.setChecked(s.feature_memory_mb() == mb)
+            group.addAction(a)
+            a.triggered.connect(lambda _=False, v=mb: self._set_store_setting("memory", v))
+        disk = m.addMenu("Disk &Cache")
+        disk.setToolTip("Encoded tiles kept on disk, so a photo opened again needs no encoding")
+        group = QActionGroup(disk)
+        for mb in (0, 1024, 4096, 16384):
+            a = disk.addAction("Off" if mb == 0 else f"Up to {mb >> 10} GB")
+            a.setCheckable(True)
+            a.setChecked(s.disk_cache_mb() == mb)
+            group.addAction(a)
+            a.triggered.connect(lambda _=False, v=mb: self._set_store_setting("disk", v))
+        disk.addSeparator()
+        disk.addAction("Clear Disk Cache", self._clear_disk_cache)
+
+    def _set_store_setting(self, which: str, mb: int) -> None:
+        """GUI thread: remember a feature-memory or disk-cache choice and hand it to the worker."""
+        if which == "memory":
+            self.settings.set_feature_memory_mb(mb)
+        else:
+            self.settings.set_disk_cache_mb(mb)
+        self.controller.apply_store_settings()
+        self.statusBar().showMessage("Saved; the new setting applies from the next photo opened.", 4000)
+
+    def _clear_disk_cache(self) -> None:
+        """GUI thread: delete the disk cache's tile files (cheap: no model call, no encoding)."""
+        from viewer.engine.diskcache import SUFFIX
+
+        folder = paths.feature_cache_dir()
+        n = 0
+        for f in folder.glob(f"*{SUFFIX}") if folder.is_dir() else []:
+            with contextlib.suppress(OSError):
+                f.unlink()
+                n += 1
+        self.statusBar().showMessage(f"Cleared the disk cache ({n} tiles) in {folder}.", 5000)
 
     def _choose_device(self, device: str) -> None:
         self.controller.set_device(device)

@@ -105,13 +105,16 @@ def evaluate(
     root: Path | None = None,
     cancel: CancelToken | None = None,
     degraded: bool = False,
+    features: str = "dense",
 ) -> float:
     """Mean PSNR-Y of `engine` (an `Engine`, or None for bicubic) over a set at `scale`.
 
     With `degraded`, each input first goes through the fixed recipe `degrade.BENCHMARK_RECIPE`.
+    `features` says how the latents are held: "dense" (one whole fp32 map, the paper's way), or "fp16" /
+    "fp32" (the viewer's lazy tiled store, tiles kept in that precision).
     """
     from viewer.engine.degrade import benchmark_degrade
-    from viewer.engine.render import Engine
+    from viewer.engine.render import Engine, Latents
 
     vals = []
     for index, pair in enumerate(load_pairs(set_name, scale, root)):
@@ -122,7 +125,12 @@ def evaluate(
             sr = bicubic_upscale(lr, w, h)
         else:
             assert isinstance(engine, Engine)
-            fm = engine.encode(lr, cancel=cancel)
+            if features == "dense":
+                fm: Latents = engine.encode(lr, cancel=cancel)
+            else:
+                import torch
+
+                fm = engine.open_store(lr, dtype=torch.float16 if features == "fp16" else torch.float32)
             sr = engine.render_scale(fm, w, h, cancel=cancel)
         vals.append(psnr_y(sr, pair.hr, scale))
     return float(np.mean(vals))
@@ -147,6 +155,12 @@ def add_arguments(parser: object) -> None:
         action="store_true",
         help="damage each input with the fixed recipe degraded-v1 (noise sigma 5/255, then JPEG q60)",
     )
+    parser.add_argument(
+        "--features",
+        default="dense",
+        help="comma-separated: dense (one fp32 feature map, as the paper), fp16 or fp32 (the viewer's lazy "
+        "tiled store with tiles kept in that precision); default dense",
+    )
 
 
 def cmd_eval(args: object) -> int:
@@ -170,27 +184,39 @@ def cmd_eval(args: object) -> int:
     precisions = [p.strip() for p in str(ns["precision"]).split(",") if p.strip()]
     root = Path(ns["data"]) if ns.get("data") else None
     models = [m.strip() for m in str(ns["model"]).split(",") if m.strip()]
-    engines = [(f"{m} {p}", Engine.from_name(m, str(ns["device"]), p)) for m in models for p in precisions]
+    features = [f.strip() for f in str(ns.get("features") or "dense").split(",") if f.strip()]
+    bad = [f for f in features if f not in ("dense", "fp16", "fp32")]
+    if bad:
+        raise ArgumentError(f"unknown --features '{bad[0]}'; use dense, fp16 or fp32")
+    engines = [
+        (f"{m} {p}" + ("" if f == "dense" else f" {f} tiles"), Engine.from_name(m, str(ns["device"]), p), f)
+        for m in models
+        for p in precisions
+        for f in features
+    ]
     baselines = not ns.get("no_baselines")
     degraded = bool(ns.get("degraded"))
     official = None
     if baselines and DEFAULT_MODEL not in models:
         official = Engine.from_name(DEFAULT_MODEL, str(ns["device"]), "fp32")
-    cols = [label for label, _ in engines]
+    cols = [label for label, _, _ in engines]
     if baselines:
         cols += ["bicubic"] + (["official fp32"] if official else [])
     inputs = "degraded-v1 (noise sigma 5/255, then JPEG q60)" if degraded else "clean"
     print(f"PSNR-Y (dB), shave = scale; inputs {inputs}; device {engines[0][1].device}")
-    print(f"{'set':<8}{'scale':>6}  " + "  ".join(f"{c:>22}" for c in cols))
+    width = max(22, *(len(c) for c in cols))
+    print(f"{'set':<8}{'scale':>6}  " + "  ".join(f"{c:>{width}}" for c in cols))
     for set_name in sets:
         for scale in scales:
             t0 = time.perf_counter()
-            vals = [evaluate(e, set_name, scale, root=root, degraded=degraded) for _, e in engines]
+            vals = [
+                evaluate(e, set_name, scale, root=root, degraded=degraded, features=f) for _, e, f in engines
+            ]
             if baselines:
                 vals.append(evaluate(None, set_name, scale, root=root, degraded=degraded))
                 if official is not None:
                     vals.append(evaluate(official, set_name, scale, root=root, degraded=degraded))
-            cells = "  ".join(f"{v:>22.4f}" for v in vals)
+            cells = "  ".join(f"{v:>{width}.4f}" for v in vals)
             print(
                 f"{set_name:<8}{'x' + str(scale):>6}  {cells}   ({time.perf_counter() - t0:.0f} s)",
                 flush=True,

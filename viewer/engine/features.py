@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 
 from viewer.engine.cancel import CancelToken, ProgressCallback, check
 from viewer.engine.diskcache import TileDiskCache, TileNamespace
+from viewer.engine.memory import default_memory_budget
 from viewer.liif.query import Decoder, ProjectionCache
 
 #: Edge of a stored tile, in latents (= source pixels).
@@ -37,17 +37,6 @@ EncodeRegion = Callable[[int, int, int, int, "CancelToken | None"], torch.Tensor
 
 Box = tuple[int, int, int, int]
 """(y0, y1, x0, x1), half-open, in latents."""
-
-
-def default_memory_budget(total_bytes: int | None = None) -> int:
-    """Default bytes of encoded tiles to keep in memory: 1/24 of the machine's memory (1 GiB on a 24 GiB
-    machine), between 256 MiB and 4 GiB, so a 100 MP photo stays within a few GiB in all."""
-    if total_bytes is None:
-        try:
-            total_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (AttributeError, ValueError, OSError):
-            total_bytes = 16 << 30
-    return int(min(4 << 30, max(256 << 20, total_bytes // 24)))
 
 
 class Latents:

@@ -235,19 +235,24 @@ class Engine:
         disk: TileDiskCache | None = None,
         content_key: str | None = None,
         tile: int = DEFAULT_TILE,
+        dtype: torch.dtype | None = None,
     ) -> FeatureStore:
         """A lazily encoded store of `pixels` (H, W, 3; held as given, uint8 or uint16): nothing is encoded
         until a render, `prefetch` or `crop` asks for it. With `disk`, tiles are also written to and read
-        from the disk cache, keyed by `content_key` (default: a digest of the pixels) and the model."""
+        from the disk cache, keyed by `content_key` (default: a digest of the pixels) and the model.
+        `dtype` overrides how tiles are stored (default `feature_dtype`)."""
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {pixels.shape}")
         h, w = pixels.shape[:2]
+        store_dtype = dtype or self.feature_dtype
+        if store_dtype not in (torch.float16, torch.float32):
+            raise ArgumentError(f"tiles are stored in float16 or float32, not {store_dtype}")
         ns = None
         if disk is not None and disk.enabled:
             ns = TileNamespace(
                 content_key or photo_key(pixels),
                 self.model_key,
-                "float32" if self.feature_dtype == torch.float32 else "float16",
+                "float32" if store_dtype == torch.float32 else "float16",
                 tile,
             )
 
@@ -264,7 +269,7 @@ class Engine:
             tile=tile,
             batch=batch,
             budget_bytes=budget_bytes,
-            dtype=self.feature_dtype,
+            dtype=store_dtype,
             disk=disk,
             namespace=ns,
         )
