@@ -29,6 +29,7 @@ from viewer.engine.imageio import (
     check_output_path,
     load_image,
     probe_image,
+    refuse_source_as_output,
 )
 from viewer.engine.printsize import (
     DEFAULT_DPI,
@@ -395,6 +396,7 @@ def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
 def cmd_render(args: argparse.Namespace) -> int:
     """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
     fmt = check_output_path(args.output)
+    refuse_source_as_output(args.input, args.output)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
@@ -413,6 +415,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE] [--anchor X,Y]`."""
     fmt = check_output_path(args.output)
+    refuse_source_as_output(args.input, args.output)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")

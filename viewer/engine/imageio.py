@@ -375,6 +375,24 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether paths `a` and `b` name one file: the same path, a symlink to it, or a hard link to it."""
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.resolve() == pb.resolve() or os.path.samefile(pa, pb)
+    except OSError:  # one of them does not exist: not the same file
+        return False
+
+
+def refuse_source_as_output(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output that would replace the photo being read (its path, a symlink
+    to it or a hard link to it): an old photo may exist as this one scan only."""
+    if is_same_file(source, output):
+        raise ArgumentError(
+            f"refusing to write {output}: it is the input photo {source}; choose another output name"
+        )
+
+
 #: JPEG stores each side in 16 bits, and libjpeg refuses more than this.
 JPEG_MAX_SIDE = 65500
 #: Classic TIFF addresses its data with 32-bit offsets; keep well clear of 4 GiB.
