@@ -84,13 +84,14 @@ def test_recent_tiles_budget_and_content() -> None:
 
 def test_bicubic_tile_matches_the_compare_view_worker() -> None:
     """The difference view compares with exactly what compare mode shows as bicubic."""
-    from viewer.app.worker import BicubicWorker, _Running
+    from viewer.app.tile_thread import Running
+    from viewer.app.worker import BicubicWorker
 
     rgb8 = textured(24, 20)
     spec = _spec(zoom=3.0)
     worker = BicubicWorker(lambda ev: None)
     worker.set_source(1, rgb8)
-    bgra = worker._render(_Running(spec, 1, 1, CancelToken()))
+    bgra = worker._render(Running(spec, 1, 1, CancelToken()))
     mine = im.bicubic_tile(im.padded_source(rgb8), spec)
     assert np.array_equal(mine, im.bgra_to_rgb(bgra))
 

@@ -1,30 +1,27 @@
-"""Background workers: the render worker that owns the engine, and a bicubic worker for compare mode.
+"""The render worker: the one thread that owns the engine, the open photo's feature store and the device.
 
 No Qt here: a worker reports by calling `emit(event)` from its own thread with a value from
-`viewer.app.messages`; the Qt bridge turns that into a queued signal. Torch is imported only inside the
-render worker's thread (through the engine factory), so the window can appear before torch has loaded.
+`viewer.app.messages`; the Qt bridge turns that into a queued signal. Torch is imported only inside this
+thread (through the engine factory), so the window can appear before torch has loaded.
 
-Scheduling is "latest wins": a new tile request replaces the queue of the previous one (level 1 of
-cancellation) and sets the cancellation token of the tile in progress, which the engine checks between
-chunks (level 2) - unless the new request wants that very tile too, in which case it is adopted and
-delivered under the new generation instead of being thrown away.
+The parts: `tile_thread` (the newest request wins, two levels of cancellation), `bicubic_worker` (the
+compare view), `store_keeper` (feature memory, disk cache, the store of each photo), and here what needs
+the engine: loading models, opening photos, LIIF tiles with their out-of-memory fallbacks, and exports.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from viewer.app.bicubic_worker import BicubicWorker
 from viewer.app.messages import (
     EncodeDone,
     EncodeProgress,
@@ -37,42 +34,24 @@ from viewer.app.messages import (
     ExportJob,
     ExportProgress,
     Notice,
-    RequestDone,
-    RequestProgress,
     TileKind,
-    TileRequest,
-    TileResult,
     WorkerError,
 )
-from viewer.app.planning import TileKey, TileSpec
+from viewer.app.store_keeper import StoreKeeper, StoreOptions
+from viewer.app.tile_thread import Emit, Running, Throttle, TileThread, is_oom, lower_thread_priority, to_bgra
 from viewer.engine.cancel import CancelToken
 from viewer.errors import Cancelled, ViewerError, WeightsMissingError
 
 if TYPE_CHECKING:
-    from viewer.engine.diskcache import TileDiskCache
     from viewer.engine.imageio import LoadedImage
     from viewer.engine.render import Engine, Latents
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[object], None]
-"""Called from a worker thread with one event value."""
-
 EngineFactory = Callable[[EngineConfig], "Engine"]
 """Builds an engine for a config; runs in the render worker thread (may import torch)."""
 
-_PROGRESS_INTERVAL_S = 0.05
 _MIN_ENCODE_BUDGET = 64 << 20
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """How the render worker keeps encoded tiles: the memory budget (None: sized from the machine's
-    memory), and the disk cache's size cap (0: no disk cache) and folder (None: the user cache folder)."""
-
-    memory_bytes: int | None = None
-    disk_bytes: int = 4 << 30
-    disk_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,329 +84,7 @@ def default_engine_factory(config: EngineConfig) -> Engine:
     return Engine.from_name(config.model, config.device, config.precision)
 
 
-def to_bgra(rgb: np.ndarray) -> np.ndarray:
-    """float [0, 1] (rows, cols, 3) -> uint8 (rows, cols, 4) laid out as QImage.Format_RGB32 expects."""
-    rows, cols = rgb.shape[:2]
-    out = np.empty((rows, cols, 4), dtype=np.uint8)
-    q = np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
-    out[..., 0] = q[..., 2]
-    out[..., 1] = q[..., 1]
-    out[..., 2] = q[..., 0]
-    out[..., 3] = 255
-    return out
-
-
-WORKER_NICENESS = 5
-"""How much lower than the GUI thread the workers run (Linux), so a paint never waits for a render."""
-
-
-def lower_thread_priority(by: int = WORKER_NICENESS) -> None:
-    """Calling thread: run at a lower CPU priority than the GUI thread (Linux: per-thread nice value).
-
-    Threads this thread starts later (torch's OpenMP team, export threads) inherit it. Renders still use
-    every core when nothing else wants them; when the GUI thread paints, it wins. Elsewhere: no-op.
-    """
-    if not sys.platform.startswith("linux") or by <= 0:
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-    except (OSError, AttributeError):  # not permitted, or not supported: priority is an optimisation
-        pass
-
-
-def _is_oom(exc: BaseException) -> bool:
-    """Out of device memory, on CUDA (torch.OutOfMemoryError) or MPS (a RuntimeError saying so)."""
-    try:
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-class _Throttle:
-    """Lets a progress report through at most every `interval` seconds, and always the last one."""
-
-    def __init__(self, interval: float = _PROGRESS_INTERVAL_S) -> None:
-        self._interval = interval
-        self._last = 0.0
-
-    def ready(self, done: int, total: int) -> bool:
-        now = time.perf_counter()
-        if done >= total or now - self._last >= self._interval:
-            self._last = now
-            return True
-        return False
-
-
-@dataclass
-class _Running:
-    spec: TileSpec
-    generation: int
-    content: int
-    token: CancelToken
-
-
-@dataclass
-class _TileQueue:
-    """The current request, its pending tiles, and the tile in progress. The owner holds the lock."""
-
-    request: TileRequest | None = None
-    pending: deque[TileSpec] = field(default_factory=deque)
-    running: _Running | None = None
-    outstanding: set[tuple[TileKey, tuple[int, int, int, int]]] = field(default_factory=set)
-    """(key, window) of the visible tiles of the current request not delivered yet; when it empties, the
-    request is done."""
-    delivered: int = 0
-
-    def replace(self, req: TileRequest) -> None:
-        """Make `req` current: drop the old queue; cancel or adopt the running tile."""
-        self.request = req
-        tiles = list(req.tiles)
-        run = self.running
-        if run is not None:
-            same = [t for t in tiles if (t.key, t.window) == (run.spec.key, run.spec.window)]
-            if run.content == req.content and same:
-                tiles.remove(same[0])
-            else:
-                run.token.cancel()
-        self.pending = deque(tiles)
-        self.outstanding = {(t.key, t.window) for t in req.tiles if t.visible}
-        self.delivered = 0
-
-    def clear(self) -> None:
-        self.request = None
-        self.pending.clear()
-        self.outstanding.clear()
-        if self.running is not None:
-            self.running.token.cancel()
-
-    def take(self) -> _Running | None:
-        """Pop the next tile and mark it running."""
-        if self.request is None or not self.pending:
-            return None
-        spec = self.pending.popleft()
-        self.running = _Running(spec, self.request.generation, self.request.content, CancelToken())
-        return self.running
-
-    def finish(
-        self, run: _Running, ok: bool
-    ) -> tuple[int | None, RequestDone | None, RequestProgress | None]:
-        """Close the running tile. Returns the generation to deliver it under (None: drop it), the
-        request-done event if this was the last visible tile, and a progress event."""
-        self.running = None
-        req = self.request
-        if not ok or req is None or req.content != run.content:
-            return None, None, None
-        if req.generation != run.generation and run.spec.key not in req.key_set:
-            return None, None, None
-        self.delivered += 1
-        done_event = None
-        if (run.spec.key, run.spec.window) in self.outstanding:
-            self.outstanding.discard((run.spec.key, run.spec.window))
-            if not self.outstanding:
-                done_event = RequestDone(
-                    req.generation, req.kind, time.perf_counter() - req.submitted, len(req.tiles)
-                )
-        progress = RequestProgress(req.generation, req.kind, self.delivered, len(req.tiles))
-        return req.generation, done_event, progress
-
-
-class _TileThread:
-    """A thread that renders the newest tile request, tile by tile, centre first."""
-
-    kind: TileKind = "liif"
-
-    def __init__(self, emit: Emit, name: str) -> None:
-        self._emit = emit
-        self._cond = threading.Condition()
-        self._stop = False
-        self._tiles = _TileQueue()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-
-    # -- any thread ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, request: TileRequest) -> None:
-        """Make `request` the one to work on (called from the GUI thread)."""
-        with self._cond:
-            self._tiles.replace(request)
-            self._cond.notify_all()
-
-    def cancel_tiles(self) -> None:
-        """Drop the queued tiles and stop the one in progress (called from the GUI thread)."""
-        with self._cond:
-            self._tiles.clear()
-            self._cond.notify_all()
-
-    def close(self, timeout: float = 10.0) -> bool:
-        """Stop the thread and wait for it; True if it ended (called from the GUI thread)."""
-        with self._cond:
-            self._stop = True
-            self._tiles.clear()
-            self._on_close_locked()
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    # -- worker thread ---------------------------------------------------------------------------------
-    def _main(self) -> None:
-        """Runs in the worker thread: wait for work, do it, report every failure as an event."""
-        lower_thread_priority()
-        while True:
-            try:
-                with self._cond:
-                    while not self._stop and not self._has_work_locked():
-                        self._cond.wait()
-                    if self._stop:
-                        return
-                    action = self._take_work_locked()
-                action()
-            except Exception as exc:  # a bug: report it, keep the thread alive for the next request
-                log.exception("worker failure")
-                self._emit(
-                    WorkerError(
-                        "Internal error",
-                        f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=6)}",
-                        internal=True,
-                    )
-                )
-
-    def _has_work_locked(self) -> bool:
-        return self._tiles_ready_locked() and bool(self._tiles.pending)
-
-    def _take_work_locked(self) -> Callable[[], None]:
-        run = self._tiles.take()
-        assert run is not None
-        return lambda: self._do_tile(run)
-
-    def _tiles_ready_locked(self) -> bool:
-        return True
-
-    def _on_close_locked(self) -> None:
-        pass
-
-    def _render(self, run: _Running) -> np.ndarray:
-        raise NotImplementedError
-
-    def _do_tile(self, run: _Running) -> None:
-        """Render one tile (worker thread) and deliver it if it is still wanted."""
-        t0 = time.perf_counter()
-        pixels: np.ndarray | None = None
-        try:
-            pixels = self._render(run)
-        except Cancelled:
-            pass
-        except Exception as exc:
-            # Do not retry the rest of this request tile after tile: one message, then wait for the next.
-            with self._cond:
-                self._tiles.finish(run, False)
-                self._tiles.clear()
-            if isinstance(exc, ViewerError):
-                self._emit(WorkerError("Cannot render the view", str(exc)))
-                return
-            raise
-        with self._cond:
-            generation, done, progress = self._tiles.finish(run, pixels is not None)
-        if generation is None or pixels is None:
-            return
-        self._emit(
-            TileResult(
-                generation, run.content, self.kind, run.spec.key, pixels, time.perf_counter() - t0, run.spec
-            )
-        )
-        if progress is not None:
-            self._emit(progress)
-        if done is not None:
-            self._emit(done)
-
-
-class BicubicWorker(_TileThread):
-    """Bicubic tiles of the same grid as LIIF's, for the compare view (Pillow; no torch, fast)."""
-
-    kind: TileKind = "bicubic"
-    _PAD = 2
-
-    def __init__(self, emit: Emit) -> None:
-        super().__init__(emit, "liif-bicubic")
-        self._source: Any = None
-        self._rgb8: np.ndarray | None = None
-        self._content = -1
-
-    def set_source(self, content: int, rgb8: np.ndarray) -> None:
-        """Use `rgb8` (uint8 H x W x 3) for photo `content` (called from the GUI thread; cheap: the padded
-        copy is made in the worker thread when compare mode first asks for a tile)."""
-        with self._cond:
-            self._rgb8 = rgb8
-            self._source = None
-            self._content = content
-            self._cond.notify_all()
-
-    def _padded(self) -> Any:
-        """Worker thread: the photo with an edge-replicated border, as a PIL image (built once per photo)."""
-        from PIL import Image
-
-        with self._cond:
-            source, rgb8, content = self._source, self._rgb8, self._content
-        if source is None and rgb8 is not None:
-            p = self._PAD
-            padded = np.pad(rgb8, ((p, p), (p, p), (0, 0)), mode="edge")
-            source = Image.fromarray(padded, "RGB")
-            del padded
-            with self._cond:
-                if self._content == content:
-                    self._source = source
-        return source
-
-    def retag(self, content: int) -> None:
-        """The same photo under a new content id (the model changed; bicubic pixels did not)."""
-        with self._cond:
-            self._content = content
-            self._cond.notify_all()
-
-    def _tiles_ready_locked(self) -> bool:
-        req = self._tiles.request
-        return self._rgb8 is not None and req is not None and req.content == self._content
-
-    def _render(self, run: _Running) -> np.ndarray:
-        """Worker thread: PIL's bicubic resize of the tile's source box (same pixel-centre convention)."""
-        from PIL import Image
-
-        source = self._padded()
-        if source is None or run.token.cancelled:
-            raise Cancelled()
-        spec = run.spec
-        x, y, w, h = spec.rect
-        r0, c0, r1, c1 = spec.window
-        sx, sy = w / spec.out_w, h / spec.out_h
-        p = self._PAD
-        box = (x + c0 * sx + p, y + r0 * sy + p, x + c1 * sx + p, y + r1 * sy + p)
-        box = (
-            max(0.0, box[0]),
-            max(0.0, box[1]),
-            min(float(source.width), box[2]),
-            min(float(source.height), box[3]),
-        )
-        out = source.resize((c1 - c0, r1 - r0), Image.Resampling.BICUBIC, box=box)
-        rgb = np.asarray(out, dtype=np.uint8)
-        bgra = np.empty((*rgb.shape[:2], 4), dtype=np.uint8)
-        bgra[..., 0] = rgb[..., 2]
-        bgra[..., 1] = rgb[..., 1]
-        bgra[..., 2] = rgb[..., 0]
-        bgra[..., 3] = 255
-        return bgra
-
-
-class RenderWorker(_TileThread):
+class RenderWorker(TileThread):
     """The one thread that owns the engine and the encoded photo (its feature map).
 
     Control work (load a model, encode a photo, start an export) goes before tiles. Encoding is cancelled
@@ -456,10 +113,7 @@ class RenderWorker(_TileThread):
         self._loaded: LoadedImage | None = None
         self._fm: Latents | None = None
         self._content = -1
-        self._store_options = StoreOptions()
-        self._disk: TileDiskCache | None = None
-        self._disk_for: StoreOptions | None = None
-        self._photo_key: tuple[LoadedImage, str] | None = None
+        self._stores = StoreKeeper(emit)
         self._view_prefetched = -1
         """Generation of the request whose whole visible area was last encoded in one pass."""
 
@@ -481,8 +135,7 @@ class RenderWorker(_TileThread):
 
     def set_store_options(self, options: StoreOptions) -> None:
         """Use `options` for the next photo opened (any thread)."""
-        with self._cond:
-            self._store_options = options
+        self._stores.set_options(options)
 
     def export(self, job: ExportJob) -> None:
         """Queue an export; it starts once the photo `job.content` is ready (its store is open)."""
@@ -652,40 +305,6 @@ class RenderWorker(_TileThread):
             available_devices=tuple(available_devices()),
         )
 
-    def _disk_cache(self) -> TileDiskCache | None:
-        """Worker thread: the disk cache for the current options (made once; None when switched off)."""
-        with self._cond:
-            opts = self._store_options
-        if opts.disk_bytes <= 0:
-            return None
-        if self._disk is None or self._disk_for != opts:
-            from viewer import paths
-            from viewer.engine.diskcache import TileDiskCache
-
-            root = opts.disk_dir or str(paths.feature_cache_dir())
-
-            def problem(message: str) -> None:
-                self._emit(Notice(f"Feature cache: {message}."))
-
-            self._disk, self._disk_for = TileDiskCache(root, opts.disk_bytes, on_problem=problem), opts
-        return self._disk
-
-    def _content_key(self, loaded: LoadedImage) -> str:
-        """Worker thread: the digest of the photo's pixels (computed once per decoded photo)."""
-        from viewer.engine.features import photo_key
-
-        if self._photo_key is None or self._photo_key[0] is not loaded:
-            self._photo_key = (loaded, photo_key(loaded.pixels))
-        return self._photo_key[1]
-
-    def _open_store(self, engine: Engine, loaded: LoadedImage) -> Latents:
-        """Worker thread: a lazy feature store of `loaded` for `engine` (nothing is encoded yet)."""
-        with self._cond:
-            opts = self._store_options
-        disk = self._disk_cache()
-        key = self._content_key(loaded) if disk is not None and disk.enabled else None
-        return engine.open_store(loaded.pixels, budget_bytes=opts.memory_bytes, disk=disk, content_key=key)
-
     def _encode(self, token: CancelToken) -> None:
         """Worker thread: make the current photo ready to render by opening its lazy feature store.
 
@@ -698,7 +317,7 @@ class RenderWorker(_TileThread):
         self._emit(EncodeProgress(content, 0, 1))
         if token.cancelled:
             return
-        store = self._open_store(self._engine, self._loaded)
+        store = self._stores.open(self._engine, self._loaded)
         self._set_fm(store, content)
         self._emit(EncodeDone(content, time.perf_counter() - t0))
 
@@ -728,7 +347,7 @@ class RenderWorker(_TileThread):
         self._engine = engine
         if self._fm is not None and self._loaded is not None:
             # The tiles on the GPU go with it; the disk cache (same model, same photo) brings them back.
-            self._set_fm(self._open_store(engine, self._loaded), self._fm_content)
+            self._set_fm(self._stores.open(engine, self._loaded), self._fm_content)
         del old
         self._release_device_memory()
         self._emit(self._loaded_event(engine, self._config, 0.0, fallback=True))
@@ -743,7 +362,7 @@ class RenderWorker(_TileThread):
         return True
 
     # -- worker thread: tiles -----------------------------------------------------------------------
-    def _prefetch_view(self, run: _Running, engine: Engine, fm: Latents) -> None:
+    def _prefetch_view(self, run: Running, engine: Engine, fm: Latents) -> None:
         """Worker thread: once the first tile of a request is on screen, encode the latents of all its
         visible tiles in one pass (fewer halos than tile by tile), nearest the centre first."""
         from viewer.engine.features import clip_box
@@ -772,7 +391,7 @@ class RenderWorker(_TileThread):
         if box is not None:
             fm.prefetch(box, run.token)
 
-    def _render(self, run: _Running) -> np.ndarray:
+    def _render(self, run: Running) -> np.ndarray:
         """Worker thread: one LIIF tile (encoding the latents it needs first); on out of memory, retried
         with smaller encode pieces, then on the CPU."""
         from viewer.engine.render import SourceRect
@@ -791,8 +410,8 @@ class RenderWorker(_TileThread):
             except Cancelled:
                 raise
             except Exception as exc:
-                if not _is_oom(exc) or engine.device.type == "cpu":
-                    if _is_oom(exc):
+                if not is_oom(exc) or engine.device.type == "cpu":
+                    if is_oom(exc):
                         raise ViewerError(
                             f"not enough memory to encode this part of the photo ({exc})"
                         ) from None
@@ -855,7 +474,7 @@ class RenderWorker(_TileThread):
         """Export thread: the engine's export (the command line's code path), atomic."""
         from viewer.engine.export import run_export
 
-        throttle = _Throttle(0.1)
+        throttle = Throttle(0.1)
 
         def progress(done: int, total: int) -> None:
             if throttle.ready(done, total):
@@ -873,7 +492,7 @@ class RenderWorker(_TileThread):
             self._emit(ExportFailed(job.export_id, str(exc)))
         except Exception as exc:
             log.exception("export failed")
-            if _is_oom(exc):
+            if is_oom(exc):
                 msg = f"the device ran out of memory during the export ({exc}); try the CPU device"
             else:
                 msg = f"{type(exc).__name__}: {exc}"
@@ -882,3 +501,17 @@ class RenderWorker(_TileThread):
             self._emit(ExportFinished(job.export_id, job.out_path, time.perf_counter() - t0))
         finally:
             self._finish_export(job.export_id)
+
+
+__all__ = [
+    "BicubicWorker",
+    "Emit",
+    "EngineFactory",
+    "RenderWorker",
+    "StoreOptions",
+    "WorkerContext",
+    "WorkerExtension",
+    "default_engine_factory",
+    "lower_thread_priority",
+    "to_bgra",
+]
