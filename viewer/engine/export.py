@@ -23,13 +23,18 @@ from PIL import Image
 from viewer.engine.cancel import CancelToken, ProgressCallback, check
 from viewer.engine.imageio import (
     LoadedImage,
+    OutputExistsError,
     PngBandWriter,
     atomic_output,
+    check_format_dpi,
     check_format_limits,
     check_output_path,
     exif_for_output,
+    fit_metadata,
     output_bit_depth,
     quantize,
+    refuse_source_as_output,
+    report_notes,
     save_image,
     to_luma,
 )
@@ -83,6 +88,17 @@ class ExportPlan:
     @property
     def megapixels(self) -> float:
         return self.out_w * self.out_h / 1_000_000
+
+    @property
+    def shrinks(self) -> bool:
+        """Whether an axis is reduced (scale below 1): LIIF only enlarges, so that axis is downsampled."""
+        return self.scale_x < 1 or self.scale_y < 1
+
+    @property
+    def from_source(self) -> bool:
+        """Whether the output is the source resampled, with no model: no axis is enlarged, as the viewer
+        shows a photo at or below 100% (and a 1x1 photo stays its own colour)."""
+        return self.scale_x <= 1 and self.scale_y <= 1
 
     def print_inches(self) -> tuple[float, float] | None:
         """The printed size at the recorded DPI, or None without one."""
@@ -178,6 +194,41 @@ class _AlphaResampler:
         return np.clip(np.asarray(band, dtype=np.float32), 0.0, 1.0)
 
 
+def _resize_channels(
+    a: np.ndarray, out_w: int, out_h: int, box: tuple[float, float, float, float]
+) -> np.ndarray:
+    """Resample float32 (H, W, C) to (out_h, out_w, C) from `box` with Lanczos, antialiased when reducing
+    (Pillow widens the kernel by the reduction), clipped to [0, 1]."""
+    chans = []
+    for c in range(a.shape[2]):
+        im = Image.fromarray(np.ascontiguousarray(a[..., c], dtype=np.float32))  # mode F
+        chans.append(np.asarray(im.resize((out_w, out_h), Image.Resampling.LANCZOS, box=box), np.float32))
+    return np.clip(np.stack(chans, axis=2), 0.0, 1.0)
+
+
+def downscale_source(pixels: np.ndarray, plan: ExportPlan) -> np.ndarray:
+    """The plan's rectangle of the source, resampled to the output size: float32 (out_h, out_w, 3).
+
+    For a plan that enlarges no axis (`plan.from_source`). Only the rectangle plus the kernel's reach is
+    converted to float, a channel at a time.
+    """
+    x, y, w, h = plan.rect
+    reach = math.ceil(3 / min(plan.scale_x, plan.scale_y)) + 1  # Lanczos-3, widened by the reduction
+    x0, y0 = max(0, math.floor(x) - reach), max(0, math.floor(y) - reach)
+    x1 = min(pixels.shape[1], math.ceil(x + w) + reach)
+    y1 = min(pixels.shape[0], math.ceil(y + h) + reach)
+    top = np.float32(65535 if pixels.dtype == np.uint16 else 255)
+    chans = []
+    for c in range(3):
+        crop = pixels[y0:y1, x0:x1, c].astype(np.float32) / top
+        chans.append(
+            _resize_channels(
+                crop[..., None], plan.out_w, plan.out_h, (x - x0, y - y0, x - x0 + w, y - y0 + h)
+            )
+        )
+    return np.concatenate(chans, axis=2)
+
+
 def _band_rows(out_w: int, band_rows: int) -> int:
     return max(1, min(band_rows, MAX_BAND_PIXELS // max(1, out_w)))
 
@@ -201,9 +252,10 @@ def _store_band_rows(feature_map: Latents, plan: ExportPlan, rows: int) -> int:
     return max(1, min(rows, int(max(1, fit - 8) * plan.out_h / plan.rect.h)))
 
 
-def _prefetcher(
-    engine: Engine, feature_map: Latents, plan: ExportPlan
-) -> Callable[[int, int, CancelToken | None], None]:
+_Prefetch = Callable[[int, int, CancelToken | None], None]
+
+
+def _prefetcher(engine: Engine, feature_map: Latents, plan: ExportPlan) -> _Prefetch:
     """Encode ahead for bands [r0, r1): the band's latents and, on a store, as many rows after it (within
     the plan's rectangle) as a third of its memory budget holds, so a streamed export pays about the halos
     of a whole-photo encode, not one per band."""
@@ -240,6 +292,8 @@ def run_export(
     cancel: CancelToken | None = None,
     progress: ProgressCallback | None = None,
     band_rows: int = BAND_ROWS,
+    replace: bool = True,
+    on_note: Callable[[str], None] | None = None,
 ) -> Path:
     """Render `plan` from the photo's latents and write it to `out_path` (PNG, JPEG or TIFF by extension).
 
@@ -247,14 +301,23 @@ def run_export(
     encoded, band by band ahead of the render, in memory bounded by the store's budget.
 
     Keeps what the source had: alpha (upscaled bicubically), grey (rendered in colour, written as BT.601
-    luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI). Progress
-    is reported in output pixels. Atomic: on any error or cancellation (`Cancelled`), nothing is left at
-    `out_path` and no temporary file remains.
+    luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI), less what
+    the format cannot hold (one line each to `on_note`). An axis below scale 1 is downsampled (Lanczos,
+    antialiased), never queried below 1: a plan that enlarges nothing is the source resampled, as the
+    viewer shows it. Progress is reported in output pixels.
+
+    Refuses (`ArgumentError`) to write over the photo it reads, and with `replace=False` keeps an existing
+    file (`OutputExistsError`), both before any work. Atomic: on any error or cancellation
+    (`Cancelled`), nothing is left at `out_path` and no temporary file remains.
     """
     out = Path(out_path)
     fmt = check_output_path(out)
+    refuse_source_as_output(loaded.path, out)
+    if not replace and os.path.lexists(out):
+        raise OutputExistsError(f"{out} already exists and was kept; nothing was written")
     if fmt == "JPEG" and not 1 <= int(jpeg_quality) <= 100:
         raise ArgumentError(f"invalid JPEG quality {jpeg_quality}: must be 1 to 100")
+    check_format_dpi(fmt, plan.dpi)
     rect = plan.source_rect()
     out_w, out_h = plan.out_w, plan.out_h
     grey = loaded.grayscale
@@ -262,33 +325,72 @@ def run_export(
     keep_alpha = alpha_rs is not None and fmt != "JPEG"
     depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
     check_format_limits(fmt, out_w, out_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
+    meta = fit_metadata(fmt, loaded.icc, exif_for_output(loaded.exif, out_w, out_h, plan.dpi))
+    report_notes(meta.notes, on_note)
     total = out_w * out_h
+
+    def model_rows(p: ExportPlan, prefetch: _Prefetch, r0: int, r1: int) -> np.ndarray:
+        """Rows [r0, r1) of `p` rendered by the model; progress scaled to the output's pixels."""
+        check(cancel)
+        prefetch(r0, r1, cancel)
+        band_px = (r1 - r0) * p.out_w
+        of_all = p.out_w * p.out_h
+
+        def on_chunk(done: int, of: int) -> None:
+            if progress is not None:
+                progress((r0 * p.out_w + band_px * min(done, of) // max(1, of)) * total // of_all, total)
+
+        return engine.render(
+            feature_map, rect, p.out_w, p.out_h, window=(r0, 0, r1, p.out_w), cancel=cancel, progress=on_chunk
+        )
+
+    def shrunk_colour() -> np.ndarray:
+        """The whole output of a plan that enlarges no axis (the source resampled) or reduces one (rendered
+        at scale 1 on the reduced axis, then downsampled there)."""
+        check(cancel)
+        if plan.from_source:
+            return downscale_source(loaded.pixels, plan)
+        iw = out_w if plan.scale_x >= 1 else math.ceil(plan.rect.w - 1e-9)
+        ih = out_h if plan.scale_y >= 1 else math.ceil(plan.rect.h - 1e-9)
+        inter = ExportPlan(plan.rect, iw, ih, plan.dpi, plan.fit)
+        full = np.empty((ih, iw, 3), np.float32)
+        step = _store_band_rows(feature_map, inter, _band_rows(iw, band_rows))
+        pre = _prefetcher(engine, feature_map, inter)
+        for r0 in range(0, ih, step):
+            r1 = min(ih, r0 + step)
+            full[r0:r1] = model_rows(inter, pre, r0, r1)
+        check(cancel)
+        return _resize_channels(full, out_w, out_h, (0.0, 0.0, float(iw), float(ih)))
+
+    shrunk = shrunk_colour() if plan.shrinks or plan.from_source else None
     rows_per_band = _store_band_rows(feature_map, plan, _band_rows(out_w, band_rows))
     prefetch = _prefetcher(engine, feature_map, plan)
 
     def render_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
         check(cancel)
-        prefetch(r0, r1, cancel)
-        band_px = (r1 - r0) * out_w
-
-        def on_chunk(done: int, of: int) -> None:
+        if shrunk is not None:
+            rgb = shrunk[r0:r1]
             if progress is not None:
-                progress(r0 * out_w + band_px * min(done, of) // max(1, of), total)
-
-        rgb = engine.render(
-            feature_map, rect, out_w, out_h, window=(r0, 0, r1, out_w), cancel=cancel, progress=on_chunk
-        )
+                progress(r1 * out_w, total)
+        else:
+            rgb = model_rows(plan, prefetch, r0, r1)
         colour = to_luma(rgb) if grey else rgb
         alpha = alpha_rs.rows(r0, r1) if alpha_rs is not None else None
         return colour, alpha
 
     bands = [(r0, min(out_h, r0 + rows_per_band)) for r0 in range(0, out_h, rows_per_band)]
-    exif = exif_for_output(loaded.exif, out_w, out_h, plan.dpi)
     if fmt == "PNG":
         channels = (1 if grey else 3) + (1 if keep_alpha else 0)
-        with atomic_output(out) as fh:
+        with atomic_output(out, replace=replace) as fh:
             writer = PngBandWriter(
-                fh, out_w, out_h, channels=channels, bit_depth=depth, dpi=plan.dpi, icc=loaded.icc, exif=exif
+                fh,
+                out_w,
+                out_h,
+                channels=channels,
+                bit_depth=depth,
+                dpi=plan.dpi,
+                icc=meta.icc,
+                exif=meta.exif,
             )
             for r0, r1 in bands:
                 colour, alpha = render_band(r0, r1)
@@ -317,9 +419,11 @@ def run_export(
             grayscale=grey,
             bit_depth=depth,
             dpi=plan.dpi,
-            icc=loaded.icc,
-            exif=exif,
+            icc=meta.icc,
+            exif=meta.exif,
             jpeg_quality=jpeg_quality,
+            replace=replace,
+            on_note=on_note,
         )
     if progress is not None:
         progress(total, total)

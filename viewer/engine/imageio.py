@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile
 
 from viewer.errors import ArgumentError, ImageLoadError, ViewerError
+
+log = logging.getLogger(__name__)
 
 #: Formats the loader accepts (Pillow plugin names; camera JPEGs that Pillow labels MPO open as JPEG).
 LOAD_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DIB", "GIF", "WEBP", "PPM", "TGA")
@@ -472,6 +475,103 @@ def exif_for_output(exif: bytes | None, width: int, height: int, dpi: float | No
         return exif
 
 
+#: JPEG keeps EXIF in one APP1 segment: at most 65533 bytes after the length field, "Exif\0\0" included.
+JPEG_MAX_EXIF = 65533
+#: JPEG splits an ICC profile over at most 255 APP2 segments of 65519 bytes each.
+JPEG_MAX_ICC = 255 * (65533 - 14)
+#: Pillow (and so this app's loader) refuses a PNG whose ICC profile inflates to more than 1 MiB.
+PNG_MAX_ICC = 1 << 20
+_GPS_IFD = 0x8825
+
+
+@dataclass(frozen=True)
+class OutputMetadata:
+    """The ICC profile and EXIF block a format can hold, and a line for each thing left out."""
+
+    icc: bytes | None
+    exif: bytes | None
+    notes: tuple[str, ...] = ()
+
+
+def _value_size(value: object) -> int:
+    return len(value) if isinstance(value, bytes | str) else len(repr(value))
+
+
+def _trim_exif(exif: bytes, limit: int) -> tuple[bytes | None, list[str]]:
+    """Drop the largest EXIF tags (maker notes, comments, ...) until the block fits in `limit` bytes;
+    returns (the block or None when nothing useful fits, the names of the tags dropped)."""
+    from PIL import ExifTags
+
+    dropped: list[str] = []
+    try:
+        e = Image.Exif()
+        e.load(exif)
+        ifds: list[Any] = [e, e.get_ifd(_EXIF_IFD), e.get_ifd(_GPS_IFD)]
+        for _ in range(256):
+            data = e.tobytes()
+            if len(data) <= limit:
+                return data, dropped
+            sizes = [
+                (_value_size(v), i, tag)
+                for i, ifd in enumerate(ifds)
+                for tag, v in ifd.items()
+                if tag not in (_EXIF_IFD, _GPS_IFD)
+            ]
+            if not sizes:
+                break
+            _, i, tag = max(sizes)
+            del ifds[i][tag]
+            names = ExifTags.GPSTAGS if i == 2 else ExifTags.TAGS
+            dropped.append(str(names.get(tag, f"tag {tag:#06x}")))
+    except Exception:
+        pass
+    return None, dropped
+
+
+def fit_metadata(fmt: str, icc: bytes | None, exif: bytes | None) -> OutputMetadata:
+    """What of `icc` and `exif` the format `fmt` can store, with a one-line note for what is dropped.
+
+    JPEG holds at most 64 KB of EXIF: its largest tags are dropped until it fits (all of it when even the
+    small ones do not). An ICC profile over what JPEG can split into segments, or over what a PNG reader
+    accepts (1 MiB, Pillow's limit), is left out rather than making a file this app cannot open.
+    """
+    notes: list[str] = []
+    if fmt == "JPEG" and exif and len(exif) > JPEG_MAX_EXIF:
+        trimmed, dropped = _trim_exif(exif, JPEG_MAX_EXIF)
+        size = f"the EXIF block ({len(exif):,} bytes) is larger than a JPEG can hold (64 KB)"
+        if trimmed is not None:
+            notes.append(f"{size}: left out {', '.join(dropped)}")
+        else:
+            notes.append(f"{size}: it was left out")
+        exif = trimmed
+    limit = {"JPEG": JPEG_MAX_ICC, "PNG": PNG_MAX_ICC}.get(fmt)
+    if icc and limit is not None and len(icc) > limit:
+        notes.append(
+            f"the ICC colour profile ({len(icc):,} bytes) is larger than a {fmt} reader accepts "
+            f"({limit:,} bytes): it was left out"
+        )
+        icc = None
+    return OutputMetadata(icc, exif, tuple(notes))
+
+
+def check_format_dpi(fmt: str, dpi: float | None) -> None:
+    """Refuse a DPI the format cannot record: JPEG stores it as a whole number from 1 to 65535."""
+    if fmt == "JPEG" and dpi is not None and not (1 <= dpi <= 65535 and float(dpi).is_integer()):
+        raise ArgumentError(
+            f"invalid DPI {dpi:g} for JPEG: a JPEG records a whole number of DPI from 1 to 65535 "
+            "(use .png or .tif for other values)"
+        )
+
+
+def report_notes(notes: Sequence[str], on_note: Callable[[str], None] | None) -> None:
+    """Pass each note to `on_note`, or log it as a warning without one."""
+    for note in notes:
+        if on_note is not None:
+            on_note(note)
+        else:
+            log.warning("%s", note)
+
+
 def _new_file_mode(target: Path) -> int:
     """Permissions for the output: those of the file being replaced, else 0o666 minus the umask (mkstemp
     creates 0o600 files, which would make exported photos private to the user)."""
@@ -486,29 +586,87 @@ def _new_file_mode(target: Path) -> int:
     return 0o666 & ~mask
 
 
+#: Bytes of the output's name kept in its temporary name: `.NAME.XXXXXXXX.part` must fit in the 255 bytes
+#: a file name may have, even when NAME itself is near that limit.
+TEMP_NAME_BYTES = 200
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file for output `name`: `.NAME.`, NAME cut to `TEMP_NAME_BYTES` bytes."""
+    raw = os.fsencode(name)
+    if len(raw) > TEMP_NAME_BYTES:
+        name = raw[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return f".{name}."
+
+
+class CheckedFile(io.BufferedWriter):
+    """A buffered output file that hides its descriptor from writers.
+
+    Pillow writes JPEG and TIFF data straight to `fileno()` when it can, and ignores a short write there,
+    so a full disk left a truncated file and no error. Without a descriptor it writes through `write`,
+    where Python retries short writes and raises every error (ENOSPC included).
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw)
+        self._fd = raw.fileno()
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("the descriptor is hidden so that every write is checked")
+
+    def sync(self) -> None:
+        """Flush and fsync: the data is on the disk, or an OSError says why not."""
+        self.flush()
+        os.fsync(self._fd)
+
+
+class OutputExistsError(ViewerError):
+    """An output file exists and the caller asked to keep existing files (`--no-clobber`)."""
+
+
+def _link_into_place(tmp: Path, target: Path) -> None:
+    """Give the finished temporary file the name `target` only if no file has it (atomic where the
+    filesystem has hard links; elsewhere checked just before the rename)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputExistsError(f"{target} already exists and was kept; nothing was written") from None
+    except OSError:  # no hard links here (FAT, some network filesystems)
+        if os.path.lexists(target):
+            raise OutputExistsError(f"{target} already exists and was kept; nothing was written") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def atomic_output(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[IO[bytes]]:
     """Yield a binary file that becomes `path` only if the block completes.
 
     The data goes to a hidden `.NAME.XXXX.part` file in the same folder (so the final rename is atomic on
-    the same filesystem), is flushed and fsynced, then `os.replace`d over the target. On any exception,
-    KeyboardInterrupt and cancellation included, the temporary file is removed and the target untouched.
+    the same filesystem); every write is checked (a `CheckedFile`: a full disk is an error, never a short
+    file), then the file is flushed, fsynced and `os.replace`d over the target. With `replace=False` an
+    existing target is kept and `OutputExistsError` raised. On any exception, KeyboardInterrupt (and the
+    command line's SIGTERM and SIGHUP) and cancellation included, the temporary file is removed and the
+    target untouched.
     """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p.name), suffix=".part", dir=parent)
     except OSError as exc:
         raise ViewerError(f"cannot write {p}: {exc.strerror or exc}") from None
     tmp_path = Path(tmp)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with CheckedFile(io.FileIO(fd, "wb")) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            fh.sync()
         with contextlib.suppress(OSError):
             os.chmod(tmp_path, _new_file_mode(p))
-        os.replace(tmp_path, p)
+        if replace:
+            os.replace(tmp_path, p)
+        else:
+            _link_into_place(tmp_path, p)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         raise ViewerError(f"cannot write {p}: {exc.strerror or exc}") from None
@@ -671,6 +829,8 @@ def save_image(
     icc: bytes | None = None,
     exif: bytes | None = None,
     jpeg_quality: int = 92,
+    replace: bool = True,
+    on_note: Callable[[str], None] | None = None,
 ) -> None:
     """Write an image atomically, format by extension (.png, .jpg/.jpeg, .tif/.tiff).
 
@@ -678,7 +838,9 @@ def save_image(
     reduced to BT.601 luma. `bit_depth` is the depth wanted; a format that cannot hold it gets 8 bits:
     JPEG always, and TIFF for 16-bit colour or grey with alpha (Pillow cannot write those). JPEG has no
     alpha channel: transparent areas are flattened onto white, the colour of the paper. The DPI is recorded
-    as PNG pHYs, JPEG JFIF density or TIFF X/YResolution in inches; ICC and EXIF are embedded in all three.
+    as PNG pHYs, JPEG JFIF density or TIFF X/YResolution in inches; ICC and EXIF are embedded in all three,
+    less what the format cannot hold (`fit_metadata`; each omission is a line to `on_note`, or a logged
+    warning). `replace=False` keeps an existing file (`OutputExistsError`).
     """
     fmt = output_format(path)
     a = np.asarray(rgb_u)
@@ -705,10 +867,13 @@ def save_image(
     if fmt == "JPEG" and not 1 <= int(jpeg_quality) <= 100:
         raise ArgumentError(f"invalid JPEG quality {jpeg_quality}: must be 1 to 100")
     check_format_limits(fmt, w, h, (1 if grey else 3) + (alpha is not None), depth)
-    exif = exif_for_output(exif, w, h, dpi)
+    check_format_dpi(fmt, dpi)
+    meta = fit_metadata(fmt, icc, exif_for_output(exif, w, h, dpi))
+    report_notes(meta.notes, on_note)
+    icc, exif = meta.icc, meta.exif
     if fmt == "PNG":
         channels = (1 if grey else 3) + (alpha is not None)
-        with atomic_output(path) as fh:
+        with atomic_output(path, replace=replace) as fh:
             writer = PngBandWriter(fh, w, h, channels=channels, bit_depth=depth, dpi=dpi, icc=icc, exif=exif)
             step = max(1, (1 << 22) // max(1, w * channels))
             for r in range(0, h, step):
@@ -737,5 +902,5 @@ def save_image(
         params.update(quality=int(jpeg_quality), optimize=True)
     # TIFF is left uncompressed: Pillow's compressed (libtiff) path cannot write the EXIF sub-IFD, and
     # keeping the photo's EXIF (dates, camera) matters more than the file size.
-    with atomic_output(path) as fh:
+    with atomic_output(path, replace=replace) as fh:
         im.save(fh, format=fmt, **params)
