@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from viewer import __version__
 from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
@@ -55,7 +55,7 @@ DEFAULT_MAX_INPUT_MP = 200.0
 ENV_MAX_INPUT_MP = "LIIF_VIEWER_MAX_INPUT_MP"
 ENV_MAX_OUTPUT_MP = "LIIF_VIEWER_MAX_OUTPUT_MP"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMMANDS = ("render", "export", "fetch-weights", "models", "bench", "eval", "train")
+COMMANDS = ("render", "export", "batch", "fetch-weights", "models", "bench", "eval", "train")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -64,35 +64,55 @@ COMMANDS = ("render", "export", "fetch-weights", "models", "bench", "eval", "tra
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal (never in pipes or logs)."""
+    """A progress bar with rate and time left on stderr (tqdm), drawn only when stderr is a terminal
+    (never in pipes or logs). Called as bar(done, total); `finish` ends its line."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+    def __init__(
+        self, label: str, stream: TextIO | None = None, enabled: bool | None = None, unit: str = "px"
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.label = label
-        self._last = 0.0
-        self._drawn = False
+        self.unit = unit
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        frac = min(1.0, done / total) if total > 0 else 1.0
-        filled = int(frac * 30)
-        bar = "#" * filled + "-" * (30 - filled)
-        self.stream.write(f"\r{self.label:<10} [{bar}] {frac * 100:5.1f}%")
-        self.stream.flush()
-        self._drawn = True
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=f"{self.label:<10}",
+                file=self.stream,
+                unit=self.unit,
+                unit_scale=True,
+                mininterval=0.1,
+                dynamic_ncols=True,
+                bar_format="{desc} [{bar:30}] {percentage:5.1f}% [{elapsed}<{remaining}, {rate_fmt}]{postfix}",
+            )
+        if total != self._bar.total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def note(self, text: str) -> None:
+        """Show `text` after the bar (e.g. which photo of how many)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+
+    def write(self, line: str) -> None:
+        """Print a line on the stream above the bar, which is redrawn under it."""
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def finish(self) -> None:
         """End the bar's line so later output starts cleanly."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _error(message: str) -> int:
@@ -106,7 +126,7 @@ def _error(message: str) -> int:
 # ------------------------------------------------------------------------------------------------------
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def _add_engine_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> None:
     p.add_argument(
         "--model",
         default=None,
@@ -133,10 +153,10 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
         help=f"refuse outputs over this many megapixels (default {DEFAULT_MAX_OUTPUT_MP:g}, or ${ENV_MAX_OUTPUT_MP})",
     )
     p.add_argument("--quality", default="92", metavar="Q", help="JPEG quality 1-100 (default 92)")
-    _add_store_options(p)
+    _add_store_options(p, disk_cache)
 
 
-def _add_store_options(p: argparse.ArgumentParser) -> None:
+def _add_store_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> None:
     """--feature-memory and --disk-cache: where encoded tiles of the photo are kept (CLI and viewer)."""
     p.add_argument(
         "--feature-memory",
@@ -145,6 +165,8 @@ def _add_store_options(p: argparse.ArgumentParser) -> None:
         help="memory for encoded feature tiles, in MB (default: 1/24 of this machine's memory, "
         "256 MB to 4 GB); least recently used tiles are dropped beyond it",
     )
+    if not disk_cache:  # batch: each photo is encoded once, and thousands would flush the viewer's cache
+        return
     p.add_argument(
         "--disk-cache",
         metavar="MB",
@@ -226,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
+
+    _add_batch_parser(sub)
 
     f = sub.add_parser("fetch-weights", help="download, verify and convert the official LIIF weights")
     from viewer.engine.weights import add_fetch_arguments
@@ -430,6 +454,176 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
     return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality, anchor)
+
+
+# ------------------------------------------------------------------------------------------------------
+# batch
+# ------------------------------------------------------------------------------------------------------
+
+
+def _add_batch_parser(sub: Any) -> None:
+    b = sub.add_parser(
+        "batch",
+        help="export many photos (files or folders) to print-ready files; resumable, on a Ray cluster too",
+        description="Export every photo of the sources as `export` would, with the model loaded once. The "
+        "outputs mirror the source folders in OUTDIR (same stem, the source's format unless --format); a "
+        "photo whose output is complete is skipped, so a stopped batch resumes where it stopped. A bad photo "
+        "is reported and the batch goes on; OUTDIR/liif-batch.jsonl logs every photo. Exit status: 0 all "
+        "done, 1 some photos failed, 2 bad arguments or environment, 130 interrupted.",
+    )
+    b.add_argument("sources", nargs="+", metavar="SRC", help="photos, and folders of photos")
+    b.add_argument(
+        "-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)"
+    )
+    b.add_argument(
+        "-r", "--recursive", action="store_true", help="include the photos in subfolders of a folder SRC"
+    )
+    g = b.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--print",
+        dest="print_size",
+        metavar="SIZE",
+        help="print size, in each photo's orientation (e.g. 8x10in, A4)",
+    )
+    g.add_argument("--scale", metavar="S", help="magnify each whole photo S times")
+    g.add_argument("--size", metavar="WxH", help="exact output size in pixels")
+    b.add_argument(
+        "--dpi",
+        default=None,
+        help=f"dots per inch (default {DEFAULT_DPI:g}; with --scale, none unless given)",
+    )
+    b.add_argument(
+        "--fit",
+        default="crop",
+        choices=FIT_MODES,
+        help="with --print or --size: crop to fill (default), fit, stretch",
+    )
+    b.add_argument(
+        "--format", default=None, metavar="FMT", help="jpg, png or tif (default: each source's own)"
+    )
+    b.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run on a Ray cluster: HOST:PORT of its head (`ray start --head`), or ray://HOST:PORT; "
+        "needs pip install 'liif-viewer[cluster]'",
+    )
+    _add_engine_options(b, disk_cache=False)
+    b.set_defaults(func=cmd_batch)
+
+
+def _model_label(model: str, device: str) -> str:
+    """The model a local batch will load, as the log names it (`auto` resolved for this device)."""
+    from viewer.engine.device import resolve_device
+    from viewer.engine.weights import AUTO_MODEL, auto_model, resolve_model_path
+
+    name = auto_model(resolve_device(device).type) if model == AUTO_MODEL else model
+    path = resolve_model_path(name)
+    return name if path.name != name else path.stem
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """`batch SRC [SRC ...] -o OUTDIR [--recursive] (--print SIZE | --scale S | --size WxH) [--cluster A]`."""
+    from viewer.engine.batch import (
+        FAILED,
+        BatchOptions,
+        LocalExecutor,
+        PhotoResult,
+        Scale,
+        find_jobs,
+        parse_format,
+        prepare_outdir,
+        run_batch,
+    )
+
+    quality = _quality(args.quality)
+    max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
+    max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
+    dpi = parse_dpi(args.dpi) if args.dpi is not None else None
+    size: PrintSize | PixelSize | Scale
+    if args.print_size is not None:
+        size = parse_print_size(args.print_size)
+    elif args.scale is not None:
+        size = Scale(parse_scale(args.scale))
+    else:
+        size = parse_pixel_size(args.size)
+    options = BatchOptions(size, dpi, args.fit, parse_format(args.format), quality, max_in, max_out)
+    memory, _ = store_options(args)
+    jobs = find_jobs(args.sources, args.output, recursive=args.recursive, fmt=options.fmt)
+    if args.cluster is not None:  # a bad or unreachable address is told before OUTDIR is created
+        from viewer.engine.cluster import check_reachable
+
+        check_reachable(args.cluster)
+    outdir = prepare_outdir(args.output)
+    bar = ProgressBar("batch")
+    counts = {"done": 0, "todo": 0}
+
+    def on_start(todo: int, skipped: int, total: int) -> None:
+        counts["todo"] = todo
+        if skipped:
+            bar.write(f"{PROG}: {skipped} of {total} photos already done (skipped); {todo} to render")
+
+    def on_result(r: PhotoResult) -> None:
+        if r.status == FAILED:
+            bar.write(f"{PROG}: failed: {r.error}")
+        elif r.status == "ok":
+            counts["done"] += 1
+            bar.note(f"{counts['done']}/{counts['todo']} photos")
+
+    def note(message: str) -> None:
+        bar.write(f"{PROG}: note: {message}")
+
+    if args.cluster is not None:
+        from viewer.engine.cluster import ClusterExecutor
+        from viewer.engine.weights import DEFAULT_MODEL
+
+        cluster = ClusterExecutor(
+            args.cluster,
+            args.model or DEFAULT_MODEL,
+            device=args.device,
+            precision=args.precision,
+            budget_bytes=memory,
+            on_note=note,
+        )
+        cluster.start()
+        hosts = sorted({str(w["host"]) for w in cluster.workers})
+        print(
+            f"{PROG}: {len(cluster.workers)} Ray workers on {len(hosts)} nodes, {cluster.model_label} "
+            f"on {', '.join(sorted({str(w['device']) for w in cluster.workers}))}",
+            file=sys.stderr,
+        )
+        try:
+            summary = run_batch(
+                jobs, options, outdir, cluster, on_progress=bar, on_result=on_result, on_start=on_start
+            )
+        finally:
+            bar.finish()
+            cluster.close()
+    else:
+        model = _check_engine_options(args)
+        label = _model_label(model, args.device)
+
+        def load() -> Engine:
+            from viewer.engine.render import Engine
+
+            return Engine.from_name(model, device=args.device, precision=args.precision)
+
+        local = LocalExecutor(load, label, budget_bytes=memory)
+        try:
+            summary = run_batch(
+                jobs, options, outdir, local, on_progress=bar, on_result=on_result, on_start=on_start
+            )
+        finally:
+            bar.finish()
+    if summary.interrupted:
+        print(
+            f"\n{PROG}: interrupted: {summary.line()}; no partial file was written; run the same command "
+            "to go on",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"batch: {summary.line()}; log: {summary.log_path}")
+    return 1 if summary.failed else 0
 
 
 # ------------------------------------------------------------------------------------------------------
