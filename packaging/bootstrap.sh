@@ -4,7 +4,8 @@
 # LIIF weights (verified download, see `liif-viewer fetch-weights`). Safe to run again: it skips what is done.
 #
 #   packaging/bootstrap.sh          app only
-#   packaging/bootstrap.sh --dev    app + pytest, pytest-qt, hypothesis, ruff, mypy
+#   packaging/bootstrap.sh --dev    app + pytest, pytest-qt, hypothesis, ruff, mypy, and Ray (the cluster
+#                                   extra, so the tests can run `batch --cluster` on a local Ray head)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default 2.13.0),
 # TORCH_INDEX_URL (a wheel index to take torch from, overriding the automatic choice).
@@ -46,7 +47,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 if [ "${1:-}" = "--dev" ]; then
-  "${PIP[@]}" install -q -e . --group dev
+  "${PIP[@]}" install -q -e '.[cluster]' --group dev
 else
   "${PIP[@]}" install -q -e .
 fi

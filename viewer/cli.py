@@ -586,10 +586,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             on_note=note,
         )
         cluster.start()
-        hosts = sorted({str(w["host"]) for w in cluster.workers})
+        n, hosts = len(cluster.workers), len({str(w["host"]) for w in cluster.workers})
+        devices = ", ".join(sorted({str(w["device"]) for w in cluster.workers}))
         print(
-            f"{PROG}: {len(cluster.workers)} Ray workers on {len(hosts)} nodes, {cluster.model_label} "
-            f"on {', '.join(sorted({str(w['device']) for w in cluster.workers}))}",
+            f"{PROG}: {n} Ray worker{'s' * (n != 1)} on {hosts} node{'s' * (hosts != 1)}: "
+            f"{cluster.model_label} on {devices}",
             file=sys.stderr,
         )
         try:
