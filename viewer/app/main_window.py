@@ -43,6 +43,7 @@ from viewer import paths
 from viewer.app.canvas import Canvas
 from viewer.app.controller import AppController
 from viewer.app.export_dialog import ExportDialog
+from viewer.app.export_folder_dialog import FolderExport
 from viewer.app.help import ShortcutsDialog
 from viewer.app.history import SelectionHistory
 from viewer.app.how_it_works import ILLUSTRATION_MAGNIFICATION, HowItWorksDialog, Illustrations
@@ -147,6 +148,8 @@ class MainWindow(QMainWindow):
         self._export_id: int | None = None
         self._export_progress: QProgressDialog | None = None
         self._export_path: Path | None = None
+        self.folder_export = FolderExport(settings, engine_factory, self)
+        """File ▸ Export Folder…: its dialog, background run, progress and summary."""
         # Inspect mode: its controller (GUI thread), its link to the render worker, and its dock.
         self.inspect_link = InspectWorkerSide(self.controller.render_worker.wake)
         self.inspect = InspectController(self.view, self.inspect_link, self)
@@ -214,6 +217,7 @@ class MainWindow(QMainWindow):
         self.act_export_view = self._action(
             "Export Current &View…", lambda: self.export_dialog("view"), ("Ctrl+Shift+E",)
         )
+        self.act_export_folder = self._action("Export &Folder…", self.folder_export.open_dialog)
         self.act_quit = self._action("&Quit", self.close, (QKeySequence(K.Quit), "Ctrl+Q"))
         self.act_zoom_in = self._action(
             "Zoom &In", lambda: v.zoom_step(+1), ("+", "=", QKeySequence(K.ZoomIn))
@@ -274,6 +278,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self.act_export)
         file.addAction(self.act_export_view)
+        file.addAction(self.act_export_folder)
         file.addSeparator()
         file.addAction(self.act_quit)
         edit = mb.addMenu("&Edit")
@@ -403,6 +408,7 @@ class MainWindow(QMainWindow):
             box.close()
         # Short: an encode of a huge photo stops only at its next tile; the threads are daemons anyway.
         self.inspect_link.clear()
+        self.folder_export.close(timeout=3.0)  # cancelled: the photo being exported leaves no file
         self.controller.close(timeout=3.0)
         super().closeEvent(event)
 
