@@ -238,3 +238,266 @@ def test_jpeg_refuses_a_dpi_it_cannot_record(tmp_path: Path, engine: Engine) -> 
     out = run_export(engine, engine.encode(loaded.rgb), loaded, plan, tmp_path / "o.png")
     with Image.open(out) as im:
         assert im.info["dpi"][0] == pytest.approx(0.5, abs=0.01)
+
+
+# ------------------------------------------------------------------------------------- the command line
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LIIF in our safetensors format, passed with --model PATH."""
+    from viewer.liif.checkpoint import save_safetensors
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(make_liif(seed=1), path, {"name": "tiny-test"})
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LIIF_VIEWER_DATA", str(tmp_path / "userdata"))
+
+
+def cli_run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    from viewer import cli
+
+    rc = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def one_error_line(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("liif-viewer: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def subprocess_cli(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "viewer.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_a_full_disk_fails_the_export_command_in_one_line(
+    small_disk: Path, tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(60, 80)).save(src)
+    out = small_disk / "x.jpg"
+    out.write_bytes(b"the good old file")
+    (small_disk / "more").write_bytes(b"\0" * 450_000)  # about 100 KB left
+    args = ("--size", "600x450", "--quality", "100", "--model", model_file, "--disk-cache", "0")
+    rc, stdout, err = cli_run(capsys, "export", src, "-o", out, *args)
+    one_error_line(rc, err, "No space left on device")
+    assert stdout == "" and out.read_bytes() == b"the good old file" and leftovers(small_disk) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_leave_no_partial_file(tmp_path: Path, model_file: Path, name: str) -> None:
+    import signal
+    import time
+
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(60, 80)).save(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cmd = [sys.executable, "-m", "viewer.cli", "export", str(src), "-o", str(out_dir / "big.png")]
+    cmd += ["--size", "2000x1500", "--model", str(model_file), "--disk-cache", "0"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not leftovers(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert leftovers(out_dir), "the export never started writing"
+        time.sleep(0.3)  # into the render
+        sig = getattr(signal, name)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + sig, err
+    assert err.strip().splitlines()[-1] == f"liif-viewer: stopped by {name}; no output was written"
+    assert sorted(p.name for p in out_dir.iterdir()) == []
+
+
+def _official_checkpoint(path: Path, args: object) -> Path:
+    state = make_liif().state_dict()
+    torch.save({"model": {"name": "liif", "args": args, "sd": state}}, path)
+    return path
+
+
+def _good_args() -> dict[str, object]:
+    import copy
+
+    return copy.deepcopy(make_liif().spec["args"])
+
+
+def crafted_checkpoints(folder: Path) -> dict[str, Path]:
+    """The attacker's checkpoints of issue 26: each must give one line and exit 2."""
+    made: dict[str, Path] = {}
+    a = _good_args()
+    a["encoder_spec"]["args"]["n_feats"] = -5  # type: ignore[index]
+    made["negative n_feats"] = _official_checkpoint(folder / "neg_feats.pth", a)
+    a = _good_args()
+    a["imnet_spec"]["args"]["hidden_list"] = [-3]  # type: ignore[index]
+    made["negative hidden width"] = _official_checkpoint(folder / "neg_hidden.pth", a)
+    a = _good_args()
+    a["encoder_spec"] = "edsr-baseline"
+    made["encoder_spec as a string"] = _official_checkpoint(folder / "str_spec.pth", a)
+    a = _good_args()
+    a["imnet_spec"]["args"]["hidden_list"] = [200000, 200000]  # type: ignore[index]
+    made["160 GB decoder"] = _official_checkpoint(folder / "huge.pth", a)
+    nested: dict[str, object] = {"name": "cleaned", "args": {"n_feats": 4, "n_resblocks": 0}}
+    for _ in range(100):  # about as deep as pickle itself can write
+        nested = {"name": "cleaned", "args": {"encoder_spec": nested}}
+    a = _good_args()
+    a["encoder_spec"] = nested
+    made["100-deep .pth"] = _official_checkpoint(folder / "deep.pth", a)
+    from safetensors.torch import save_file
+
+    deep = '{"name": "liif", "args": {"encoder_spec": ' + '{"a": ' * 200_000 + "1" + "}" * 200_000 + "}}"
+    tensors = {k: v.contiguous() for k, v in make_liif().state_dict().items()}
+    save_file(tensors, str(folder / "deep.safetensors"), metadata={"liif_spec": deep})
+    made["200k-deep spec"] = folder / "deep.safetensors"
+    return made
+
+
+def test_crafted_checkpoints_give_one_line_and_build_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    for what, path in crafted_checkpoints(tmp_path).items():
+        rc, _, err = cli_run(capsys, "render", src, "-o", tmp_path / "o.png", "--scale", "2", "--model", path)
+        one_error_line(rc, err, str(path), "invalid model spec")
+        assert not (tmp_path / "o.png").exists(), what
+
+
+def test_spec_checks_accept_every_shipped_and_test_architecture() -> None:
+    from viewer import paths
+    from viewer.liif.checkpoint import check_spec, read_safetensors
+
+    for path in sorted(paths.models_dir().glob("*.safetensors")):
+        check_spec(read_safetensors(path)[0], source=path.name)
+    for encoder in ("edsr-baseline", "rdn"):
+        check_spec(make_liif(encoder).spec)
+    official = {"name": "edsr-baseline", "args": {"no_upsampling": True}}
+    for enc in (official, {"name": "rdn", "args": {"no_upsampling": True}}):
+        mlp = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256] * 4}}
+        check_spec({"name": "liif", "args": {"encoder_spec": enc, "imnet_spec": mlp}})
+
+
+def test_a_pickle_with_no_suffix_prints_one_line_and_no_torch_warning(tmp_path: Path) -> None:
+    import pickle
+
+    weights = tmp_path / "weights"
+    weights.write_bytes(pickle.dumps({"model": {"name": "liif"}}, protocol=4))
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    done = subprocess_cli("render", src, "-o", tmp_path / "o.png", "--scale", "2", "--model", weights)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused" in lines[0] and "\x1b" not in lines[0], done.stderr
+
+
+def test_a_100_kb_exif_is_one_note_from_the_command(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src, exif=big_exif())
+    rc, out, err = cli_run(
+        capsys, "export", src, "-o", tmp_path / "o.jpg", "--size", "32x24", "--model", model_file
+    )
+    assert rc == 0, err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("liif-viewer: note: the EXIF block")
+    assert out.startswith("wrote ")
+
+
+def test_no_display_is_one_line(tmp_path: Path) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_SESSION_TYPE"] = "tty"
+    env["LIIF_VIEWER_DATA"] = str(tmp_path / "userdata")
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("Windows and macOS always have a display")
+    done = subprocess_cli(src, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "liif-viewer: error: no display found (DISPLAY and WAYLAND_DISPLAY are not set): open the viewer in "
+        "a desktop session, or use the render, export or batch commands (liif-viewer --help)"
+    )
+
+
+def test_an_unknown_word_is_a_usage_error_not_a_window(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from viewer import cli
+
+    opened: list[object] = []
+
+    def fake_gui(*a: object, **k: object) -> int:
+        opened.append(a)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_gui", fake_gui)
+    monkeypatch.chdir(tmp_path)
+    for argv in (["frobnicate"], ["frobnicate", "--disk-cache", "0"]):
+        rc, _, err = cli_run(capsys, *argv)
+        assert rc == 2 and "invalid choice: 'frobnicate'" in err, err
+    assert opened == []
+    (tmp_path / "frobnicate").write_bytes(
+        b""
+    )  # an existing file is a photo to open (the viewer says why not)
+    for argv in (["frobnicate"], ["photo.png"], ["old/photo"]):
+        assert cli_run(capsys, *argv)[0] == 0
+    assert len(opened) == 3
+
+
+def test_jpeg_dpi_below_1_is_refused_before_work_and_png_records_it(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    for cmd in (["export", "--size", "32x24"], ["render", "--scale", "2"]):
+        rc, _, err = cli_run(
+            capsys, cmd[0], src, "-o", tmp_path / "o.jpg", *cmd[1:], "--dpi", "0.5", "--model", model_file
+        )
+        one_error_line(rc, err, "whole number of DPI")
+    rc, out, err = cli_run(
+        capsys,
+        "export",
+        src,
+        "-o",
+        tmp_path / "o.png",
+        "--size",
+        "32x24",
+        "--dpi",
+        "0.5",
+        "--model",
+        model_file,
+    )
+    assert rc == 0 and "0.5 DPI" in out, err
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info["dpi"][0] == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_244_character_output_name_is_written_by_the_command(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    out = tmp_path / ("a" * 240 + ".png")
+    rc, _, err = cli_run(capsys, "render", src, "-o", out, "--scale", "2", "--model", model_file)
+    assert rc == 0 and out.is_file(), err
+    assert leftovers(tmp_path) == []

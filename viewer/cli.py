@@ -3,20 +3,23 @@
 `liif-viewer [PHOTO]` opens the viewer; subcommands `render`, `export`, `fetch-weights`, `models` and
 `bench` work in the terminal. Problems caused by input, settings or environment (`ViewerError`) are
 printed as one line, `liif-viewer: error: ...`, with exit status 2 and no output file; Ctrl-C exits with
-130 and leaves no partial file. Cheap checks (arguments, output path, image header, limits, device, model
-name) run before the image is decoded or the model loaded, and torch is imported only by the commands
+130, SIGTERM with 143 and SIGHUP with 129, each leaving no partial file. Cheap checks (arguments, output
+path, image header, limits, device, model name) run before the image is decoded or the model loaded, and torch is imported only by the commands
 that need it, so `--version` and argument errors are instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -25,6 +28,8 @@ from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
 from viewer.engine.imageio import (
     ImageTooLargeError,
     LoadedImage,
+    OutputExistsError,
+    check_format_dpi,
     check_format_limits,
     check_output_path,
     load_image,
@@ -126,6 +131,20 @@ def _error(message: str) -> int:
 # ------------------------------------------------------------------------------------------------------
 
 
+OUTPUT_HELP = (
+    "output file (.png, .jpg, .tif); an existing file is replaced, atomically: only once the new one is "
+    "complete (see --no-clobber); never the input photo"
+)
+
+
+def _add_no_clobber(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-clobber",
+        action="store_true",
+        help="keep an existing output file: exit with status 2 and write nothing instead of replacing it",
+    )
+
+
 def _add_engine_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> None:
     p.add_argument(
         "--model",
@@ -215,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render the whole photo at a real-valued scale (e.g. 3.7) or an exact pixel size.",
     )
     r.add_argument("input", metavar="IN", help="the photo")
-    r.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.png, .jpg, .tif)")
+    r.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP)
+    _add_no_clobber(r)
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--scale", metavar="S", help="magnification; the output is round(W*S) x round(H*S)")
     g.add_argument("--size", metavar="WxH", help="exact output size in pixels (the aspect may change)")
@@ -230,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or a pixel size, tiled with bounded memory, with the DPI, ICC profile and EXIF recorded.",
     )
     e.add_argument("input", metavar="IN", help="the photo")
-    e.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.png, .jpg, .tif)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT", help=OUTPUT_HELP)
+    _add_no_clobber(e)
     e.add_argument("--region", metavar="X,Y,W,H", default=None, help="source pixels to export (default: all)")
     g = e.add_mutually_exclusive_group(required=True)
     g.add_argument("--print", dest="print_size", metavar="SIZE", help="e.g. 8x10in, 20x25cm, 210x297mm, A4")
@@ -352,6 +373,19 @@ def _plan(
         raise LimitError(f"{exc} (raise the limit with --max-output-mp)") from None
 
 
+def _refuse_existing(args: argparse.Namespace) -> None:
+    """With --no-clobber, refuse before any work an output that exists (checked again at the rename)."""
+    if args.no_clobber and os.path.lexists(args.output):
+        raise OutputExistsError(
+            f"{args.output} already exists and --no-clobber keeps it; nothing was written"
+        )
+
+
+def _note(message: str) -> None:
+    """One line on stderr about something the output leaves out."""
+    print(f"{PROG}: note: {message}", file=sys.stderr)
+
+
 def _check_engine_options(args: argparse.Namespace) -> str:
     """Validate the device, precision and model before anything slow; returns the model name or path."""
     from viewer.engine.device import resolve_device, resolve_precision
@@ -398,7 +432,17 @@ def _render_and_write(
     store = engine.open_store(loaded.pixels, budget_bytes=memory, disk=disk)
     bar = ProgressBar("rendering")
     try:
-        run_export(engine, store, loaded, plan, args.output, jpeg_quality=quality, progress=bar)
+        run_export(
+            engine,
+            store,
+            loaded,
+            plan,
+            args.output,
+            jpeg_quality=quality,
+            progress=bar,
+            replace=not args.no_clobber,
+            on_note=_note,
+        )
     finally:
         bar.finish()
     print(_summary(args.output, plan, engine, time.monotonic() - start))
@@ -412,7 +456,10 @@ def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
     if plan.dpi is not None and inches is not None:
         parts.append(f"{plan.dpi:g} DPI ({inches[0]:.2f}x{inches[1]:.2f} in)")
     parts.append(f"x{plan.magnification:.3g} of source {w:g}x{h:g} at {x:g},{y:g}")
-    parts.append(f"{engine.model_name} on {engine.device} ({engine.precision})")
+    if plan.from_source:  # at or below x1 the source is resampled, as the viewer shows it
+        parts.append("resampled from the source (no model)")
+    else:
+        parts.append(f"{engine.model_name} on {engine.device} ({engine.precision})")
     parts.append(f"{seconds:.1f} s")
     return ", ".join(parts)
 
@@ -421,10 +468,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
     fmt = check_output_path(args.output)
     refuse_source_as_output(args.input, args.output)
+    _refuse_existing(args)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
     dpi = parse_dpi(args.dpi) if args.dpi is not None else None
+    check_format_dpi(fmt, dpi)
     scale = parse_scale(args.scale) if args.scale is not None else None
     fixed = parse_pixel_size(args.size) if args.size is not None else None
     w, h = _probe(args.input, max_in)
@@ -440,10 +489,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE] [--anchor X,Y]`."""
     fmt = check_output_path(args.output)
     refuse_source_as_output(args.input, args.output)
+    _refuse_existing(args)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
     dpi = parse_dpi(args.dpi) if args.dpi is not None else DEFAULT_DPI
+    check_format_dpi(fmt, dpi)
     size: PrintSize | PixelSize = (
         parse_print_size(args.print_size) if args.print_size is not None else parse_pixel_size(args.size)
     )
@@ -689,6 +740,7 @@ def _run_gui(photo: str | None, options: list[str] | None = None) -> int:
             overrides["engine/feature_memory_mb"] = memory >> 20
         if args.disk_cache is not None:
             overrides["engine/disk_cache_mb"] = disk >> 20
+    _check_display()
     try:
         from viewer.app.main import run_gui
     except ModuleNotFoundError as exc:
@@ -710,21 +762,86 @@ def _run_gui(photo: str | None, options: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------------------------------
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that every clean-up
+    an interrupt runs (the temporary file of an output above all) runs for them too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP raise `Terminated` once (a second one while cleaning up
+    is ignored). A signal the caller ignores (SIGHUP under nohup) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None or signal.getsignal(sig) == signal.SIG_IGN:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _check_display() -> None:
+    """Refuse in one line to open the window where Qt would abort for want of a display: on Linux and
+    other X11/Wayland systems with neither DISPLAY nor WAYLAND_DISPLAY set, unless QT_QPA_PLATFORM names a
+    platform that needs neither (offscreen, eglfs, vnc, ...)."""
+    if sys.platform in ("win32", "darwin", "cygwin"):
+        return
+    wanted = [p.split(":")[0].strip() for p in os.environ.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if any(not p.startswith(("xcb", "wayland")) for p in wanted):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if os.environ.get("XDG_SESSION_TYPE") in ("x11", "wayland"):
+        return
+    raise ViewerError(
+        "no display found (DISPLAY and WAYLAND_DISPLAY are not set): open the viewer in a desktop session, "
+        "or use the render, export or batch commands (liif-viewer --help)"
+    )
+
+
+def _names_a_photo(word: str) -> bool:
+    """Whether a first argument that is not a command names a photo to open: an existing path, or a file
+    name (with an extension or a folder). A bare unknown word (`frobnicate`) is a mistyped command."""
+    return os.path.lexists(word) or bool(Path(word).suffix) or "/" in word or os.sep in word
+
+
 def _dispatch(argv: list[str]) -> int:
     if not argv:
         return _run_gui(None)
     if argv[0] == "bench":
         return _cmd_bench(argv[1:])
-    if len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+    photo_first = not argv[0].startswith("-") and argv[0] not in COMMANDS and _names_a_photo(argv[0])
+    if len(argv) == 1 and photo_first:
         return _run_gui(argv[0])
-    if argv[0] not in COMMANDS and (not argv[0].startswith("-") or argv[0].split("=")[0] in _GUI_FLAGS):
+    if photo_first or argv[0].split("=")[0] in _GUI_FLAGS:
         # The window with options: liif-viewer [PHOTO] [--feature-memory MB] [--disk-cache MB].
         photo = None if argv[0].startswith("-") else argv[0]
         return _run_gui(photo, argv[1:] if photo is not None else argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "func", None) is None:
         return _run_gui(None)
-    return int(args.func(args))
+    with _stop_signals_interrupt():
+        return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -738,6 +855,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except ViewerError as exc:
         return _error(str(exc))
+    except Terminated as exc:
+        print(f"{PROG}: stopped by {signal.Signals(exc.signum).name}; no output was written", file=sys.stderr)
+        return 128 + exc.signum
     except (KeyboardInterrupt, Cancelled):
         print(f"\n{PROG}: interrupted; no output was written", file=sys.stderr)
         return 130

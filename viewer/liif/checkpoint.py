@@ -11,9 +11,12 @@ Everything else is refused with a `CheckpointError` naming the file and what is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,16 +63,29 @@ def read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str], dict[s
         spec = json.loads(meta[SPEC_KEY])
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: the '{SPEC_KEY}' metadata is not valid JSON") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: invalid model spec: nested too deeply to read") from None
     return spec, meta, state
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The part of torch's long refusal that says what was refused, without its terminal escapes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (rest if found else text).splitlines() if line.strip()]
+    first = lines[0].split(". ")[0].rstrip(".") if lines else "unsupported pickle content"
+    return " ".join(first.split())[:160]
 
 
 def _read_official(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's remarks on pickle protocols would break the one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported pickle content"
         raise CheckpointError(
-            f"{path}: refused: the checkpoint contains pickled objects other than plain weights ({first[:160]})"
+            f"{path}: refused: the checkpoint contains pickled objects other than plain weights "
+            f"({_unpickling_reason(exc)})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise CheckpointError(
@@ -87,23 +103,169 @@ def _read_official(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]
     return spec, state
 
 
-def build_model(spec: Mapping[str, Any], *, source: str = "checkpoint") -> LIIF:
-    """Construct an untrained LIIF from `{'name': 'liif', 'args': {...}}`, or raise CheckpointError."""
-    if not isinstance(spec, Mapping) or spec.get("name") != "liif":
+# ------------------------------------------------------------------------------------------------------
+# Checking a spec before anything is built
+# ------------------------------------------------------------------------------------------------------
+
+#: How deeply specs may nest (liif > cleaned > edsr-baseline is 3 levels; a crafted file may nest 200k).
+MAX_SPEC_DEPTH = 8
+#: Parameters a checkpoint may describe: the official RDN-LIIF has 22 million; this is 2 GB in fp32.
+MAX_PARAMETERS = 500_000_000
+
+
+class _Spec:
+    """Checks one component's `args`, with the source named in every error."""
+
+    def __init__(self, source: str, where: str, args: Mapping[str, Any]) -> None:
+        self.source, self.where, self.args = source, where, args
+
+    def fail(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.source}: invalid model spec: {self.where} {what}")
+
+    def whole(self, key: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.args.get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(f"{key} must be a whole number, not {type(value).__name__}")
+        if not low <= value <= high:
+            raise self.fail(f"{key} = {value} is out of range ({low} to {high})")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.args.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(f"{key} must be a finite number")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.args.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{key} must be true or false, not {type(value).__name__}")
+        return value
+
+    def wholes(self, key: str, low: int, high: int, max_len: int, *, required: bool) -> list[int] | None:
+        value = self.args.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, list | tuple) or not 1 <= len(value) <= max_len:
+            raise self.fail(f"{key} must be a list of 1 to {max_len} whole numbers")
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                raise self.fail(f"{key} entries must be whole numbers from {low} to {high}, got {v!r}")
+        return list(value)
+
+    def only(self, *keys: str) -> None:
+        unknown = sorted(str(k) for k in set(self.args) - set(keys))
+        if unknown:
+            raise self.fail(f"has unknown arguments {unknown}")
+
+
+def _component(spec: object, source: str, where: str, depth: int) -> tuple[str, _Spec]:
+    if depth > MAX_SPEC_DEPTH:
+        raise CheckpointError(f"{source}: invalid model spec: nested more than {MAX_SPEC_DEPTH} levels deep")
+    if not isinstance(spec, Mapping):
         raise CheckpointError(
-            f"{source}: unsupported model {spec.get('name') if isinstance(spec, Mapping) else spec!r}; "
-            "only 'liif' models are supported"
+            f"{source}: invalid model spec: {where} must be {{'name': ..., 'args': {{...}}}}, "
+            f"not {type(spec).__name__}"
         )
-    args = spec.get("args")
-    if not isinstance(args, Mapping):
-        raise CheckpointError(f"{source}: the model spec has no 'args'")
-    allowed = {"encoder_spec", "imnet_spec", "local_ensemble", "feat_unfold", "cell_decode"}
-    unknown = set(args) - allowed
-    if unknown:
-        raise CheckpointError(f"{source}: unknown LIIF arguments {sorted(unknown)}")
+    name = spec.get("name")
+    args = spec.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(name, str) or not isinstance(args, Mapping) or set(spec) - {"name", "args"}:
+        raise CheckpointError(
+            f"{source}: invalid model spec: {where} must be {{'name': ..., 'args': {{...}}}}"
+        )
+    if not all(isinstance(k, str) for k in args):
+        raise CheckpointError(f"{source}: invalid model spec: {where} argument names must be strings")
+    return name, _Spec(source, f"{where} ({name})", args)
+
+
+def _conv_params(cin: int, cout: int, k: int) -> int:
+    return cin * cout * k * k + cout
+
+
+def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
+    """Check an encoder spec; returns (its output channels, its parameter count)."""
+    name, a = _component(spec, source, "encoder_spec", depth)
+    if name == "edsr-baseline":
+        a.only("n_resblocks", "n_feats", "res_scale", "scale", "no_upsampling", "rgb_range")
+        n = a.whole("n_resblocks", 16, 0, 256) or 0
+        f = a.whole("n_feats", 64, 1, 1024) or 1
+        a.number("res_scale", 1.0)
+        a.number("rgb_range", 1.0)
+        a.whole("scale", 2, 1, 64)
+        a.flag("no_upsampling", False)
+        return f, _conv_params(3, f, 3) + (2 * n + 1) * _conv_params(f, f, 3) + 2 * _conv_params(3, 3, 1)
+    if name == "rdn":
+        a.only("G0", "RDNkSize", "RDNconfig", "scale", "no_upsampling", "depth", "n_layers", "growth")
+        g0 = a.whole("G0", 64, 1, 1024) or 1
+        k = a.whole("RDNkSize", 3, 1, 7) or 1
+        if k % 2 == 0:
+            raise a.fail(f"RDNkSize = {k} must be odd")
+        config = a.args.get("RDNconfig", "B")
+        if config not in ("A", "B"):
+            raise a.fail(f"RDNconfig must be 'A' or 'B', not {config!r}")
+        a.whole("scale", 2, 1, 64)
+        a.flag("no_upsampling", False)
+        d0, c0, g_0 = {"A": (20, 6, 32), "B": (16, 8, 64)}[config]
+        d = a.whole("depth", None, 1, 256) or d0
+        c = a.whole("n_layers", None, 1, 64) or c0
+        g = a.whole("growth", None, 1, 1024) or g_0
+        block = sum(_conv_params(g0 + i * g, g, k) for i in range(c)) + _conv_params(g0 + c * g, g0, 1)
+        head = _conv_params(3, g0, k) + _conv_params(g0, g0, k)
+        return g0, head + d * block + _conv_params(d * g0, g0, 1) + _conv_params(g0, g0, k)
+    if name == "cleaned":
+        a.only("encoder_spec", "n_feats", "n_resblocks")
+        f = a.whole("n_feats", 32, 1, 1024) or 1
+        n = a.whole("n_resblocks", 8, 0, 256) or 0
+        out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
+        return out, inner + 2 * _conv_params(3, f, 3) + 2 * n * _conv_params(f, f, 3)
+    raise CheckpointError(
+        f"{source}: invalid model spec: unknown encoder {name!r} (known: cleaned, edsr-baseline, rdn)"
+    )
+
+
+def check_spec(spec: object, *, source: str = "checkpoint") -> None:
+    """Check a LIIF spec's types and sizes before anything is built: one `CheckpointError` line for a
+    wrong type, an unknown component or argument, a negative or huge size, or nesting a file may use to
+    exhaust the stack. Only the components of the default registry are accepted."""
+    name, a = _component(spec, source, "the model", 1)
+    if name != "liif":
+        raise CheckpointError(f"{source}: unsupported model {name!r}; only 'liif' models are supported")
+    a.only("encoder_spec", "imnet_spec", "local_ensemble", "feat_unfold", "cell_decode")
+    unfold = a.flag("feat_unfold", True)
+    cell = a.flag("cell_decode", True)
+    a.flag("local_ensemble", True)
+    feat, params = _encoder(a.args.get("encoder_spec"), source, 2)
+    mname, m = _component(a.args.get("imnet_spec"), source, "imnet_spec", 2)
+    if mname != "mlp":
+        raise CheckpointError(f"{source}: invalid model spec: the decoder must be an 'mlp', not {mname!r}")
+    m.only("in_dim", "out_dim", "hidden_list", "ranks")
+    m.whole("in_dim", 0, 0, 1 << 20)
+    if m.whole("out_dim", None, 3, 3) is None:
+        raise m.fail("needs out_dim = 3")
+    hidden = m.wholes("hidden_list", 1, 16384, 32, required=True) or []
+    dims = [feat * (9 if unfold else 1) + 2 + (2 if cell else 0), *hidden, 3]
+    ranks = m.wholes("ranks", 0, 16384, 33, required=False)
+    if ranks is not None and len(ranks) != len(dims) - 1:
+        raise m.fail(f"ranks needs one entry per layer ({len(dims) - 1}), got {len(ranks)}")
+    params += sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
+    if params > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{source}: invalid model spec: {params:,} parameters, more than the {MAX_PARAMETERS:,} "
+            "this app accepts (a LIIF model has a few million)"
+        )
+
+
+def build_model(spec: Mapping[str, Any], *, source: str = "checkpoint") -> LIIF:
+    """Construct an untrained LIIF from `{'name': 'liif', 'args': {...}}` after `check_spec`, or raise
+    CheckpointError."""
+    check_spec(spec, source=source)
     try:
-        return LIIF(**args)
-    except (KeyError, ValueError, TypeError) as exc:
+        return LIIF(**spec["args"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{source}: cannot build the architecture: {exc}") from None
 
 
