@@ -708,6 +708,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(argv: list[str]) -> int:
+    if "--batch" in argv:  # many photos: one model load against single exports' engine time
+        from viewer.engine.bench_batch import main as batch_main
+
+        return int(batch_main(argv) or 0)
     if "--big" in argv:  # big scans: viewer and region export against same-run references
         from viewer.engine.bench_big import main as big_main
 
