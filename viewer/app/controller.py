@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from viewer.app.bridge import WorkerBridge, run_in_thread
+from viewer.app.folder import list_photos, position, step_from
 from viewer.app.messages import (
     EncodeDone,
     EncodeProgress,
@@ -35,13 +36,16 @@ from viewer.app.messages import (
     TileResult,
     WorkerError,
 )
-from viewer.app.photo import MAX_MEGAPIXELS, Photo, load_photo
+from viewer.app.photo import IMAGE_SUFFIXES, MAX_MEGAPIXELS, Photo, load_photo
 from viewer.app.planning import tile_size_for
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, ViewController
 from viewer.app.worker import BicubicWorker, EngineFactory, RenderWorker, StoreOptions
 
 log = logging.getLogger(__name__)
+
+PREFETCH_MEGAPIXELS = 40.0
+"""The next photo of the folder is decoded ahead only up to this size (it costs memory while held)."""
 
 
 @dataclass
@@ -65,6 +69,8 @@ class AppController(QObject):
     missing_weights = Signal(str)
     notice = Signal(str, bool)
     """(message, as a dialog too)."""
+    folder_changed = Signal()
+    """The open photo's place in its folder changed (`folder_position`)."""
     engine_changed = Signal()
     encode_changed = Signal()
     recent_changed = Signal()
@@ -105,6 +111,14 @@ class AppController(QObject):
         self._started = False
         self._closed = False
         self._handlers: list[Callable[[object], bool]] = []
+        self._steps: dict[int, tuple[int, list[str]]] = {}
+        """Load requests made by folder navigation: the step's direction and the names skipped so far."""
+        self.folder_position: tuple[int, int] | None = None
+        """(1-based index, count) of the open photo among the photos of its folder."""
+        self._prefetch_request = 0
+        self._prefetch_stamp: tuple[Path, int, int] | None = None
+        self._prefetched: tuple[tuple[Path, int, int] | None, PhotoLoaded] | None = None
+        """The next photo in the folder, decoded ahead, with the (path, size, mtime) it was read from."""
 
     def apply_store_settings(self) -> None:
         """Give the worker the feature-memory and disk-cache settings (used from the next photo on)."""
@@ -139,19 +153,34 @@ class AppController(QObject):
         return self.view.photo
 
     # -- photos ---------------------------------------------------------------------------------------------
-    def open(self, path: Path | str) -> None:
-        """Open a photo in the background; the current one stays until the new one has decoded."""
+    def open(self, path: Path | str, *, step: int = 0, skipped: tuple[str, ...] = ()) -> None:
+        """Open a photo in the background; the current one stays until the new one has decoded.
+
+        `step` marks an open made by folder navigation (its direction), `skipped` the names it passed over
+        because they could not be opened: if this one cannot be opened either, navigation goes on."""
         p = Path(path).expanduser()
         req = next(self._ids)
         self._load_request = req
+        self._steps.clear()  # only the newest open can still land
+        if step:
+            self._steps[req] = (step, list(skipped))
         self.loading = p
         self.loading_changed.emit(True)
+        ready = self._take_prefetched(p)
+        if ready is not None:
+            # Decoded ahead: handled from the event loop, like a loader thread's result.
+            QTimer.singleShot(0, lambda: self._on_event(replace(ready, request=req)))
+            return
         limit = self._max_megapixels
         run_in_thread("liif-load", lambda: load_photo(req, p, limit), self.bridge.post)
 
     def _on_photo_loaded(self, ev: PhotoLoaded) -> None:
+        if ev.request == self._prefetch_request:
+            self._keep_prefetched(ev)
+            return
         if ev.request != self._load_request:
             return  # a newer open superseded it
+        step, skipped = self._steps.pop(ev.request, (0, []))
         self.loading = None
         self.loading_changed.emit(False)
         content = next(self._ids)
@@ -164,14 +193,75 @@ class AppController(QObject):
         self.recent_changed.emit()
         self.photo_changed.emit()
         self.encode_changed.emit()
+        photos = list_photos(ev.path.parent, IMAGE_SUFFIXES)
+        here = position(ev.path, photos)
+        self.folder_position = (here + 1, len(photos)) if here is not None else None
+        self.folder_changed.emit()
+        if skipped:
+            self.notice.emit(_skipped_text(skipped), False)
+        if here is not None:
+            self._prefetch(photos, here + (-1 if step < 0 else 1))
 
     def _on_photo_failed(self, ev: PhotoFailed) -> None:
+        if ev.request == self._prefetch_request:
+            return  # the step itself will open it, and say why it cannot
         if ev.request != self._load_request:
             return
         self.loading = None
         self.loading_changed.emit(False)
+        nav = self._steps.pop(ev.request, None)
+        if nav is not None:  # folder navigation: skip the unreadable photo, go on in the same direction
+            log.info("skipped %s", ev.message)
+            step, skipped = nav
+            self._step_from(ev.path, step, (*skipped, ev.path.name))
+            return
         keep = " The previous photo stays open." if self.photo is not None else ""
         self.error.emit("Cannot open the photo", ev.message.rstrip(".") + "." + keep)
+
+    # -- folder navigation ----------------------------------------------------------------------------------
+    def step_photo(self, step: int) -> None:
+        """PageDown (+1) / PageUp (-1): open the photo `step` places on in the open photo's folder, in
+        natural order. From a photo still loading, the step counts from it, so quick presses add up."""
+        base = self.loading if self.loading is not None else self.photo.path if self.photo else None
+        if base is not None:
+            self._step_from(base, step, ())
+
+    def _step_from(self, base: Path, step: int, skipped: tuple[str, ...]) -> None:
+        photos = list_photos(base.parent, IMAGE_SUFFIXES)
+        nxt = step_from(base, photos, step)
+        if nxt.target is not None:
+            self.open(nxt.target, step=step, skipped=skipped)
+            return
+        where = f" ({nxt.index + 1} / {nxt.total})" if nxt.total else ""
+        end = f"This is the {'last' if step > 0 else 'first'} photo in the folder{where}."
+        self.notice.emit((_skipped_text(skipped) + " " if skipped else "") + end, False)
+
+    def _prefetch(self, photos: list[Path], index: int) -> None:
+        """Decode the photo at `index` in the background, so the next step shows it at once."""
+        self._prefetched = None
+        self._prefetch_request = 0
+        if not 0 <= index < len(photos):
+            return
+        target = photos[index]
+        stamp = _stamp(target)
+        if stamp is None:
+            return
+        req = next(self._ids)
+        self._prefetch_request = req
+        self._prefetch_stamp = stamp
+        limit = min(self._max_megapixels, PREFETCH_MEGAPIXELS)
+        run_in_thread("liif-prefetch", lambda: load_photo(req, target, limit), self.bridge.post)
+
+    def _keep_prefetched(self, ev: PhotoLoaded) -> None:
+        self._prefetched = (self._prefetch_stamp, ev)
+        self._prefetch_request = 0
+
+    def _take_prefetched(self, path: Path) -> PhotoLoaded | None:
+        """The photo decoded ahead if it is `path` and the file has not changed since; used once."""
+        held, self._prefetched = self._prefetched, None
+        if held is None or held[1].path != path or _stamp(path) != held[0]:
+            return None
+        return held[1]
 
     # -- model and device ---------------------------------------------------------------------------------
     def set_model(self, name: str) -> None:
@@ -288,3 +378,19 @@ class AppController(QObject):
             self.error.emit(ev.title, ev.message)
         else:  # pragma: no cover - a new event type without a handler is a bug
             log.error("unhandled worker event %r", ev)
+
+
+def _stamp(path: Path) -> tuple[Path, int, int] | None:
+    """(path, size, modification time): a photo decoded ahead is used only if this is unchanged."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _skipped_text(names: list[str] | tuple[str, ...]) -> str:
+    """'Skipped a.png and b.png: they cannot be opened.' (at most three names, then a count)."""
+    shown = [*names[:3], f"{len(names) - 3} more"] if len(names) > 4 else list(names)
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return f"Skipped {listed}: {'it cannot' if len(names) == 1 else 'they cannot'} be opened."

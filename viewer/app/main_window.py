@@ -218,6 +218,12 @@ class MainWindow(QMainWindow):
             "Export Current &View…", lambda: self.export_dialog("view"), ("Ctrl+Shift+E",)
         )
         self.act_export_folder = self._action("Export &Folder…", self.folder_export.open_dialog)
+        self.act_next_photo = self._action(
+            "&Next Photo in Folder", lambda: self.controller.step_photo(+1), ("PgDown",)
+        )
+        self.act_prev_photo = self._action(
+            "&Previous Photo in Folder", lambda: self.controller.step_photo(-1), ("PgUp",)
+        )
         self.act_quit = self._action("&Quit", self.close, (QKeySequence(K.Quit), "Ctrl+Q"))
         self.act_zoom_in = self._action(
             "Zoom &In", lambda: v.zoom_step(+1), ("+", "=", QKeySequence(K.ZoomIn))
@@ -275,6 +281,8 @@ class MainWindow(QMainWindow):
         file.addAction(self.act_open)
         self.recent_menu = file.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addAction(self.act_next_photo)
+        file.addAction(self.act_prev_photo)
         file.addSeparator()
         file.addAction(self.act_export)
         file.addAction(self.act_export_view)
@@ -351,13 +359,15 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(140)
         self.progress.setTextVisible(False)
         self.progress.hide()
+        self.folder_label = QLabel()
+        self.folder_label.setToolTip("Place of the photo in its folder (PageDown: next, PageUp: previous)")
         self.zoom_label = QLabel()
         self.mag_label = QLabel()
         self.model_label = QLabel()
         self.device_label = QLabel()
         sb.addWidget(self.render_label, 1)
         sb.addWidget(self.progress)
-        for w in (self.zoom_label, self.mag_label, self.model_label, self.device_label):
+        for w in (self.folder_label, self.zoom_label, self.mag_label, self.model_label, self.device_label):
             sb.addPermanentWidget(w)
         sb.messageChanged.connect(self._on_status_message)
 
@@ -368,6 +378,7 @@ class MainWindow(QMainWindow):
         c.encode_changed.connect(self._refresh_status)
         c.engine_changed.connect(self._refresh_status)
         c.photo_changed.connect(self._on_photo_changed)
+        c.folder_changed.connect(self._on_folder_changed)
         c.loading_changed.connect(self._on_loading)
         c.error.connect(self.show_error)
         c.missing_weights.connect(self.show_missing_weights)
@@ -767,6 +778,11 @@ class MainWindow(QMainWindow):
             self.canvas.setFocus()
         self._refresh_actions()
         self._on_view_changed()
+
+    def _on_folder_changed(self) -> None:
+        """GUI thread: show where the open photo is in its folder ("3 / 120")."""
+        pos = self.controller.folder_position
+        self.folder_label.setText(f"{pos[0]} / {pos[1]}" if pos is not None else "")
 
     def _on_loading(self, loading: bool) -> None:
         if loading and self.controller.loading is not None:
