@@ -7,6 +7,8 @@ import io
 import itertools
 import json
 import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -269,15 +271,25 @@ def test_usage_errors_are_one_line(
         assert "--recursive" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("stop", "status", "words"),
+    [
+        (KeyboardInterrupt, 130, "interrupted"),
+        (lambda: cli.Terminated(signal.SIGTERM), 143, "stopped by SIGTERM"),
+    ],
+)
 def test_ctrl_c_stops_cleanly_and_leaves_no_partial_file(
     tmp_path: Path,
     tree: Path,
     model_file: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    stop: Callable[[], BaseException],
+    status: int,
+    words: str,
 ) -> None:
-    """Ctrl-C arrives halfway through the second photo's render: the first stays, the second is not
-    there, no temporary file is left, and a rerun finishes the job."""
+    """Ctrl-C (or SIGTERM) arrives halfway through the second photo's render: the first stays, the second
+    is not there, no temporary file is left, and a rerun finishes the job."""
     from viewer.engine import export
 
     real = export.run_export
@@ -288,19 +300,19 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_partial_file(
         if len(calls) == 2:
             progress = k["progress"]
 
-            def stop(done: int, total: int) -> None:
+            def cut(done: int, total: int) -> None:
                 progress(done, total)
                 if done > 0:
-                    raise KeyboardInterrupt
+                    raise stop()
 
-            k = {**k, "progress": stop, "band_rows": 8}
+            k = {**k, "progress": cut, "band_rows": 8}
         return real(*a, **k)
 
     monkeypatch.setattr(export, "run_export", interrupted)
     out = tmp_path / "out"
     rc, _, err = run(capsys, "batch", tree, "-o", out, *SIZE, "--format", "png", "--model", model_file)
-    assert rc == 130
-    assert "interrupted" in err and "no partial file" in err
+    assert rc == status
+    assert words in err and "1 written" in err and "no partial file" in err
     assert outputs(out) == {"a.png", LOG_NAME}  # no b.png, no hidden .part file
     monkeypatch.setattr(export, "run_export", real)
     rc, stdout, err = run(capsys, "batch", tree, "-o", out, *SIZE, "--format", "png", "--model", model_file)

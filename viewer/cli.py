@@ -668,12 +668,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         finally:
             bar.finish()
     if summary.interrupted:
+        signum = summary.stop.signum if isinstance(summary.stop, Terminated) else None
+        how = "interrupted" if signum is None else f"stopped by {signal.Signals(signum).name}"
         print(
-            f"\n{PROG}: interrupted: {summary.line()}; no partial file was written; run the same command "
-            "to go on",
+            f"\n{PROG}: {how}: {summary.line()}; no partial file was written; run the same command to go on",
             file=sys.stderr,
         )
-        return 130
+        return 130 if signum is None else 128 + signum
     print(f"batch: {summary.line()}; log: {summary.log_path}")
     return 1 if summary.failed else 0
 

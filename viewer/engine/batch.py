@@ -311,12 +311,14 @@ class PhotoResult:
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """The whole batch: every photo's result, the wall time, and whether it was interrupted."""
+    """The whole batch: every photo's result, the wall time, and whether it was interrupted (`stop`: the
+    Cancelled or KeyboardInterrupt that ended it, whose type says by what)."""
 
     results: tuple[PhotoResult, ...]
     seconds: float
     interrupted: bool = False
     log_path: Path | None = None
+    stop: BaseException | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -621,7 +623,7 @@ def run_batch(
         if on_result is not None:
             on_result(r)
 
-    interrupted = False
+    stop: BaseException | None = None
     try:
         done, pending = prepare(jobs, options, log.last_records(), log, settings, cancel)
         if on_start is not None:
@@ -637,11 +639,11 @@ def run_batch(
                 report(PhotoResult(p.job, OK, outcome.seconds, (p.plan.out_w, p.plan.out_h)))
             else:
                 report(PhotoResult(p.job, FAILED, outcome.seconds, error=outcome.error))
-    except (Cancelled, KeyboardInterrupt):
-        interrupted = True
+    except (Cancelled, KeyboardInterrupt) as exc:
+        stop = exc
     finally:
         log.close()
-    return BatchSummary(tuple(results), time.perf_counter() - t0, interrupted, log.path)
+    return BatchSummary(tuple(results), time.perf_counter() - t0, stop is not None, log.path, stop)
 
 
 def parse_format(value: str | None) -> str | None:
