@@ -217,7 +217,8 @@ def test_export_through_the_dialog_equals_the_engine_export(
         self.set_custom(160, 200, "px")
         self.fit.setCurrentIndex(self.fit.findData("fit"))
         self.format.setCurrentText("PNG")
-        return ExportDialog.DialogCode.Accepted.value
+        self.accept()  # Export…: asks for the file name (the patched save dialog), then closes
+        return self.result()
 
     monkeypatch.setattr(ExportDialog, "exec", fake_exec)
     monkeypatch.setattr(mw.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))

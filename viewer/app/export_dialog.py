@@ -6,8 +6,9 @@ export itself runs in the background through `viewer.engine.export.run_export`, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QRadioButton,
     QSpinBox,
     QVBoxLayout,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
 from viewer.app.crop_preview import CropPreview, trim_text
 from viewer.app.settings import AppSettings
 from viewer.engine.export import ExportPlan, plan_export
+from viewer.engine.imageio import is_same_file
 from viewer.engine.printsize import (
     DEFAULT_DPI,
     PRESETS,
@@ -71,7 +74,12 @@ class ExportChoice:
 
 
 class ExportDialog(QDialog):
-    """Export parameters with a live preview of the output size; GUI thread only."""
+    """Export parameters with a live preview of the output size; GUI thread only.
+
+    With `choose_output`, Export… asks for the file name before the dialog closes, and a name that is the
+    open photo (`source`: its path, a symlink or a hard link to it) is refused with a message while the
+    dialog stays open: the original scan may be the only one.
+    """
 
     def __init__(
         self,
@@ -80,13 +88,20 @@ class ExportDialog(QDialog):
         settings: AppSettings,
         parent: QWidget | None = None,
         preview: Sequence[QPixmap] | None = None,
+        *,
+        source: Path | None = None,
+        choose_output: Callable[[ExportChoice], Path | None] | None = None,
     ) -> None:
-        """`preview`: the photo's preview pyramid (largest first), for the crop preview; None: text only."""
+        """`preview`: the photo's preview pyramid (largest first), for the crop preview; None: text only.
+        `source`: the open photo's file; `choose_output`: asks for the output file (None: cancelled)."""
         super().__init__(parent)
         self.setWindowTitle("Export")
         self._image_w, self._image_h = image_size
         self._regions = regions
         self._settings = settings
+        self._source = source
+        self._choose_output = choose_output
+        self._output: Path | None = None
         self._plan: ExportPlan | None = None
         self._anchor = (0.5, 0.5)
         """Which part of the region Crop to fill keeps; centred until the preview is dragged."""
@@ -368,3 +383,34 @@ class ExportDialog(QDialog):
             return None
         fmt = self.format.currentText()
         return ExportChoice(self._plan, fmt, FORMATS[fmt], self.quality.value(), self.size_label())
+
+    # -- the output file ------------------------------------------------------------------------------------
+    def accept(self) -> None:
+        """Export…: with a chooser, ask for the file and close only with one that is not the open photo;
+        a cancelled file dialog or a refused name leaves this dialog open."""
+        choice = self.choice()
+        if choice is None:
+            return
+        if self._choose_output is not None:
+            out = self._choose_output(choice)
+            if out is None or not self.check_output(out):
+                return
+            self._output = out
+        super().accept()
+
+    def check_output(self, out: Path) -> bool:
+        """Whether `out` may be written; False, with the reason shown here and in a warning, when it is
+        the open photo (the same path, a symlink or a hard link to it)."""
+        if self._source is None or not is_same_file(self._source, out):
+            return True
+        message = (
+            f"{out.name} is the open photo: exporting there would replace the original. "
+            "Choose another file name."
+        )
+        self.error_label.setText(message)
+        QMessageBox.warning(self, "Export", message)
+        return False
+
+    def output_path(self) -> Path | None:
+        """The file chosen with Export… (None until one was accepted)."""
+        return self._output

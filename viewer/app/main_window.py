@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 from viewer import paths
 from viewer.app.canvas import Canvas
 from viewer.app.controller import AppController
-from viewer.app.export_dialog import ExportDialog
+from viewer.app.export_dialog import ExportChoice, ExportDialog
 from viewer.app.export_folder_dialog import FolderExport
 from viewer.app.help import ShortcutsDialog
 from viewer.app.history import SelectionHistory
@@ -864,26 +864,38 @@ class MainWindow(QMainWindow):
             "view": self.view.view_region(),
             "image": (0.0, 0.0, float(photo.width), float(photo.height)),
         }
-        dlg = ExportDialog((photo.width, photo.height), regions, self.settings, self, preview=photo.levels)
+        dlg = ExportDialog(
+            (photo.width, photo.height),
+            regions,
+            self.settings,
+            self,
+            preview=photo.levels,
+            source=photo.path,
+            choose_output=lambda c: self._ask_export_path(photo.path, c),
+        )
         if region is not None:
             dlg.set_region(region)
         if dlg.exec() != ExportDialog.DialogCode.Accepted:
             return
         dlg.save_choices()
-        choice = dlg.choice()
-        if choice is None:
+        choice, out = dlg.choice(), dlg.output_path()
+        if choice is None or out is None:
             return
-        folder = self.settings.last_dir("export") or str(default_export_dir(photo.path))
-        suggested = str(Path(folder) / f"{photo.path.stem}-{choice.size_label}{choice.suffix}")
+        self.settings.set_last_dir(out.parent, "export")
+        self.start_export(choice.plan, out, choice.jpeg_quality)
+
+    def _ask_export_path(self, photo: Path, choice: ExportChoice) -> Path | None:
+        """The Export dialog's file step: a save dialog in the last export folder; None when cancelled."""
+        folder = self.settings.last_dir("export") or str(default_export_dir(photo))
+        suggested = str(Path(folder) / f"{photo.stem}-{choice.size_label}{choice.suffix}")
         filters = {"PNG": "PNG (*.png)", "TIFF": "TIFF (*.tif *.tiff)", "JPEG": "JPEG (*.jpg *.jpeg)"}
         name, _ = QFileDialog.getSaveFileName(self, "Export", suggested, filters[choice.fmt])
         if not name:
-            return
+            return None
         out = Path(name)
         if out.suffix.lower() not in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
             out = out.with_suffix(choice.suffix)
-        self.settings.set_last_dir(out.parent, "export")
-        self.start_export(choice.plan, out, choice.jpeg_quality)
+        return out
 
     def start_export(self, plan: object, out: Path, jpeg_quality: int = 92) -> int:
         """Run an export in the background with a progress dialog and Cancel; the window stays usable."""
