@@ -90,7 +90,8 @@ def test_half_precision_tiles_are_close_and_take_half_the_memory(img8: np.ndarra
     exact = Engine(model, "cpu", "fp32")
     half = Engine(model, "cpu", "auto")
     assert half.feature_dtype == torch.float16
-    a, b = exact.open_store(img8), half.open_store(img8)
+    # The storage alone (the same fp32 encoder): `auto` may also run the encoder in bf16 on this CPU.
+    a, b = exact.open_store(img8), exact.open_store(img8, dtype=half.feature_dtype)
     fa, fb = a.crop(0, 150, 0, 170), b.crop(0, 150, 0, 170)
     assert b.memory_bytes * 2 == a.memory_bytes
     assert not torch.equal(fa, fb)
@@ -230,3 +231,18 @@ def test_store_shape_errors_are_clear() -> None:
         engine.open_store(np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="too small"):
         FeatureStore(lambda *a: torch.zeros(1), 4, 4, 1, torch.device("cpu"), tile=2)
+
+
+def test_a_bf16_engine_encodes_under_autocast_close_to_fp32_and_keys_its_tiles_apart() -> None:
+    model = make_liif(n_resblocks=3, n_feats=16, hidden=(16,), seed=4)
+    img = np.random.default_rng(4).random((40, 48, 3), dtype=np.float32)
+    exact = Engine(model, "cpu", "fp32")
+    fast = Engine(model, "cpu", "bf16")
+    assert exact.encode_dtype is None and fast.encode_dtype == torch.bfloat16
+    a = exact.encode_region(img, 0, 40, 0, 48)
+    b = fast.encode_region(img, 0, 40, 0, 48)
+    assert a.dtype == b.dtype == torch.float32
+    err = float((a - b).abs().max()) / float(a.abs().max())
+    assert 0 < err < 0.05  # bf16 really ran (not bit-equal), and stayed close
+    assert torch.allclose(a, whole_encode(model, img), atol=1e-5)
+    assert exact.model_key != fast.model_key  # a disk-cached fp32 tile is never served to bf16, or back

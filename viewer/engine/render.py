@@ -105,6 +105,12 @@ class Engine:
         self.dtype = resolve_precision(precision, self.device)
         self.precision = dtype_name(self.dtype)
         self.feature_dtype = torch.float32 if precision.strip().lower() == "fp32" else torch.float16
+        self.encode_dtype = (
+            self.dtype if self.dtype == torch.bfloat16 and self.device.type in ("cpu", "cuda") else None
+        )
+        """The encoder runs under bf16 autocast when the decoder runs in bf16 (where `auto` picks it, the
+        CPU has native bf16): about 1.8x faster on a CPU with AVX512-BF16, at 0.003 to 0.006 dB PSNR on
+        Set5 with the official model (README, Performance). fp32 keeps the encoder exact."""
         """How stored tiles are kept: half precision (half the memory; the PSNR cost is in the README)
         unless exact fp32 was asked for, which keeps every tile in fp32."""
         self._model_key: str | None = None
@@ -185,7 +191,11 @@ class Engine:
                 inp = ((crop.permute(2, 0, 1).unsqueeze(0) - 0.5) / 0.5).to(self.device)
                 if self._channels_last:
                     inp = inp.contiguous(memory_format=torch.channels_last)
-                out = self.model.encode(inp)[0]
+                if self.encode_dtype is not None:
+                    with torch.autocast(self.device.type, dtype=self.encode_dtype):
+                        out = self.model.encode(inp)[0].float()
+                else:
+                    out = self.model.encode(inp)[0]
                 feat[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw] = out[
                     :, ty - cy0 : ty - cy0 + th, tx - cx0 : tx - cx0 + tw
                 ]
@@ -221,6 +231,7 @@ class Engine:
         if self._model_key is None:
             h = hashlib.blake2b(digest_size=16)
             h.update(json.dumps(self.model.spec, sort_keys=True, default=str).encode())
+            h.update(f"encode {self.encode_dtype}".encode())  # bf16-encoded tiles differ from fp32 ones
             for name, t in sorted(self.model.encoder.state_dict().items()):
                 h.update(name.encode())
                 h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
