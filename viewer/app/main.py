@@ -1,4 +1,4 @@
-"""Starting the GUI: `liif-viewer` (the bundled sample) or `liif-viewer PHOTO`.
+"""Starting the GUI: `liif-viewer` (the last session's photo, else the bundled sample) or `liif-viewer PHOTO`.
 
 The window is shown first; the render worker then imports torch and loads the model in the background,
 so the person sees the window (and the interpolated photo) before torch has finished importing. The Qt
@@ -77,9 +77,10 @@ def run_gui(photo: Path | None = None, *, overrides: dict[str, int] | None = Non
         settings.override(key, value)
     window = MainWindow(settings)
     window.show()
-    target = Path(photo) if photo is not None else paths.sample_photo()
-    # Start after the first paint: the window is on screen before the worker imports torch.
-    QTimer.singleShot(0, lambda: window.start(target))
+    given = Path(photo) if photo is not None else None
+    # Start after the first paint: the window is on screen before the worker imports torch. Without a
+    # photo: the last session's, else the bundled sample.
+    QTimer.singleShot(0, lambda: window.start(given, fallback=paths.sample_photo()))
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

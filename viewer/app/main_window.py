@@ -57,6 +57,7 @@ from viewer.app.inspect_panel import InspectPanel
 from viewer.app.messages import TileResult
 from viewer.app.navigator import NavigatorPanel
 from viewer.app.photo import IMAGE_FILTER, IMAGE_SUFFIXES
+from viewer.app.session import SessionRestore
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
 from viewer.app.worker import EngineFactory
@@ -138,6 +139,8 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self.view, self)
         self.setCentralWidget(self.canvas)
         self.history = SelectionHistory(self.view, self)
+        self.session = SessionRestore(settings, self.view)
+        """The last photo, zoom and position, saved at close and brought back at start."""
         self.nav_panel = NavigatorPanel(self.view)
         self.navigator = self.nav_panel.navigator
         self.nav_dock = QDockWidget("Navigator", self)
@@ -224,6 +227,11 @@ class MainWindow(QMainWindow):
         self.act_prev_photo = self._action(
             "&Previous Photo in Folder", lambda: self.controller.step_photo(-1), ("PgUp",)
         )
+        self.act_restore_session = self._action(
+            "Reopen Last Photo at &Start", self.session.set_enabled, checkable=True
+        )
+        self.act_restore_session.setChecked(self.session.enabled)
+        self.act_restore_session.setToolTip("At start, show the last photo at its zoom and position")
         self.act_quit = self._action("&Quit", self.close, (QKeySequence(K.Quit), "Ctrl+Q"))
         self.act_zoom_in = self._action(
             "Zoom &In", lambda: v.zoom_step(+1), ("+", "=", QKeySequence(K.ZoomIn))
@@ -287,6 +295,8 @@ class MainWindow(QMainWindow):
         file.addAction(self.act_export)
         file.addAction(self.act_export_view)
         file.addAction(self.act_export_folder)
+        file.addSeparator()
+        file.addAction(self.act_restore_session)
         file.addSeparator()
         file.addAction(self.act_quit)
         edit = mb.addMenu("&Edit")
@@ -379,6 +389,7 @@ class MainWindow(QMainWindow):
         c.engine_changed.connect(self._refresh_status)
         c.photo_changed.connect(self._on_photo_changed)
         c.folder_changed.connect(self._on_folder_changed)
+        c.photo_changed.connect(self.session.on_photo_changed)
         c.loading_changed.connect(self._on_loading)
         c.error.connect(self.show_error)
         c.missing_weights.connect(self.show_missing_weights)
@@ -394,9 +405,11 @@ class MainWindow(QMainWindow):
             v.set_compare(True)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def start(self, photo: Path | None = None) -> None:
-        """Start the workers (the model loads in the background) and open `photo`, if any."""
+    def start(self, photo: Path | None = None, *, fallback: Path | None = None) -> None:
+        """Start the workers (the model loads in the background) and open `photo`; without one, the last
+        session's photo (when restoring is on and it still exists), else `fallback`, if any."""
         self.controller.start()
+        photo = self.session.photo_to_open(photo) or fallback
         if photo is not None:
             self.controller.open(photo)
         self._refresh_actions()
@@ -414,6 +427,7 @@ class MainWindow(QMainWindow):
             self.controller.cancel_export(self._export_id)
         self.settings.set_geometry(self.saveGeometry())
         self.settings.set_window_state(self.saveState())
+        self.session.save()
         self.settings.sync()
         for box in self._messages:
             box.close()

@@ -1,7 +1,7 @@
 """Typed access to the persistent settings, over a QSettings passed in (tests give a temporary file).
 
-What is remembered: window geometry, recent files, the model and device, the last folders, view toggles
-and the export dialog's choices.
+What is remembered: window geometry, recent files, the model and device, the last folders, view toggles,
+the last session (photo, zoom, position) and the export dialog's choices.
 """
 
 from __future__ import annotations
@@ -132,6 +132,35 @@ class AppSettings:
 
     def set_flag(self, name: str, value: bool) -> None:
         self._s.setValue(f"view/{name}", bool(value))
+
+    # -- session ---------------------------------------------------------------------------------------
+    def restore_session(self) -> bool:
+        """Whether the app reopens the last photo at its zoom and position when it starts (default on)."""
+        return _as_bool(self._s.value("session/restore"), True)
+
+    def set_restore_session(self, on: bool) -> None:
+        self._s.setValue("session/restore", bool(on))
+
+    def session(self) -> tuple[Path, float, float, float, bool] | None:
+        """The last photo and its view when the app closed: (path, zoom, centre x, centre y, fit)."""
+        path = self._s.value("session/photo")
+        if not path:
+            return None
+        try:
+            zoom, cx, cy = (float(str(self._s.value(f"session/{k}"))) for k in ("zoom", "cx", "cy"))
+        except ValueError:
+            return None
+        return Path(str(path)), zoom, cx, cy, _as_bool(self._s.value("session/fit"), True)
+
+    def set_session(self, path: Path, zoom: float, cx: float, cy: float, fit: bool) -> None:
+        self._s.setValue("session/photo", str(Path(path).resolve()))
+        for key, value in (("zoom", zoom), ("cx", cx), ("cy", cy)):
+            self._s.setValue(f"session/{key}", repr(float(value)))
+        self._s.setValue("session/fit", bool(fit))
+
+    def clear_session(self) -> None:
+        for key in ("photo", "zoom", "cx", "cy", "fit"):
+            self._s.remove(f"session/{key}")
 
     # -- export dialog -------------------------------------------------------------------------------------
     def export_value(self, name: str, default: str) -> str:
