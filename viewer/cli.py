@@ -1,8 +1,8 @@
 """The `liif-viewer` command.
 
-`liif-viewer [PHOTO]` opens the viewer; subcommands `render`, `export`, `fetch-weights`, `models` and
-`bench` work in the terminal. Problems caused by input, settings or environment (`ViewerError`) are
-printed as one line, `liif-viewer: error: ...`, with exit status 2 and no output file; Ctrl-C exits with
+`liif-viewer [PHOTO]` opens the viewer; subcommands `render`, `export`, `batch` (many photos, see
+`viewer.engine.batch`), `fetch-weights`, `models` and `bench` work in the terminal. Problems caused by
+input, settings or environment (`ViewerError`) are printed as one line, `liif-viewer: error: ...`, with exit status 2 and no output file; Ctrl-C exits with
 130, SIGTERM with 143 and SIGHUP with 129, each leaving no partial file. Cheap checks (arguments, output
 path, image header, limits, device, model name) run before the image is decoded or the model loaded, and torch is imported only by the commands
 that need it, so `--version` and argument errors are instant.
@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -87,6 +88,9 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
+            # A fixed size from the terminal, its fallback (80x24) where it reports none: tqdm hides its bar
+            # when a terminal says it has no rows.
+            cols, rows = shutil.get_terminal_size()
             self._bar = tqdm(
                 total=total,
                 desc=f"{self.label:<10}",
@@ -94,7 +98,8 @@ class ProgressBar:
                 unit=self.unit,
                 unit_scale=True,
                 mininterval=0.1,
-                dynamic_ncols=True,
+                ncols=cols,
+                nrows=rows,
                 bar_format="{desc} [{bar:30}] {percentage:5.1f}% [{elapsed}<{remaining}, {rate_fmt}]{postfix}",
             )
         if total != self._bar.total:

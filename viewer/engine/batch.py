@@ -564,7 +564,7 @@ class _Progress:
 
     def _emit(self, value: int) -> None:
         value = min(value, self.total)
-        if self.callback is not None and value != self._shown:
+        if self.callback is not None and self.total > 0 and value != self._shown:
             self._shown = value
             self.callback(value, self.total)
 
