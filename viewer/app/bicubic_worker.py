@@ -1,4 +1,8 @@
-"""The bicubic worker: tiles of the same grid as LIIF's, for the compare view (Pillow; no torch)."""
+"""The compare worker: tiles of the same grid as LIIF's, for the compare view (Pillow; no torch).
+
+It resamples the photo with bicubic interpolation, or shows its source pixels as they are (nearest
+neighbour: each screen pixel takes the photo pixel under its centre), so a person can see what the scan
+really holds next to what LIIF makes of it."""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from viewer.app.messages import TileKind
+from viewer.app.messages import CompareMethod, TileKind
 from viewer.app.tile_thread import Emit, Running, TileThread
 from viewer.errors import Cancelled
 
 
 class BicubicWorker(TileThread):
-    """Bicubic tiles of the same grid as LIIF's, for the compare view (Pillow; no torch, fast)."""
+    """Bicubic or nearest-neighbour tiles of the same grid as LIIF's, for the compare view (Pillow; no
+    torch, fast)."""
 
     kind: TileKind = "bicubic"
     _PAD = 2
@@ -22,6 +27,17 @@ class BicubicWorker(TileThread):
         self._source: Any = None
         self._rgb8: np.ndarray | None = None
         self._content = -1
+        self._method: CompareMethod = "bicubic"
+
+    def set_method(self, method: CompareMethod) -> None:
+        """GUI thread: resample with `method` from the next tile on (the view drops the older tiles)."""
+        with self._cond:
+            self._method = method
+
+    @property
+    def method(self) -> CompareMethod:
+        with self._cond:
+            return self._method
 
     def set_source(self, content: int, rgb8: np.ndarray) -> None:
         """Use `rgb8` (uint8 H x W x 3) for photo `content` (called from the GUI thread; cheap: the padded
@@ -59,9 +75,13 @@ class BicubicWorker(TileThread):
         return self._rgb8 is not None and req is not None and req.content == self._content
 
     def _render(self, run: Running) -> np.ndarray:
-        """Worker thread: PIL's bicubic resize of the tile's source box (same pixel-centre convention)."""
+        """Worker thread: PIL's bicubic (or nearest) resize of the tile's source box (same pixel-centre
+        convention as LIIF: output pixel c samples the source point x + (c + 0.5)·w/out_w)."""
         from PIL import Image
 
+        with self._cond:
+            method = self._method
+        resample = Image.Resampling.NEAREST if method == "nearest" else Image.Resampling.BICUBIC
         source = self._padded()
         if source is None or run.token.cancelled:
             raise Cancelled()
@@ -77,7 +97,7 @@ class BicubicWorker(TileThread):
             min(float(source.width), box[2]),
             min(float(source.height), box[3]),
         )
-        out = source.resize((c1 - c0, r1 - r0), Image.Resampling.BICUBIC, box=box)
+        out = source.resize((c1 - c0, r1 - r0), resample, box=box)
         rgb = np.asarray(out, dtype=np.uint8)
         bgra = np.empty((*rgb.shape[:2], 4), dtype=np.uint8)
         bgra[..., 0] = rgb[..., 2]

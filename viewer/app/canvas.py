@@ -25,6 +25,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGestureEvent, QPinchGesture, QSizePolicy, QWidget
 
+from viewer.app.messages import COMPARE_LABELS
 from viewer.app.view_controller import ViewController
 
 WHEEL_STEP = 2.0 ** (1 / 3)
@@ -232,7 +233,7 @@ class Canvas(QWidget):
                 # At or below 1x neither side is upscaled: both show the source, downscaled.
                 left, right = "Source (≤1×)", "Source (≤1×)"
             else:
-                left, right = "LIIF", "Bicubic"
+                left, right = "LIIF", COMPARE_LABELS[self._view.compare_method]
             self._label(painter, QPointF(x - 8, 8), left, right=True)
             self._label(painter, QPointF(x + 8, 8), right, right=False)
 

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from viewer.app.bridge import WorkerBridge, run_in_thread
 from viewer.app.folder import list_photos, position, step_from
 from viewer.app.messages import (
+    CompareMethod,
     EncodeDone,
     EncodeProgress,
     EngineConfig,
@@ -310,6 +311,11 @@ class AppController(QObject):
             self.missing_weights.emit(ev.message)
         else:
             self.error.emit("Cannot load the model", ev.message)
+
+    def set_compare_method(self, method: CompareMethod) -> None:
+        """Compare mode's right side: bicubic or the source pixels (the worker first, then the view)."""
+        self.bicubic_worker.set_method(method)
+        self.view.set_compare_method(method)
 
     # -- export ----------------------------------------------------------------------------------------------
     def start_export(self, plan: object, out_path: Path, jpeg_quality: int = 92) -> int:

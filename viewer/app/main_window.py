@@ -54,7 +54,7 @@ from viewer.app.inspect_mode import (
     describe_probe_wait,
 )
 from viewer.app.inspect_panel import InspectPanel
-from viewer.app.messages import TileResult
+from viewer.app.messages import COMPARE_LABELS, CompareMethod, TileResult
 from viewer.app.navigator import NavigatorPanel
 from viewer.app.photo import IMAGE_FILTER, IMAGE_SUFFIXES
 from viewer.app.session import SessionRestore
@@ -281,6 +281,17 @@ class MainWindow(QMainWindow):
         self.act_open_weights = self._action("Open Weights &File…", self._open_weights_file)
         self.act_compare.setChecked(self.settings.flag("compare", False))
         self.act_compare.setToolTip("Split view: LIIF on the left, bicubic on the right (C)")
+        # What compare mode's right side shows; choosing one also turns compare mode on.
+        self.compare_group = QActionGroup(self)
+        self.act_compare_methods: dict[str, QAction] = {}
+        for method, text, key in (
+            ("bicubic", "&Bicubic", "Shift+B"),
+            ("nearest", "&Source Pixels (Nearest Neighbour)", "Shift+S"),
+        ):
+            a = self._action(text, lambda _=False, m=method: self._choose_compare_method(m), (key,))
+            a.setCheckable(True)
+            self.compare_group.addAction(a)
+            self.act_compare_methods[method] = a
         self.act_select.setToolTip("Drag to select the region to export (R)")
 
     def _build_menus(self) -> None:
@@ -314,6 +325,9 @@ class MainWindow(QMainWindow):
             pan.addAction(a)
         view.addSeparator()
         view.addAction(self.act_compare)
+        against = view.addMenu("Compare A&gainst")
+        for a in self.act_compare_methods.values():
+            against.addAction(a)
         view.addAction(self.act_inspect)
         view.addAction(self.act_navigator)
         view.addAction(self.act_fullscreen)
@@ -401,6 +415,9 @@ class MainWindow(QMainWindow):
         self.canvas.selection_made.connect(self._on_selection_made)
         self._connect_inspect()
         self.nav_dock.visibilityChanged.connect(self._on_nav_visibility)
+        method: CompareMethod = "nearest" if self.settings.compare_method() == "nearest" else "bicubic"
+        c.set_compare_method(method)
+        self._show_compare_method(method)
         if self.act_compare.isChecked():
             v.set_compare(True)
 
@@ -619,6 +636,21 @@ class MainWindow(QMainWindow):
     def _set_compare(self, on: bool) -> None:
         self.view.set_compare(on)
         self.settings.set_flag("compare", on)
+
+    def _choose_compare_method(self, method: str) -> None:
+        """View ▸ Compare Against: bicubic or the source pixels (remembered); turns compare mode on."""
+        m: CompareMethod = "nearest" if method == "nearest" else "bicubic"
+        self.settings.set_compare_method(m)
+        self.controller.set_compare_method(m)
+        self._show_compare_method(m)
+        if not self.act_compare.isChecked():
+            self.act_compare.setChecked(True)
+
+    def _show_compare_method(self, method: CompareMethod) -> None:
+        label = COMPARE_LABELS[method]
+        self.act_compare_methods[method].setChecked(True)
+        self.act_compare.setText(f"&Compare with {label.title()}")
+        self.act_compare.setToolTip(f"Split view: LIIF on the left, {label.lower()} on the right (C)")
 
     def _set_navigator(self, on: bool) -> None:
         self.nav_dock.setVisible(on)

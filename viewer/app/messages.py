@@ -17,6 +17,12 @@ import numpy as np
 from viewer.app.planning import TileKey, TileSpec
 
 TileKind = Literal["liif", "bicubic"]
+"""LIIF tiles, and compare mode's right side (tiles of the `bicubic` worker, whatever its method)."""
+
+CompareMethod = Literal["bicubic", "nearest"]
+"""What compare mode's right side shows: bicubic interpolation, or the source pixels (nearest neighbour)."""
+
+COMPARE_LABELS: dict[str, str] = {"bicubic": "Bicubic", "nearest": "Source pixels"}
 
 
 @dataclass(frozen=True)

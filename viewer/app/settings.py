@@ -133,6 +133,14 @@ class AppSettings:
     def set_flag(self, name: str, value: bool) -> None:
         self._s.setValue(f"view/{name}", bool(value))
 
+    def compare_method(self) -> str:
+        """Compare mode's right side: 'bicubic' or 'nearest' (the source pixels)."""
+        v = str(self._s.value("view/compare_method", "bicubic") or "bicubic")
+        return v if v in ("bicubic", "nearest") else "bicubic"
+
+    def set_compare_method(self, method: str) -> None:
+        self._s.setValue("view/compare_method", method)
+
     # -- session ---------------------------------------------------------------------------------------
     def restore_session(self) -> bool:
         """Whether the app reopens the last photo at its zoom and position when it starts (default on)."""

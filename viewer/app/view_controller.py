@@ -18,7 +18,14 @@ import numpy as np
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 
 from viewer.app import planning as pl
-from viewer.app.messages import RequestDone, RequestProgress, TileKind, TileRequest, TileResult
+from viewer.app.messages import (
+    CompareMethod,
+    RequestDone,
+    RequestProgress,
+    TileKind,
+    TileRequest,
+    TileResult,
+)
 from viewer.app.photo import Photo, bgra_to_pixmap
 from viewer.app.planning import TileKey, TilePlan, Viewport
 from viewer.app.tilecache import TileCache
@@ -122,6 +129,8 @@ class ViewController(QObject):
         self._canvas = (800, 600, 1.0)
         self.fit_mode = True
         self.compare = False
+        self.compare_method: CompareMethod = "bicubic"
+        """What the right side of compare mode shows (its tiles come from the `bicubic` sink)."""
         self.divider = 0.5
         self.selection: tuple[float, float, float, float] | None = None
         self.refine = RefineState()
@@ -226,6 +235,21 @@ class ViewController(QObject):
         if not on:
             self._current["bicubic"] = next(self._generations)
             self._sinks["bicubic"].cancel_tiles()
+        self._changed(replan_now=True)
+
+    def set_compare_method(self, method: CompareMethod) -> None:
+        """Compare mode's right side changed method (bicubic, source pixels): drop its tiles, ask again.
+
+        The caller gives the worker the method first, so every tile of the new generation uses it."""
+        if method == self.compare_method:
+            return
+        self.compare_method = method
+        for ck in [k for k in self.cached_keys() if k[0] == "bicubic"]:
+            self._cache.discard(ck)
+            self._partial.pop(ck, None)
+        self._plans["bicubic"] = None
+        self._current["bicubic"] = next(self._generations)
+        self._sinks["bicubic"].cancel_tiles()
         self._changed(replan_now=True)
 
     def set_divider(self, fraction: float) -> None:
