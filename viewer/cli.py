@@ -525,7 +525,7 @@ def _add_batch_parser(sub: Any) -> None:
         "outputs mirror the source folders in OUTDIR (same stem, the source's format unless --format); a "
         "photo whose output is complete is skipped, so a stopped batch resumes where it stopped. A bad photo "
         "is reported and the batch goes on; OUTDIR/liif-batch.jsonl logs every photo. Exit status: 0 all "
-        "done, 1 some photos failed, 2 bad arguments or environment, 130 interrupted.",
+        "done, 1 some photos failed, 2 bad arguments or environment, 130 interrupted (143 SIGTERM).",
     )
     b.add_argument("sources", nargs="+", metavar="SRC", help="photos, and folders of photos")
     b.add_argument(
@@ -555,14 +555,18 @@ def _add_batch_parser(sub: Any) -> None:
         help="with --print or --size: crop to fill (default), fit, stretch",
     )
     b.add_argument(
-        "--format", default=None, metavar="FMT", help="jpg, png or tif (default: each source's own)"
+        "--format",
+        default=None,
+        metavar="FMT",
+        help="jpg, png or tif (default: each source's own; PNG for one that cannot be written, such as BMP)",
     )
     b.add_argument(
         "--cluster",
         metavar="ADDRESS",
         default=None,
-        help="run on a Ray cluster: HOST:PORT of its head (`ray start --head`), or ray://HOST:PORT; "
-        "needs pip install 'liif-viewer[cluster]'",
+        help="run on a Ray cluster from a node of it: HOST:PORT of its head (`ray start --head`), or "
+        "ray://HOST:PORT through Ray Client (pip install 'ray[client]'); needs pip install "
+        "'liif-viewer[cluster]' on every node",
     )
     _add_engine_options(b, disk_cache=False)
     b.set_defaults(func=cmd_batch)

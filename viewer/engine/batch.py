@@ -328,7 +328,7 @@ class BatchSummary:
         return [r for r in self.results if r.status == FAILED]
 
     def line(self) -> str:
-        """One line for a person: how many written, skipped, failed, left, and how long it took."""
+        """One line for a person: how many written, skipped and failed, and how long it took."""
         parts = [f"{self.count(OK)} written", f"{self.count(SKIPPED)} skipped (already done)"]
         parts.append(f"{self.count(FAILED)} failed")
         return ", ".join(parts) + f", in {self.seconds:.1f} s"
@@ -550,8 +550,6 @@ class _Progress:
     total: int
     callback: Callable[[int, int], None] | None
     done: int = 0
-    photos_done: int = 0
-    photos_total: int = 0
     _shown: int = field(default=-1, repr=False)
 
     def within(self, px: int) -> None:
@@ -559,7 +557,6 @@ class _Progress:
 
     def finish(self, px: int) -> None:
         self.done += px
-        self.photos_done += 1
         self._emit(self.done)
 
     def _emit(self, value: int) -> None:
@@ -630,7 +627,7 @@ def run_batch(
             on_start(len(pending), sum(1 for r in done if r.status == SKIPPED), len(jobs))
         for r in done:
             report(r)
-        prog = _Progress(sum(p.pixels for p in pending), on_progress, photos_total=len(pending))
+        prog = _Progress(sum(p.pixels for p in pending), on_progress)
         prog.within(0)
         for outcome in executor.run(pending, options, cancel, prog.within):
             p = outcome.pending
