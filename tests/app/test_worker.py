@@ -449,3 +449,29 @@ def test_an_unusable_disk_cache_is_said_once_and_the_view_still_refines(
     notices = [e.message for e in events.of(Notice) if "Feature cache" in e.message]
     assert len(notices) == 1 and "cache" in notices[0]
     assert {r.content for r in events.of(TileResult)} == {1, 2}
+
+
+def test_what_an_export_leaves_out_reaches_the_person_as_a_notice(events: Events, tmp_path) -> None:
+    from viewer.app.messages import ExportFinished, ExportJob
+    from viewer.engine.export import plan_export
+    from viewer.engine.imageio import load_image
+    from viewer.engine.printsize import PixelSize
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x927C] = b"\x01" * 100_000  # a maker note larger than a JPEG segment holds
+    Image.fromarray(textured(40, 30)).save(tmp_path / "src.png", exif=exif.tobytes())
+    loaded = load_image(tmp_path / "src.png")
+    w = RenderWorker(events.emit, lambda c: make_tiny_engine())
+    w.set_store_options(StoreOptions(disk_bytes=0))
+    w.start()
+    try:
+        w.configure(CONFIG, 1)
+        w.open_image(loaded, 1)
+        plan = plan_export(40, 30, None, PixelSize(80, 60))
+        w.export(ExportJob(1, 1, plan, tmp_path / "out.jpg", 90))
+        events.wait(lambda e: isinstance(e, ExportFinished))
+    finally:
+        assert w.close(10)
+    notes = [e.message for e in events.of(Notice) if e.message.startswith("Export:")]
+    assert len(notes) == 1 and "EXIF" in notes[0]
+    assert (tmp_path / "out.jpg").is_file()

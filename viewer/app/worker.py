@@ -484,7 +484,7 @@ class RenderWorker(TileThread):
         try:
             run_export(
                 engine, fm, loaded, job.plan, job.out_path, jpeg_quality=job.jpeg_quality, cancel=token,
-                progress=progress,
+                progress=progress, on_note=lambda note: self._emit(Notice(f"Export: {note}")),
             )  # fmt: skip
         except Cancelled:
             self._emit(ExportCancelled(job.export_id))
