@@ -206,6 +206,41 @@ def test_an_output_folder_inside_the_source_is_never_read_back(
     assert all(out not in j.source.parents for j in jobs)
 
 
+def test_an_unreadable_subfolder_is_one_line_and_the_rest_goes_on(
+    tmp_path: Path,
+    tree: Path,
+    model_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a folder without read permission is for a normal user (the tests may run as root)."""
+    real = os.scandir
+    locked = tree / "sub"
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    def top_locked(path: Any = ".") -> Any:
+        if Path(path) == tree:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out"
+    rc, stdout, err = run(capsys, "batch", tree, "-o", out, "-r", *SIZE, "--model", model_file)
+    assert rc == 0, err
+    assert (
+        err.strip()
+        == f"liif-viewer: cannot read the folder {locked}: Permission denied; the photos in it are left out"
+    )
+    assert "2 written" in stdout and outputs(out) == {"a.jpg", "b.png", LOG_NAME}
+    monkeypatch.setattr(os, "scandir", top_locked)
+    rc, _, err = run(capsys, "batch", tree, "-o", out, "-r", *SIZE, "--model", model_file)
+    assert rc == 2 and err.strip() == f"liif-viewer: error: cannot read the folder {tree}: Permission denied"
+
+
 def test_a_source_is_never_replaced(
     tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

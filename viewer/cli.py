@@ -609,7 +609,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         size = parse_pixel_size(args.size)
     options = BatchOptions(size, dpi, args.fit, parse_format(args.format), quality, max_in, max_out)
     memory, _ = store_options(args)
-    jobs = find_jobs(args.sources, args.output, recursive=args.recursive, fmt=options.fmt)
+    jobs = find_jobs(
+        args.sources,
+        args.output,
+        recursive=args.recursive,
+        fmt=options.fmt,
+        on_problem=lambda m: print(f"{PROG}: {m}", file=sys.stderr),
+    )
     if args.cluster is not None:  # a bad or unreachable address is told before OUTDIR is created
         from viewer.engine.cluster import check_reachable
 

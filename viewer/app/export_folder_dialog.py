@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,6 +337,8 @@ class FolderExportRun(QObject):
         self._factory = engine_factory or default_engine_factory
         self.token = CancelToken()
         self._thread: threading.Thread | None = None
+        self.problems: list[str] = []
+        """Subfolders that could not be read (written by the batch thread before `finished`)."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="liif-batch", daemon=True)
@@ -376,7 +378,13 @@ class FolderExportRun(QObject):
             from viewer.app.tile_thread import lower_thread_priority
 
             lower_thread_priority()  # the window stays responsive while the batch uses every core
-            jobs = find_jobs([r.source], r.outdir, recursive=r.recursive, fmt=r.options.fmt)
+            jobs = find_jobs(
+                [r.source],
+                r.outdir,
+                recursive=r.recursive,
+                fmt=r.options.fmt,
+                on_problem=self.problems.append,
+            )
             outdir = prepare_outdir(r.outdir)
             engine = self._factory(self.config)
             executor = LocalExecutor(engine, str(getattr(engine, "model_name", r.model)))
@@ -402,13 +410,18 @@ class FolderExportRun(QObject):
         self.finished.emit(summary)
 
 
-def summary_text(summary: BatchSummary, outdir: Path) -> tuple[str, str]:
-    """(the message, the details: each failed photo's line and where the log is) for the end of a run."""
+def summary_text(summary: BatchSummary, outdir: Path, problems: Sequence[str] = ()) -> tuple[str, str]:
+    """(the message, the details: each failed photo's line, folders left out, where the log is) for the end
+    of a run."""
     head = "Folder export cancelled" if summary.interrupted else "Folder export finished"
     text = f"{head}: {summary.line()}."
+    if problems:
+        text += f" {len(problems)} subfolder{'s' * (len(problems) != 1)} could not be read (see the details)."
     if summary.interrupted:
         text += " No partial file was left; export the folder again to go on where it stopped."
-    details = [r.error or str(r.job.source) for r in summary.failed]
+    details = [r.error or str(r.job.source) for r in summary.failed] + [
+        p[:1].upper() + p[1:] for p in problems
+    ]
     details.append(f"Log of every photo: {summary.log_path or outdir}")
     return text, "\n".join(details)
 
@@ -520,9 +533,10 @@ class FolderExport(QObject):
 
     def _on_finished(self, summary: BatchSummary) -> None:
         outdir = self.run.request.outdir if self.run is not None else Path()
+        problems = list(self.run.problems) if self.run is not None else []
         self._end()
-        text, details = summary_text(summary, outdir)
-        icon = QMessageBox.Icon.Warning if summary.failed else QMessageBox.Icon.Information
+        text, details = summary_text(summary, outdir, problems)
+        icon = QMessageBox.Icon.Warning if summary.failed or problems else QMessageBox.Icon.Information
         self._show(icon, text, details)
 
     def _on_failed(self, message: str) -> None:

@@ -141,11 +141,23 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _walk(folder: Path, recursive: bool, skip: Path) -> Iterator[Path]:
+def _walk(
+    folder: Path, recursive: bool, skip: Path, on_problem: Callable[[str], None] | None = None
+) -> Iterator[Path]:
     """Photo files in `folder` (and its subfolders when `recursive`), never entering `skip` (the output
-    folder) nor hidden folders; hidden files (our own temporary files among them) are left out."""
+    folder) nor hidden folders; hidden files (our own temporary files among them) are left out. A
+    subfolder that cannot be read is told to `on_problem`; `folder` itself, as an ArgumentError."""
     if recursive:
-        for dirpath, dirnames, filenames in os.walk(folder):
+
+        def unreadable(exc: OSError) -> None:
+            where = exc.filename if exc.filename is not None else folder
+            text = f"cannot read the folder {where}: {exc.strerror or exc}"
+            if Path(where) == folder:
+                raise ArgumentError(text)
+            if on_problem is not None:
+                on_problem(f"{text}; the photos in it are left out")
+
+        for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
             here = Path(dirpath)
             dirnames[:] = sorted(
                 d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), skip)
@@ -169,8 +181,10 @@ def find_jobs(
     *,
     recursive: bool = False,
     fmt: str | None = None,
+    on_problem: Callable[[str], None] | None = None,
 ) -> list[BatchJob]:
     """One job per photo of `sources` (files, and the photos in folders), sorted by relative path.
+    `on_problem` hears of subfolders that cannot be read (their photos are left out).
 
     Raises ArgumentError for a source that does not exist, an output folder that is a source folder,
     and when no photo is found.
@@ -192,7 +206,7 @@ def find_jobs(
                     f"the output folder {outdir} is the source folder {src}; choose another output folder"
                 )
             roots.append(Path(os.path.abspath(src)))
-            found.extend(_walk(src, recursive, out_real))
+            found.extend(_walk(src, recursive, out_real, on_problem))
             subfolders = subfolders or (not recursive and any(p.is_dir() for p in src.iterdir()))
         else:
             roots.append(Path(os.path.abspath(src)).parent)
