@@ -665,7 +665,17 @@ def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m viewer.train ...`: the same as `liif-viewer train ...`."""
-    from viewer.cli import main as cli_main
+    """`python -m viewer.train ...`: the same as `liif-viewer train ...`, without importing the command
+    line (the CLI imports the trainer lazily; the trainer never imports the CLI)."""
+    from viewer.errors import Cancelled, ViewerError
+    from viewer.train.options import build_parser
 
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return int(cmd_train(args) or 0)
+    except ViewerError as exc:
+        print(f"liif-viewer train: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("liif-viewer train: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
