@@ -51,6 +51,7 @@ from viewer.engine.printsize import (
     parse_scale,
     scaled_size,
 )
+from viewer.engine.sharpen import Sharpen, parse_sharpen
 from viewer.errors import ArgumentError, Cancelled, LimitError, ViewerError
 
 if TYPE_CHECKING:
@@ -150,6 +151,22 @@ def _add_no_clobber(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_sharpen(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sharpen",
+        metavar="MEDIUM[:STRENGTH]",
+        default=None,
+        help="print sharpening of the output after resampling: screen, matte or glossy, optionally with "
+        ":low, :standard (default) or :high, e.g. matte:high; an unsharp mask whose radius scales with the "
+        "DPI (default: none)",
+    )
+
+
+def _sharpen(args: argparse.Namespace) -> Sharpen | None:
+    value = getattr(args, "sharpen", None)
+    return parse_sharpen(value) if value is not None else None
+
+
 def _add_engine_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> None:
     p.add_argument(
         "--model",
@@ -245,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", metavar="S", help="magnification; the output is round(W*S) x round(H*S)")
     g.add_argument("--size", metavar="WxH", help="exact output size in pixels (the aspect may change)")
     r.add_argument("--dpi", default=None, help="DPI to record in the file (default: none)")
+    _add_sharpen(r)
     _add_engine_options(r)
     r.set_defaults(func=cmd_render)
 
@@ -272,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fit crop, which part of the region is kept, each 0 to 1: 0,0 top-left, 0.5,0.5 centre "
         "(default), 0.5,0 top middle",
     )
+    _add_sharpen(e)
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
 
@@ -371,9 +390,12 @@ def _plan(
     fit: str,
     max_output_mp: float,
     anchor: tuple[float, float] = (0.5, 0.5),
+    sharpen: Sharpen | None = None,
 ) -> ExportPlan:
     try:
-        return plan_export(w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp, anchor=anchor)
+        return plan_export(
+            w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp, anchor=anchor, sharpen=sharpen
+        )
     except LimitError as exc:
         raise LimitError(f"{exc} (raise the limit with --max-output-mp)") from None
 
@@ -425,7 +447,7 @@ def _render_and_write(
     start = time.monotonic()
     memory, disk_cap = store_options(args)
     loaded = _load(args.input, max_in)
-    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor)
+    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor, _sharpen(args))
     engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
     disk = None
     if disk_cap > 0:
@@ -465,6 +487,8 @@ def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
         parts.append("resampled from the source (no model)")
     else:
         parts.append(f"{engine.model_name} on {engine.device} ({engine.precision})")
+    if plan.sharpen is not None:
+        parts.append(f"sharpened for {plan.sharpen.label()}")
     parts.append(f"{seconds:.1f} s")
     return ", ".join(parts)
 
@@ -484,7 +508,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     w, h = _probe(args.input, max_in)
     size = scaled_size(w, h, scale) if scale is not None else fixed
     assert size is not None  # argparse requires one of --scale and --size
-    plan = _plan(w, h, None, size, dpi, "stretch", max_out)
+    plan = _plan(w, h, None, size, dpi, "stretch", max_out, sharpen=_sharpen(args))
     check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
     return _render_and_write(args, model, size, None, dpi, "stretch", max_in, max_out, quality)
@@ -506,7 +530,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     region = parse_region(args.region) if args.region is not None else None
     anchor = parse_anchor(args.anchor) if args.anchor is not None else (0.5, 0.5)
     w, h = _probe(args.input, max_in)
-    plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor)
+    plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor, _sharpen(args))
     check_format_limits(fmt, plan.out_w, plan.out_h)
     model = _check_engine_options(args)
     return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality, anchor)

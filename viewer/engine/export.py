@@ -48,6 +48,7 @@ from viewer.engine.printsize import (
     parse_dpi,
     print_pixels,
 )
+from viewer.engine.sharpen import Sharpen, UnsharpMask
 from viewer.errors import ArgumentError, LimitError
 
 if TYPE_CHECKING:
@@ -64,13 +65,15 @@ MAX_BAND_PIXELS = 1 << 22
 @dataclass(frozen=True)
 class ExportPlan:
     """What an export renders: the source rectangle `rect` (source pixels, inside the photo), the output
-    size in pixels, the DPI recorded in the file (None: none recorded) and the fit mode used."""
+    size in pixels, the DPI recorded in the file (None: none recorded), the fit mode used, and the print
+    sharpening applied to the output (None: none)."""
 
     rect: Region
     out_w: int
     out_h: int
     dpi: float | None
     fit: str
+    sharpen: Sharpen | None = None
 
     @property
     def scale_x(self) -> float:
@@ -137,13 +140,15 @@ def plan_export(
     *,
     max_output_megapixels: float = DEFAULT_MAX_OUTPUT_MP,
     anchor: tuple[float, float] = (0.5, 0.5),
+    sharpen: Sharpen | None = None,
 ) -> ExportPlan:
     """Validate and plan an export of `region` (None: the whole photo) at `size`.
 
     A `PrintSize` is turned into pixels at `dpi` (default 300) after being rotated to the region's
     orientation (a landscape region printed "8x10in" gives a 10x8 in print); a `PixelSize` is used as
     given, and `dpi`, if any, is only recorded. `fit` is crop, fit or stretch, and `anchor` says which
-    part of the region a crop keeps (see `fit_region`).
+    part of the region a crop keeps (see `fit_region`). `sharpen` is print sharpening of the output
+    (see `viewer.engine.sharpen`), its radius scaled to the DPI.
     Raises ArgumentError for a bad region or size and LimitError when the output exceeds the limit.
     """
     if image_w <= 0 or image_h <= 0:
@@ -172,7 +177,7 @@ def plan_export(
             f"{max_output_megapixels:g} megapixels"
         )
     rect = Region(reg.x + f.x, reg.y + f.y, f.w, f.h)
-    return ExportPlan(rect, f.out_w, f.out_h, dpi, fit)
+    return ExportPlan(rect, f.out_w, f.out_h, dpi, fit, sharpen)
 
 
 class _AlphaResampler:
@@ -281,6 +286,17 @@ def _prefetcher(engine: Engine, feature_map: Latents, plan: ExportPlan) -> _Pref
     return prefetch
 
 
+def _monotonic(progress: ProgressCallback) -> ProgressCallback:
+    """`progress` that never goes back (overlapping bands report some rows twice)."""
+    best = [0]
+
+    def report(done: int, total: int) -> None:
+        best[0] = max(best[0], done)
+        progress(best[0], total)
+
+    return report
+
+
 def run_export(
     engine: Engine,
     feature_map: Latents,
@@ -304,7 +320,8 @@ def run_export(
     luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI), less what
     the format cannot hold (one line each to `on_note`). An axis below scale 1 is downsampled (Lanczos,
     antialiased), never queried below 1: a plan that enlarges nothing is the source resampled, as the
-    viewer shows it. Progress is reported in output pixels.
+    viewer shows it. The plan's print sharpening, if any, filters the output after that, band by band
+    with a halo of rows, so the file equals one sharpened whole. Progress is reported in output pixels.
 
     Refuses (`ArgumentError`) to write over the photo it reads, and with `replace=False` keeps an existing
     file (`OutputExistsError`), both before any work. Atomic: on any error or cancellation
@@ -328,6 +345,9 @@ def run_export(
     meta = fit_metadata(fmt, loaded.icc, exif_for_output(loaded.exif, out_w, out_h, plan.dpi))
     report_notes(meta.notes, on_note)
     total = out_w * out_h
+    usm = UnsharpMask.for_output(plan.sharpen, plan.dpi) if plan.sharpen is not None else None
+    if progress is not None:
+        progress = _monotonic(progress)  # a sharpened band re-renders its neighbours' halo rows
 
     def model_rows(p: ExportPlan, prefetch: _Prefetch, r0: int, r1: int) -> np.ndarray:
         """Rows [r0, r1) of `p` rendered by the model; progress scaled to the output's pixels."""
@@ -366,14 +386,20 @@ def run_export(
     rows_per_band = _store_band_rows(feature_map, plan, _band_rows(out_w, band_rows))
     prefetch = _prefetcher(engine, feature_map, plan)
 
+    def colour_rows(r0: int, r1: int) -> np.ndarray:
+        if shrunk is not None:
+            return shrunk[r0:r1]
+        return model_rows(plan, prefetch, r0, r1)
+
     def render_band(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
         check(cancel)
-        if shrunk is not None:
-            rgb = shrunk[r0:r1]
-            if progress is not None:
-                progress(r1 * out_w, total)
-        else:
-            rgb = model_rows(plan, prefetch, r0, r1)
+        if usm is None:
+            rgb = colour_rows(r0, r1)
+        else:  # the rows around the band too, so the filter sees what a whole-image filter would
+            a0, a1 = max(0, r0 - usm.halo), min(out_h, r1 + usm.halo)
+            rgb = usm.apply_rows(colour_rows(a0, a1), a0, r0, r1, out_h)
+        if shrunk is not None and progress is not None:
+            progress(r1 * out_w, total)
         colour = to_luma(rgb) if grey else rgb
         alpha = alpha_rs.rows(r0, r1) if alpha_rs is not None else None
         return colour, alpha
