@@ -41,6 +41,7 @@ from viewer.engine.printsize import (
     match_orientation,
     print_pixels,
 )
+from viewer.engine.sharpen import MEDIA, STRENGTHS, Sharpen, UnsharpMask
 from viewer.errors import ViewerError
 
 TRAINED_MAX_SCALE = 4.0
@@ -52,6 +53,8 @@ FORMATS = {"PNG": ".png", "TIFF": ".tif", "JPEG": ".jpg"}
 CUSTOM = "custom"
 ORIENTATIONS = ("auto", "portrait", "landscape")
 FITS = {"crop": "Crop to fill", "fit": "Fit inside"}
+SHARPEN_MEDIA = {"none": "Off", "screen": "Screen", "matte": "Matte paper", "glossy": "Glossy paper"}
+"""Print sharpening choices (`viewer.engine.sharpen`); off by default."""
 
 
 def preset_label(name: str) -> str:
@@ -159,6 +162,19 @@ class ExportDialog(QDialog):
         for key, label in FITS.items():
             self.fit.addItem(label, key)
         form.addRow("Fit:", self.fit)
+        sharpen_row = QWidget()
+        sl = QHBoxLayout(sharpen_row)
+        sl.setContentsMargins(0, 0, 0, 0)
+        self.sharpen = QComboBox()
+        for key, label in SHARPEN_MEDIA.items():
+            self.sharpen.addItem(label, key)
+        self.sharpen.setToolTip("Print sharpening for the medium (an unsharp mask sized to the DPI)")
+        self.sharpen_strength = QComboBox()
+        for key in STRENGTHS:
+            self.sharpen_strength.addItem(key.title(), key)
+        sl.addWidget(self.sharpen, 1)
+        sl.addWidget(self.sharpen_strength)
+        form.addRow("Sharpen for:", sharpen_row)
 
         # What the export keeps of the region (only with a preview image of the photo)
         self.crop_preview: CropPreview | None = None
@@ -216,6 +232,8 @@ class ExportDialog(QDialog):
             self.unit.currentIndexChanged,
             self.orientation.currentIndexChanged,
             self.fit.currentIndexChanged,
+            self.sharpen.currentIndexChanged,
+            self.sharpen_strength.currentIndexChanged,
             self.format.currentIndexChanged,
             self.custom_w.valueChanged,
             self.custom_h.valueChanged,
@@ -242,6 +260,8 @@ class ExportDialog(QDialog):
         self._set_combo(self.unit, s.export_value("unit", "in"), by_data=False)
         self._set_combo(self.orientation, s.export_value("orientation", "auto"))
         self._set_combo(self.fit, s.export_value("fit", "crop"))
+        self._set_combo(self.sharpen, s.export_value("sharpen", "none"))
+        self._set_combo(self.sharpen_strength, s.export_value("sharpen_strength", "standard"))
         self._set_combo(self.format, s.export_value("format", "PNG"), by_data=False)
 
     def save_choices(self) -> None:
@@ -254,6 +274,8 @@ class ExportDialog(QDialog):
         s.set_export_value("dpi", self.dpi.value())
         s.set_export_value("orientation", self.orientation.currentData())
         s.set_export_value("fit", self.fit.currentData())
+        s.set_export_value("sharpen", self.sharpen.currentData())
+        s.set_export_value("sharpen_strength", self.sharpen_strength.currentData())
         s.set_export_value("format", self.format.currentText())
         s.set_export_value("quality", self.quality.value())
 
@@ -316,14 +338,27 @@ class ExportDialog(QDialog):
         if (orient == "portrait" and box.w > box.h) or (orient == "landscape" and box.w < box.h):
             box = PixelSize(box.h, box.w)
         return plan_export(
-            self._image_w, self._image_h, region, box, dpi, self.fit.currentData(), anchor=self._anchor
+            self._image_w,
+            self._image_h,
+            region,
+            box,
+            dpi,
+            self.fit.currentData(),
+            anchor=self._anchor,
+            sharpen=self.sharpen_choice(),
         )
+
+    def sharpen_choice(self) -> Sharpen | None:
+        """The print sharpening chosen (None: off)."""
+        medium = self.sharpen.currentData()
+        return Sharpen(medium, self.sharpen_strength.currentData()) if medium in MEDIA else None
 
     def _update(self) -> None:
         custom = self.preset.currentData() == CUSTOM
         self.custom_w.setEnabled(custom)
         self.custom_h.setEnabled(custom)
         self.unit.setEnabled(custom)
+        self.sharpen_strength.setEnabled(self.sharpen.currentData() in MEDIA)
         self.quality.setEnabled(self.format.currentText() == "JPEG")
         self.error_label.clear()
         self.warning_label.clear()
@@ -355,7 +390,11 @@ class ExportDialog(QDialog):
         self.pixels_label.setText(
             f"Output: {plan.out_w} × {plan.out_h} px ({plan.megapixels:.1f} MP){printed}"
         )
-        self.mag_label.setText(f"Magnification: ×{plan.magnification:.2f} of the source pixels")
+        mag = f"Magnification: ×{plan.magnification:.2f} of the source pixels"
+        if plan.sharpen is not None:
+            usm = UnsharpMask.for_output(plan.sharpen, plan.dpi)
+            mag += f" · sharpened: radius {usm.radius:.2g} px, amount {usm.amount:g}"
+        self.mag_label.setText(mag)
         if plan.magnification > TRAINED_MAX_SCALE:
             self.warning_label.setText(
                 f"Above ×{TRAINED_MAX_SCALE:g} the model goes beyond what it was trained for: the detail "
