@@ -40,11 +40,13 @@ from viewer.engine.imageio import (
 from viewer.engine.printsize import (
     DEFAULT_DPI,
     FIT_MODES,
+    Length,
     PixelSize,
     PrintSize,
     Region,
     parse_anchor,
     parse_dpi,
+    parse_length,
     parse_pixel_size,
     parse_print_size,
     parse_region,
@@ -165,6 +167,16 @@ def _add_sharpen(p: argparse.ArgumentParser) -> None:
 def _sharpen(args: argparse.Namespace) -> Sharpen | None:
     value = getattr(args, "sharpen", None)
     return parse_sharpen(value) if value is not None else None
+
+
+def _margins(args: argparse.Namespace) -> dict[str, Length]:
+    """--border and --bleed, parsed, as keyword arguments of `plan_export`."""
+    out = {}
+    for name in ("border", "bleed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = parse_length(value, f"--{name}")
+    return out
 
 
 def _add_engine_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> None:
@@ -290,6 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fit crop, which part of the region is kept, each 0 to 1: 0,0 top-left, 0.5,0.5 centre "
         "(default), 0.5,0 top middle",
     )
+    e.add_argument(
+        "--border",
+        metavar="LEN",
+        default=None,
+        help="white paper on each side inside the page, e.g. 5mm, 0.25in, 40px; the photo is fitted to "
+        "what is left (default: none)",
+    )
+    e.add_argument(
+        "--bleed",
+        metavar="LEN",
+        default=None,
+        help="extra photo on each side beyond the print size, trimmed after printing, e.g. 3mm "
+        "(default: none)",
+    )
     _add_sharpen(e)
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
@@ -391,10 +417,21 @@ def _plan(
     max_output_mp: float,
     anchor: tuple[float, float] = (0.5, 0.5),
     sharpen: Sharpen | None = None,
+    margins: dict[str, Length] | None = None,
 ) -> ExportPlan:
     try:
         return plan_export(
-            w, h, region, size, dpi, fit, max_output_megapixels=max_output_mp, anchor=anchor, sharpen=sharpen
+            w,
+            h,
+            region,
+            size,
+            dpi,
+            fit,
+            max_output_megapixels=max_output_mp,
+            anchor=anchor,
+            sharpen=sharpen,
+            border=(margins or {}).get("border"),
+            bleed=(margins or {}).get("bleed"),
         )
     except LimitError as exc:
         raise LimitError(f"{exc} (raise the limit with --max-output-mp)") from None
@@ -447,7 +484,9 @@ def _render_and_write(
     start = time.monotonic()
     memory, disk_cap = store_options(args)
     loaded = _load(args.input, max_in)
-    plan = _plan(loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor, _sharpen(args))
+    plan = _plan(
+        loaded.width, loaded.height, region, size, dpi, fit, max_out, anchor, _sharpen(args), _margins(args)
+    )
     engine: Engine = Engine.from_name(model, device=args.device, precision=args.precision)
     disk = None
     if disk_cap > 0:
@@ -478,7 +517,11 @@ def _render_and_write(
 
 def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
     x, y, w, h = plan.rect
-    parts = [f"wrote {out}: {plan.out_w}x{plan.out_h} px"]
+    parts = [f"wrote {out}: {plan.file_w}x{plan.file_h} px"]
+    if plan.border:
+        parts.append(f"{plan.border} px border (photo {plan.out_w}x{plan.out_h} px)")
+    if plan.bleed:
+        parts.append(f"{plan.bleed} px bleed")
     inches = plan.print_inches()
     if plan.dpi is not None and inches is not None:
         parts.append(f"{plan.dpi:g} DPI ({inches[0]:.2f}x{inches[1]:.2f} in)")
@@ -530,8 +573,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     region = parse_region(args.region) if args.region is not None else None
     anchor = parse_anchor(args.anchor) if args.anchor is not None else (0.5, 0.5)
     w, h = _probe(args.input, max_in)
-    plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor, _sharpen(args))
-    check_format_limits(fmt, plan.out_w, plan.out_h)
+    plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor, _sharpen(args), _margins(args))
+    check_format_limits(fmt, plan.file_w, plan.file_h)
     model = _check_engine_options(args)
     return _render_and_write(args, model, size, region, dpi, args.fit, max_in, max_out, quality, anchor)
 

@@ -36,6 +36,7 @@ from viewer.engine.imageio import is_same_file
 from viewer.engine.printsize import (
     DEFAULT_DPI,
     PRESETS,
+    Length,
     PixelSize,
     PrintSize,
     match_orientation,
@@ -55,6 +56,9 @@ ORIENTATIONS = ("auto", "portrait", "landscape")
 FITS = {"crop": "Crop to fill", "fit": "Fit inside"}
 SHARPEN_MEDIA = {"none": "Off", "screen": "Screen", "matte": "Matte paper", "glossy": "Glossy paper"}
 """Print sharpening choices (`viewer.engine.sharpen`); off by default."""
+MARGINS = {"none": "None", "border": "White border", "bleed": "Bleed"}
+"""Paper around the photo (a border inside the page) or photo beyond it (a bleed, trimmed off)."""
+MARGIN_DEFAULT_MM = {"border": 5.0, "bleed": 3.0}
 
 
 def preset_label(name: str) -> str:
@@ -175,6 +179,24 @@ class ExportDialog(QDialog):
         sl.addWidget(self.sharpen, 1)
         sl.addWidget(self.sharpen_strength)
         form.addRow("Sharpen for:", sharpen_row)
+        margin_row = QWidget()
+        ml = QHBoxLayout(margin_row)
+        ml.setContentsMargins(0, 0, 0, 0)
+        self.margin = QComboBox()
+        for key, label in MARGINS.items():
+            self.margin.addItem(label, key)
+        self.margin.setToolTip(
+            "White border: paper inside the page, the photo fitted to the rest. "
+            "Bleed: the photo goes past the page on each side, to be trimmed after printing."
+        )
+        self.margin_mm = QDoubleSpinBox()
+        self.margin_mm.setRange(0.0, 500.0)
+        self.margin_mm.setDecimals(1)
+        self.margin_mm.setSuffix(" mm")
+        self.margin_mm.setKeyboardTracking(False)
+        ml.addWidget(self.margin, 1)
+        ml.addWidget(self.margin_mm)
+        form.addRow("Margin:", margin_row)
 
         # What the export keeps of the region (only with a preview image of the photo)
         self.crop_preview: CropPreview | None = None
@@ -234,6 +256,8 @@ class ExportDialog(QDialog):
             self.fit.currentIndexChanged,
             self.sharpen.currentIndexChanged,
             self.sharpen_strength.currentIndexChanged,
+            self.margin.currentIndexChanged,
+            self.margin_mm.valueChanged,
             self.format.currentIndexChanged,
             self.custom_w.valueChanged,
             self.custom_h.valueChanged,
@@ -262,6 +286,12 @@ class ExportDialog(QDialog):
         self._set_combo(self.fit, s.export_value("fit", "crop"))
         self._set_combo(self.sharpen, s.export_value("sharpen", "none"))
         self._set_combo(self.sharpen_strength, s.export_value("sharpen_strength", "standard"))
+        self._set_combo(self.margin, s.export_value("margin", "none"))
+        try:
+            self.margin_mm.setValue(float(s.export_value("margin_mm", "5")))
+        except ValueError:
+            self.margin_mm.setValue(MARGIN_DEFAULT_MM["border"])
+        self.margin.currentIndexChanged.connect(self._margin_kind_changed)
         self._set_combo(self.format, s.export_value("format", "PNG"), by_data=False)
 
     def save_choices(self) -> None:
@@ -276,6 +306,8 @@ class ExportDialog(QDialog):
         s.set_export_value("fit", self.fit.currentData())
         s.set_export_value("sharpen", self.sharpen.currentData())
         s.set_export_value("sharpen_strength", self.sharpen_strength.currentData())
+        s.set_export_value("margin", self.margin.currentData())
+        s.set_export_value("margin_mm", self.margin_mm.value())
         s.set_export_value("format", self.format.currentText())
         s.set_export_value("quality", self.quality.value())
 
@@ -337,6 +369,7 @@ class ExportDialog(QDialog):
             box = size
         if (orient == "portrait" and box.w > box.h) or (orient == "landscape" and box.w < box.h):
             box = PixelSize(box.h, box.w)
+        margins = self.margin_choice()
         return plan_export(
             self._image_w,
             self._image_h,
@@ -346,7 +379,20 @@ class ExportDialog(QDialog):
             self.fit.currentData(),
             anchor=self._anchor,
             sharpen=self.sharpen_choice(),
+            border=margins.get("border"),
+            bleed=margins.get("bleed"),
         )
+
+    def margin_choice(self) -> dict[str, Length]:
+        """{'border': …} or {'bleed': …} in mm as chosen, or {} for none."""
+        kind = self.margin.currentData()
+        return {kind: Length(self.margin_mm.value(), "mm")} if kind in MARGIN_DEFAULT_MM else {}
+
+    def _margin_kind_changed(self) -> None:
+        """A border or a bleed chosen anew starts at its usual width (5 mm border, 3 mm bleed)."""
+        kind = self.margin.currentData()
+        if kind in MARGIN_DEFAULT_MM:
+            self.margin_mm.setValue(MARGIN_DEFAULT_MM[kind])
 
     def sharpen_choice(self) -> Sharpen | None:
         """The print sharpening chosen (None: off)."""
@@ -359,6 +405,7 @@ class ExportDialog(QDialog):
         self.custom_h.setEnabled(custom)
         self.unit.setEnabled(custom)
         self.sharpen_strength.setEnabled(self.sharpen.currentData() in MEDIA)
+        self.margin_mm.setEnabled(self.margin.currentData() in MARGIN_DEFAULT_MM)
         self.quality.setEnabled(self.format.currentText() == "JPEG")
         self.error_label.clear()
         self.warning_label.clear()
@@ -387,8 +434,13 @@ class ExportDialog(QDialog):
                 f" · prints {inches[0]:.2f} × {inches[1]:.2f} in "
                 f"({inches[0] * 2.54:.1f} × {inches[1] * 2.54:.1f} cm) at {plan.dpi:g} DPI"
             )
+        framed = ""
+        if plan.border:
+            framed = f" · photo {plan.out_w} × {plan.out_h} px inside a {plan.border} px white border"
+        elif plan.bleed:
+            framed = f" · with {plan.bleed} px bleed on each side"
         self.pixels_label.setText(
-            f"Output: {plan.out_w} × {plan.out_h} px ({plan.megapixels:.1f} MP){printed}"
+            f"Output: {plan.file_w} × {plan.file_h} px ({plan.megapixels:.1f} MP){printed}{framed}"
         )
         mag = f"Magnification: ×{plan.magnification:.2f} of the source pixels"
         if plan.sharpen is not None:
@@ -404,7 +456,7 @@ class ExportDialog(QDialog):
 
     def pixel_size(self) -> tuple[int, int] | None:
         """The output size in pixels for the current choices, or None when they are invalid."""
-        return None if self._plan is None else (self._plan.out_w, self._plan.out_h)
+        return None if self._plan is None else (self._plan.file_w, self._plan.file_h)
 
     def plan(self) -> ExportPlan | None:
         return self._plan

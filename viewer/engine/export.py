@@ -40,6 +40,7 @@ from viewer.engine.imageio import (
 )
 from viewer.engine.printsize import (
     DEFAULT_DPI,
+    Length,
     PixelSize,
     PrintSize,
     Region,
@@ -66,7 +67,10 @@ MAX_BAND_PIXELS = 1 << 22
 class ExportPlan:
     """What an export renders: the source rectangle `rect` (source pixels, inside the photo), the output
     size in pixels, the DPI recorded in the file (None: none recorded), the fit mode used, and the print
-    sharpening applied to the output (None: none)."""
+    sharpening applied to the output (None: none).
+
+    `out_w` x `out_h` is the rendered photo; with a border (or what "fit inside" leaves of a bordered or
+    bled page) the file is larger by `pad`, white paper around the photo: `file_w` x `file_h`."""
 
     rect: Region
     out_w: int
@@ -74,6 +78,20 @@ class ExportPlan:
     dpi: float | None
     fit: str
     sharpen: Sharpen | None = None
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """White paper around the photo in the file: left, top, right, bottom, in pixels."""
+    bleed: int = 0
+    """Bleed on each side in pixels: part of the page beyond the trimmed print size, filled by the photo."""
+    border: int = 0
+    """The white border asked for, in pixels on each side (part of `pad`)."""
+
+    @property
+    def file_w(self) -> int:
+        return self.out_w + self.pad[0] + self.pad[2]
+
+    @property
+    def file_h(self) -> int:
+        return self.out_h + self.pad[1] + self.pad[3]
 
     @property
     def scale_x(self) -> float:
@@ -90,7 +108,8 @@ class ExportPlan:
 
     @property
     def megapixels(self) -> float:
-        return self.out_w * self.out_h / 1_000_000
+        """Of the file (the page, with any border)."""
+        return self.file_w * self.file_h / 1_000_000
 
     @property
     def shrinks(self) -> bool:
@@ -104,10 +123,10 @@ class ExportPlan:
         return self.scale_x <= 1 and self.scale_y <= 1
 
     def print_inches(self) -> tuple[float, float] | None:
-        """The printed size at the recorded DPI, or None without one."""
+        """The file's printed size at the recorded DPI (bleed included), or None without one."""
         if self.dpi is None:
             return None
-        return self.out_w / self.dpi, self.out_h / self.dpi
+        return self.file_w / self.dpi, self.file_h / self.dpi
 
     def source_rect(self) -> SourceRect:
         """The rectangle as the engine's `SourceRect` (imports the engine, hence torch)."""
@@ -141,6 +160,8 @@ def plan_export(
     max_output_megapixels: float = DEFAULT_MAX_OUTPUT_MP,
     anchor: tuple[float, float] = (0.5, 0.5),
     sharpen: Sharpen | None = None,
+    border: Length | None = None,
+    bleed: Length | None = None,
 ) -> ExportPlan:
     """Validate and plan an export of `region` (None: the whole photo) at `size`.
 
@@ -149,6 +170,11 @@ def plan_export(
     given, and `dpi`, if any, is only recorded. `fit` is crop, fit or stretch, and `anchor` says which
     part of the region a crop keeps (see `fit_region`). `sharpen` is print sharpening of the output
     (see `viewer.engine.sharpen`), its radius scaled to the DPI.
+
+    A `border` is white paper on each side inside the page: the photo is fitted (cropped, fitted inside
+    or stretched) to the page less the border. A `bleed` adds to each side of the page, and the photo
+    fills it too (it is trimmed off after printing). Either one makes the file the whole page: what
+    "fit inside" leaves free is white. A border and a bleed together are refused.
     Raises ArgumentError for a bad region or size and LimitError when the output exceeds the limit.
     """
     if image_w <= 0 or image_h <= 0:
@@ -169,15 +195,33 @@ def plan_export(
         box_w, box_h = int(size.w), int(size.h)
         if box_w < 1 or box_h < 1:
             raise ArgumentError(f"invalid output size {box_w}x{box_h}")
-    f = fit_region(reg.w, reg.h, box_w, box_h, fit, anchor)
-    mp = f.out_w * f.out_h / 1_000_000
+    border_px = border.pixels(dpi) if border is not None else 0
+    bleed_px = bleed.pixels(dpi) if bleed is not None else 0
+    if border_px and bleed_px:
+        raise ArgumentError("use a border or a bleed, not both")
+    page_w, page_h = box_w + 2 * bleed_px, box_h + 2 * bleed_px
+    inner_w, inner_h = page_w - 2 * border_px, page_h - 2 * border_px
+    if inner_w < 1 or inner_h < 1:
+        assert border is not None
+        raise ArgumentError(
+            f"a {border.label()} border ({border_px} px) leaves no room for the photo on a "
+            f"{box_w}x{box_h} px page"
+        )
+    f = fit_region(reg.w, reg.h, inner_w, inner_h, fit, anchor)
+    pad = (0, 0, 0, 0)
+    if border_px or bleed_px:  # the file is the page; the photo centred in what the border leaves
+        left = border_px + (inner_w - f.out_w) // 2
+        top = border_px + (inner_h - f.out_h) // 2
+        pad = (left, top, page_w - f.out_w - left, page_h - f.out_h - top)
+    file_w, file_h = f.out_w + pad[0] + pad[2], f.out_h + pad[1] + pad[3]
+    mp = file_w * file_h / 1_000_000
     if mp > max_output_megapixels:
         raise LimitError(
-            f"the output would be {f.out_w}x{f.out_h} = {mp:.1f} megapixels, over the limit of "
+            f"the output would be {file_w}x{file_h} = {mp:.1f} megapixels, over the limit of "
             f"{max_output_megapixels:g} megapixels"
         )
     rect = Region(reg.x + f.x, reg.y + f.y, f.w, f.h)
-    return ExportPlan(rect, f.out_w, f.out_h, dpi, fit, sharpen)
+    return ExportPlan(rect, f.out_w, f.out_h, dpi, fit, sharpen, pad, bleed_px, border_px)
 
 
 class _AlphaResampler:
@@ -321,7 +365,8 @@ def run_export(
     the format cannot hold (one line each to `on_note`). An axis below scale 1 is downsampled (Lanczos,
     antialiased), never queried below 1: a plan that enlarges nothing is the source resampled, as the
     viewer shows it. The plan's print sharpening, if any, filters the output after that, band by band
-    with a halo of rows, so the file equals one sharpened whole. Progress is reported in output pixels.
+    with a halo of rows, so the file equals one sharpened whole. A border (`plan.pad`) is white, opaque
+    paper around the photo. Progress is reported in the photo's output pixels.
 
     Refuses (`ArgumentError`) to write over the photo it reads, and with `replace=False` keeps an existing
     file (`OutputExistsError`), both before any work. Atomic: on any error or cancellation
@@ -341,8 +386,10 @@ def run_export(
     alpha_rs = _AlphaResampler(loaded.alpha, plan) if loaded.alpha is not None else None
     keep_alpha = alpha_rs is not None and fmt != "JPEG"
     depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
-    check_format_limits(fmt, out_w, out_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
-    meta = fit_metadata(fmt, loaded.icc, exif_for_output(loaded.exif, out_w, out_h, plan.dpi))
+    file_w, file_h = plan.file_w, plan.file_h
+    left, top = plan.pad[0], plan.pad[1]
+    check_format_limits(fmt, file_w, file_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
+    meta = fit_metadata(fmt, loaded.icc, exif_for_output(loaded.exif, file_w, file_h, plan.dpi))
     report_notes(meta.notes, on_note)
     total = out_w * out_h
     usm = UnsharpMask.for_output(plan.sharpen, plan.dpi) if plan.sharpen is not None else None
@@ -407,36 +454,52 @@ def run_export(
     bands = [(r0, min(out_h, r0 + rows_per_band)) for r0 in range(0, out_h, rows_per_band)]
     if fmt == "PNG":
         channels = (1 if grey else 3) + (1 if keep_alpha else 0)
+
+        def paper(rows: int) -> np.ndarray:
+            """Rows of white, opaque paper (a border), in bands of bounded size."""
+            return quantize(np.ones((rows, file_w, channels), np.float32), depth)
+
         with atomic_output(out, replace=replace) as fh:
             writer = PngBandWriter(
                 fh,
-                out_w,
-                out_h,
+                file_w,
+                file_h,
                 channels=channels,
                 bit_depth=depth,
                 dpi=plan.dpi,
                 icc=meta.icc,
                 exif=meta.exif,
             )
+            for r0 in range(0, top, rows_per_band):
+                writer.write_rows(paper(min(top, r0 + rows_per_band) - r0))
             for r0, r1 in bands:
                 colour, alpha = render_band(r0, r1)
                 parts = [colour[..., None] if grey else colour]
                 if keep_alpha and alpha is not None:
                     parts.append(alpha[..., None])
                 block = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+                if file_w != out_w:
+                    framed = np.ones((r1 - r0, file_w, channels), np.float32)
+                    framed[:, left : left + out_w] = block
+                    block = framed
                 writer.write_rows(quantize(block, depth))
+            below = file_h - top - out_h
+            for r0 in range(0, below, rows_per_band):
+                writer.write_rows(paper(min(below, r0 + rows_per_band) - r0))
             check(cancel)
             writer.close()
     else:
-        colour_u = np.empty(
-            (out_h, out_w) if grey else (out_h, out_w, 3), np.uint8 if depth == 8 else np.uint16
+        white = 255 if depth == 8 else 65535  # the paper of a border: white and opaque
+        colour_u = np.full(
+            (file_h, file_w) if grey else (file_h, file_w, 3), white, np.uint8 if depth == 8 else np.uint16
         )
-        alpha_u = np.empty((out_h, out_w), colour_u.dtype) if alpha_rs is not None else None
+        alpha_u = np.full((file_h, file_w), white, colour_u.dtype) if alpha_rs is not None else None
+        cols = slice(left, left + out_w)
         for r0, r1 in bands:
             colour, alpha = render_band(r0, r1)
-            colour_u[r0:r1] = quantize(colour, depth)
+            colour_u[top + r0 : top + r1, cols] = quantize(colour, depth)
             if alpha_u is not None and alpha is not None:
-                alpha_u[r0:r1] = quantize(alpha, depth)
+                alpha_u[top + r0 : top + r1, cols] = quantize(alpha, depth)
         check(cancel)
         save_image(
             out,

@@ -111,6 +111,42 @@ def parse_dpi(value: str | float) -> float:
     return dpi
 
 
+class Length(NamedTuple):
+    """A border or bleed width: `value` in `unit` ('in', 'cm', 'mm' or 'px')."""
+
+    value: float
+    unit: str
+
+    def pixels(self, dpi: float | None) -> int:
+        """Whole pixels at `dpi` (rounded half up); a physical length needs a DPI."""
+        if self.unit == "px":
+            return round_half_up(self.value)
+        if dpi is None:
+            raise ArgumentError(
+                f"a border or bleed of {self.label()} needs a DPI; give it in px or set a DPI"
+            )
+        return round_half_up(self.value * parse_dpi(dpi) / UNIT_PER_INCH[self.unit])
+
+    def label(self) -> str:
+        return f"{self.value:g}{self.unit}"
+
+
+_LENGTH_RE = re.compile(rf"^{_NUM}\s*(in|inch|inches|cm|mm|px)$", re.IGNORECASE)
+
+
+def parse_length(text: str, what: str = "length") -> Length:
+    """Parse a border or bleed width: '5mm', '0.25in', '1cm', '40px' (zero allowed, a unit required)."""
+    s = " ".join(str(text).split())
+    m = _LENGTH_RE.match(s)
+    if m is None:
+        raise ArgumentError(f"cannot parse {what} '{text}': expected e.g. 5mm, 0.25in, 1cm or 40px")
+    unit = m.group(2).lower()
+    value = float(m.group(1))
+    if not math.isfinite(value) or value < 0:
+        raise ArgumentError(f"{what} '{text}' must be zero or more")
+    return Length(value, "px" if unit == "px" else _UNIT_ALIASES[unit])
+
+
 class Region(NamedTuple):
     """A rectangle of the source photo in pixels: left, top, width, height."""
 
