@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "photos": len(photos),
         "sizes": args.sizes,
         "scale": args.scale,
+        "threads": args.threads or "torch default",
         "rounds": rounds,
         "ratio_median": statistics.median(ratios),
         "cpu_ratio_median": statistics.median(cpu_ratios),
@@ -158,8 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--rounds", type=int, default=2, help="rounds of singles and batch, alternating (default 2)"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (default: torch's own); 1 makes CPU time a steadier measure on a shared machine, "
+        "where waiting threads spin",
+    )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))
