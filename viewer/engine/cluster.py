@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import socket
 import tempfile
 import threading
@@ -127,11 +126,11 @@ class PhotoWorker:
         from viewer.engine.render import Engine
         from viewer.liif.checkpoint import load_model
 
-        self._dir = tempfile.mkdtemp(prefix="liif-worker-")
-        path = Path(self._dir) / Path(model_file).name
-        path.write_bytes(model_bytes)
-        self.engine = Engine(load_model(path, "cpu"), device, precision, model_name=model_label)
-        path.unlink()
+        with tempfile.TemporaryDirectory(prefix="liif-worker-") as d:  # nothing is left on the node
+            path = Path(d) / Path(model_file).name
+            path.write_bytes(model_bytes)
+            model = load_model(path, "cpu")
+        self.engine = Engine(model, device, precision, model_name=model_label)
         self.budget_bytes = budget_bytes
 
     def describe(self) -> dict[str, Any]:
@@ -151,7 +150,7 @@ class PhotoWorker:
         """Export one photo (`data`, the file named `name`); returns (output bytes, seconds, None) or
         (None, seconds, the error's line naming the photo as `shown`)."""
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(dir=self._dir) as d:
+        with tempfile.TemporaryDirectory(prefix="liif-worker-") as d:
             src = Path(d) / Path(name).name
             out = Path(d) / f"output{out_suffix}"
             try:
@@ -161,9 +160,6 @@ class PhotoWorker:
             except Exception as exc:
                 message = describe_error(exc, src).replace(str(src), shown)
                 return None, time.perf_counter() - t0, message
-
-    def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class ClusterExecutor:
