@@ -4,8 +4,8 @@ atomically. Shared by the command line and the GUI.
 Planning is cheap and needs no model, so callers validate a request before loading anything. The run
 renders full-width bands of rows through `Engine.render(..., window=...)`, which gives the same pixels as
 one whole render, so memory is bounded by the band whatever the output size. PNG is streamed band by band
-into the temporary file; JPEG and TIFF are assembled in memory at 8 bits (16 for grey TIFF) and then
-saved by Pillow. This module does not import torch at load time.
+into the temporary file; JPEG and TIFF are assembled in memory at 8 bits (16 for TIFF from a 16-bit source) and then
+saved by Pillow, or by tifffile for 16-bit colour TIFF. This module does not import torch at load time.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from viewer.engine.printsize import (
     print_pixels,
 )
 from viewer.engine.sharpen import Sharpen, UnsharpMask
+from viewer.engine.tiff16 import write_tiff16
 from viewer.errors import ArgumentError, LimitError
 
 if TYPE_CHECKING:
@@ -361,7 +362,7 @@ def run_export(
     encoded, band by band ahead of the render, in memory bounded by the store's budget.
 
     Keeps what the source had: alpha (upscaled bicubically), grey (rendered in colour, written as BT.601
-    luma), 16 bits (PNG; grey TIFF), the ICC profile and EXIF (orientation 1, resolution = DPI), less what
+    luma), 16 bits (PNG and TIFF; a 16-bit colour TIFF is written by tifffile), the ICC profile and EXIF (orientation 1, resolution = DPI), less what
     the format cannot hold (one line each to `on_note`). An axis below scale 1 is downsampled (Lanczos,
     antialiased), never queried below 1: a plan that enlarges nothing is the source resampled, as the
     viewer shows it. The plan's print sharpening, if any, filters the output after that, band by band
@@ -386,6 +387,9 @@ def run_export(
     alpha_rs = _AlphaResampler(loaded.alpha, plan) if loaded.alpha is not None else None
     keep_alpha = alpha_rs is not None and fmt != "JPEG"
     depth = output_bit_depth(fmt, loaded.bit_depth, grey, keep_alpha)
+    tiff16 = fmt == "TIFF" and loaded.bit_depth == 16 and depth == 8  # colour or alpha: tifffile's
+    if tiff16:
+        depth = 16
     file_w, file_h = plan.file_w, plan.file_h
     left, top = plan.pad[0], plan.pad[1]
     check_format_limits(fmt, file_w, file_h, (1 if grey else 3) + (1 if keep_alpha else 0), depth)
@@ -501,19 +505,31 @@ def run_export(
             if alpha_u is not None and alpha is not None:
                 alpha_u[top + r0 : top + r1, cols] = quantize(alpha, depth)
         check(cancel)
-        save_image(
-            out,
-            colour_u,
-            alpha_u=alpha_u,
-            grayscale=grey,
-            bit_depth=depth,
-            dpi=plan.dpi,
-            icc=meta.icc,
-            exif=meta.exif,
-            jpeg_quality=jpeg_quality,
-            replace=replace,
-            on_note=on_note,
-        )
+        if tiff16:
+            write_tiff16(
+                out,
+                colour_u,
+                alpha_u=alpha_u,
+                dpi=plan.dpi,
+                icc=meta.icc,
+                exif=meta.exif,
+                replace=replace,
+                on_note=on_note,
+            )
+        else:
+            save_image(
+                out,
+                colour_u,
+                alpha_u=alpha_u,
+                grayscale=grey,
+                bit_depth=depth,
+                dpi=plan.dpi,
+                icc=meta.icc,
+                exif=meta.exif,
+                jpeg_quality=jpeg_quality,
+                replace=replace,
+                on_note=on_note,
+            )
     if progress is not None:
         progress(total, total)
     return out

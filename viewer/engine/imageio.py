@@ -293,6 +293,63 @@ def _to_arrays(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | No
     return a, None, grey, 8
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _deep_kind(im: Image.Image, path: Path) -> str | None:
+    """'PNG' or 'TIFF' when the file holds 16-bit samples that Pillow would reduce to 8 bits (colour, or
+    grey with alpha), else None. Pillow keeps 16-bit grey without alpha itself (mode I;16)."""
+    if im.mode.startswith("I"):
+        return None
+    if im.format == "PNG":
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(26)
+        except OSError:
+            return None
+        # IHDR: bit depth at byte 24, colour type at 25 (2 RGB, 4 grey + alpha, 6 RGBA).
+        if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6):
+            return "PNG"
+        return None
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        bits = tags.get(258)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        photometric = tags.get(262)
+        if len(bits) >= 2 and all(b == 16 for b in bits) and photometric in (1, 2):
+            return "TIFF"
+    return None
+
+
+def _decode_deep(kind: str, path: Path) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+    """A 16-bit colour (or grey + alpha) PNG or TIFF decoded at 16 bits: imagecodecs' libpng for PNG,
+    tifffile (with imagecodecs for compressed TIFFs) for the first page of a TIFF. Same return as
+    `_to_arrays`."""
+    if kind == "PNG":
+        import imagecodecs
+
+        a = np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    else:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            a = np.asarray(page.asarray())
+            axes = page.axes
+        if "S" in axes and axes.index("S") < axes.index("Y"):  # planar: samples first
+            a = np.moveaxis(a, axes.index("S"), -1)
+        while a.ndim > 3:  # leading length-1 axes (e.g. a one-plane volume)
+            a = a[0]
+    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[2] not in (2, 3, 4):
+        raise ImageLoadError(f"{path}: unexpected 16-bit layout {a.dtype} {a.shape}")
+    channels = a.shape[2]
+    grey = channels == 2
+    colour_n = 1 if grey else 3
+    colour = np.ascontiguousarray(a[..., :colour_n])
+    alpha = np.ascontiguousarray(a[..., colour_n]) if channels > colour_n else None
+    return colour, alpha, grey, 16
+
+
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
     """Convert CMYK through its embedded profile to sRGB (then the sRGB profile is the one to keep);
     without a usable profile, Pillow's plain formula is used and no profile is kept."""
@@ -313,7 +370,8 @@ def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -
 
     The pixel count is checked against `max_megapixels` before decoding. Modes: 1, L, LA, P (with
     transparency), RGB, RGBA, I;16 / I (16-bit grey), CMYK (converted to sRGB through its profile when it
-    has one). Pillow reduces 16-bit colour PNGs to 8 bits on reading, so those load as 8-bit.
+    has one). 16-bit colour and grey-with-alpha PNG and TIFF files (48- and 64-bit scans), which Pillow
+    would reduce to 8 bits, are decoded at 16 bits by imagecodecs and tifffile.
     """
     p = Path(path)
     im = _open(p, max_megapixels)
@@ -323,12 +381,16 @@ def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -
             icc = im.info.get("icc_profile") or None
             if icc is not None and not isinstance(icc, bytes):
                 icc = None
-            im.load()
-            if im.mode == "CMYK":
-                im_rgb, icc = _cmyk_to_rgb(im, icc)
-                colour, alpha, grey, bits = _to_arrays(im_rgb, p)
+            deep = _deep_kind(im, p)
+            if deep is not None:
+                colour, alpha, grey, bits = _decode_deep(deep, p)
             else:
-                colour, alpha, grey, bits = _to_arrays(im, p)
+                im.load()
+                if im.mode == "CMYK":
+                    im_rgb, icc = _cmyk_to_rgb(im, icc)
+                    colour, alpha, grey, bits = _to_arrays(im_rgb, p)
+                else:
+                    colour, alpha, grey, bits = _to_arrays(im, p)
     except ViewerError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
