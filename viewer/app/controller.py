@@ -187,6 +187,8 @@ class AppController(QObject):
         content = next(self._ids)
         photo = Photo.from_event(ev, content)
         self.encode = EncodeState(content=content, running=self.engine is not None)
+        self.render_worker.set_display(ev.display)
+        self.bicubic_worker.set_display(ev.display)
         self.render_worker.open_image(ev.loaded, content)
         self.bicubic_worker.set_source(content, ev.rgb8)
         self.view.set_photo(photo)
@@ -198,6 +200,8 @@ class AppController(QObject):
         here = position(ev.path, photos)
         self.folder_position = (here + 1, len(photos)) if here is not None else None
         self.folder_changed.emit()
+        if ev.display_notice:
+            self.notice.emit(f"{ev.path.name}: {ev.display_notice}", False)
         if skipped:
             self.notice.emit(_skipped_text(skipped), False)
         if here is not None:

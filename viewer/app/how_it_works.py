@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QSize, Qt, QUrl
@@ -44,6 +45,8 @@ class Illustrations:
     """`pca_rgb` of the photo's feature map, once the worker has it."""
     probe: Probe | None = None
     """A probe at `centre` at x8, once the worker has it."""
+    display: Any = None
+    """The photo's `DisplayTransform` to sRGB (None: its values are shown as they are)."""
 
 
 def crop_box(
@@ -56,11 +59,17 @@ def crop_box(
     return x0, y0, w, h
 
 
-def lattice_illustration(rgb8: np.ndarray, centre: tuple[float, float], probe: Probe | None = None) -> QImage:
-    """A crop of the photo, each source pixel enlarged to a block, with the latent lattice (and the probe)."""
+def lattice_illustration(
+    rgb8: np.ndarray, centre: tuple[float, float], probe: Probe | None = None, display: Any = None
+) -> QImage:
+    """A crop of the photo, each source pixel enlarged to a block, with the latent lattice (and the probe);
+    converted by `display` for a photo with a colour profile."""
     height, width = rgb8.shape[:2]
     x0, y0, w, h = crop_box(width, height, centre)
-    crop = np.repeat(np.repeat(rgb8[y0 : y0 + h, x0 : x0 + w], CROP_ZOOM, axis=0), CROP_ZOOM, axis=1)
+    part = rgb8[y0 : y0 + h, x0 : x0 + w]
+    if display is not None:
+        part = display.rgb(part)
+    crop = np.repeat(np.repeat(part, CROP_ZOOM, axis=0), CROP_ZOOM, axis=1)
     image = rgb_to_qimage(crop).convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     painter = QPainter(image)
     lattice = lattice_lines((x0, y0, w, h), w * CROP_ZOOM, h * CROP_ZOOM)
@@ -201,11 +210,11 @@ class HowItWorksDialog(QDialog):
         doc = self.browser.document()
         images: dict[str, QImage] = {}
         if ill is not None:
-            images["lattice"] = lattice_illustration(ill.rgb8, ill.centre, ill.probe)
+            images["lattice"] = lattice_illustration(ill.rgb8, ill.centre, ill.probe, ill.display)
             if ill.pca is not None:
                 images["pca"] = _pca_image(ill.pca)
             if ill.probe is not None:
-                images["probe"] = render_probe_diagram(ill.probe, QSize(320, 280))
+                images["probe"] = render_probe_diagram(ill.probe, QSize(320, 280), ill.display)
         for key, image in images.items():
             doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"illus://{key}"), image)
         bar = self.browser.verticalScrollBar()

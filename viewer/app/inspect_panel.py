@@ -7,7 +7,7 @@ runs the model. It reports what the person chose as an immutable `InspectOptions
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPaintEvent, QPen, QPixmap
@@ -57,8 +57,19 @@ def _q(v: float) -> int:
     return max(0, min(255, round(v * 255)))
 
 
-def rgb_colour(rgb: RGB) -> QColor:
-    return QColor(_q(rgb[0]), _q(rgb[1]), _q(rgb[2]))
+def rgb_colour(rgb: RGB, display: Any = None) -> QColor:
+    """The swatch colour of a value in [0, 1]; with the photo's `display` transform, as the screen shows
+    the photo (its numbers stay the photo's own)."""
+    return _shown((_q(rgb[0]), _q(rgb[1]), _q(rgb[2])), display)
+
+
+def _shown(rgb8: tuple[int, int, int], display: Any = None) -> QColor:
+    if display is not None:
+        import numpy as np
+
+        r, g, b = (int(v) for v in display.rgb(np.array([[rgb8]], np.uint8))[0, 0])
+        return QColor(r, g, b)
+    return QColor(*rgb8)
 
 
 def rgb_text(rgb: RGB, brackets: bool = True) -> str:
@@ -72,7 +83,7 @@ def rgb_text(rgb: RGB, brackets: bool = True) -> str:
 
 
 # -- the diagram ---------------------------------------------------------------------------------------------
-def paint_probe_diagram(painter: QPainter, area: QRectF, probe: Probe) -> None:
+def paint_probe_diagram(painter: QPainter, area: QRectF, probe: Probe, display: Any = None) -> None:
     """Draw the probed point among its ensemble's latent centres (GUI thread, or any thread on a QImage).
 
     Each member's area weight is the rectangle between the point and the *opposite* member, so that
@@ -131,7 +142,7 @@ def paint_probe_diagram(painter: QPainter, area: QRectF, probe: Probe) -> None:
         c = QPointF(c.x() + 4 * dup, c.y() + 4 * dup)  # members clamped to one code at the border
         colour = MEMBER_COLOURS[k % len(MEMBER_COLOURS)]
         painter.setPen(QPen(colour, 2.5))
-        painter.setBrush(rgb_colour(m.rgb_clamped))
+        painter.setBrush(rgb_colour(m.rgb_clamped, display))
         painter.drawEllipse(c, 9, 9)
         label = f"[{m.index[0]}, {m.index[1]}]"
         painter.setPen(QColor(220, 220, 220))
@@ -141,7 +152,7 @@ def paint_probe_diagram(painter: QPainter, area: QRectF, probe: Probe) -> None:
         align = Qt.AlignmentFlag.AlignRight if left else Qt.AlignmentFlag.AlignLeft
         painter.drawText(box, align | Qt.AlignmentFlag.AlignVCenter, label)
     painter.setPen(QPen(QColor(0, 0, 0), 1.5))
-    painter.setBrush(rgb_colour(probe.rgb_clamped))
+    painter.setBrush(rgb_colour(probe.rgb_clamped, display))
     painter.drawRect(QRectF(q.x() - 7, q.y() - 7, 14, 14))
     painter.setPen(QPen(QColor(255, 255, 255), 1.5))
     painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -149,12 +160,12 @@ def paint_probe_diagram(painter: QPainter, area: QRectF, probe: Probe) -> None:
     painter.restore()
 
 
-def render_probe_diagram(probe: Probe, size: QSize) -> QImage:
+def render_probe_diagram(probe: Probe, size: QSize, display: Any = None) -> QImage:
     """The diagram as an image (for Help ▸ How it works)."""
     image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
     image.fill(QColor(30, 30, 34))
     painter = QPainter(image)
-    paint_probe_diagram(painter, QRectF(0, 0, size.width(), size.height()), probe)
+    paint_probe_diagram(painter, QRectF(0, 0, size.width(), size.height()), probe, display)
     painter.end()
     return image
 
@@ -165,6 +176,8 @@ class ProbeDiagram(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._probe: Probe | None = None
+        self.display: Any = None
+        """The open photo's `DisplayTransform` for the swatches (None: values shown as they are)."""
         self.setMinimumSize(220, 250)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
@@ -189,7 +202,7 @@ class ProbeDiagram(QWidget):
                 "Hover over the photo to see how LIIF computes that pixel",
             )
         else:
-            paint_probe_diagram(painter, area, self._probe)
+            paint_probe_diagram(painter, area, self._probe, self.display)
         painter.end()
 
 
@@ -354,6 +367,11 @@ class InspectPanel(QWidget):
         """GUI thread: a line under the probe (waiting for the encoder, probing, ...)."""
         self.status_label.setText(text)
 
+    def set_display(self, display: Any) -> None:
+        """The open photo's `DisplayTransform` (None: none): swatches show colours as the canvas does."""
+        self.diagram.display = display
+        self.diagram.update()
+
     def set_probe(self, probe: Probe | None, source_rgb: tuple[int, int, int] | None = None) -> None:
         """GUI thread: show a probe result from the render worker (None clears the readout).
 
@@ -391,7 +409,7 @@ class InspectPanel(QWidget):
             )
             weight = QTableWidgetItem(f"{m.weight:.4f}")
             pred = QTableWidgetItem(rgb_text(m.rgb, brackets=False))
-            pred.setIcon(_swatch(rgb_colour(m.rgb_clamped)))
+            pred.setIcon(_swatch(rgb_colour(m.rgb_clamped, self.diagram.display)))
             pred.setToolTip("Decoder output de-normalised to 0-255; '!' marks a value outside 0-255")
             for col, item in enumerate((code, rel, weight, pred)):
                 self.table.setItem(k, col, item)
@@ -400,10 +418,10 @@ class InspectPanel(QWidget):
             + sum(self.table.rowHeight(r) for r in range(len(probe.members)))
             + 4
         )
-        blended = rgb_colour(probe.rgb_clamped)
+        blended = rgb_colour(probe.rgb_clamped, self.diagram.display)
         source = ""
         if source_rgb is not None:
-            sc = QColor(*source_rgb)
+            sc = _shown(source_rgb, self.diagram.display)
             source = f" &nbsp; source pixel <span style='background:{sc.name()}'>&nbsp;&nbsp;&nbsp;&nbsp;</span> {source_rgb}"
         self.blend_label.setText(
             f"Blended <span style='background:{blended.name()}'>&nbsp;&nbsp;&nbsp;&nbsp;</span> "

@@ -690,7 +690,8 @@ class MainWindow(QMainWindow):
         # Only whole tiles: an edge tile's visible part or rest is not the tile the difference view asks for.
         whole = isinstance(ev, TileResult) and (ev.spec is None or ev.spec.part == "whole")
         if whole and isinstance(ev, TileResult) and ev.kind == "liif" and self.inspect.active:
-            self.inspect_link.remember_tile(ev.content, ev.key, ev.pixels)
+            # The photo's own values: the difference view compares them with bicubic of the same values.
+            self.inspect_link.remember_tile(ev.content, ev.key, ev.raw if ev.raw is not None else ev.pixels)
         return False
 
     def _set_inspect(self, on: bool) -> None:
@@ -746,7 +747,13 @@ class MainWindow(QMainWindow):
         else:
             centre = (vp.cx, vp.cy) if vp is not None else (photo.width / 2, photo.height / 2)
             self._how.set_illustrations(
-                Illustrations(photo.path.name, photo.rgb8, centre, self.inspect.feature_pixels("pca"))
+                Illustrations(
+                    photo.path.name,
+                    photo.rgb8,
+                    centre,
+                    self.inspect.feature_pixels("pca"),
+                    display=photo.display,
+                )
             )
             self.inspect.request_illustration(centre, ILLUSTRATION_MAGNIFICATION)
         self._how.show()
@@ -819,6 +826,7 @@ class MainWindow(QMainWindow):
         self.history.reset()
         self.nav_panel.refresh()
         photo = self.view.photo
+        self.inspect_panel.set_display(photo.display if photo is not None else None)
         if photo is not None:
             self.setWindowTitle(f"{photo.path.name} — {APP_NAME}")
             self.canvas.setFocus()

@@ -113,6 +113,9 @@ class TileResult:
     seconds: float
     spec: TileSpec | None = None
     """The spec it answers: which part of the tile `pixels` are (None: the whole tile)."""
+    raw: np.ndarray | None = None
+    """The tile in the photo's own colour values, when `pixels` were converted for display (a photo with
+    a colour profile); None when they are the same."""
 
 
 @dataclass(frozen=True)
@@ -178,15 +181,21 @@ class ExportCancelled:
 # -- photo loading (loader thread -> GUI) ------------------------------------------------------------------
 @dataclass(frozen=True)
 class PhotoLoaded:
-    """A decoded photo with its preview pyramid (BGRA uint8, each level half the previous)."""
+    """A decoded photo with its preview pyramid (BGRA uint8, each level half the previous, already in
+    the display's colours)."""
 
     request: int
     path: Path
     loaded: Any
     """The engine's `LoadedImage` (numpy pixels, ICC, EXIF)."""
     rgb8: np.ndarray
+    """The photo's own values at 8 bits (what the model and the inspect numbers use)."""
     levels: tuple[np.ndarray, ...]
     seconds: float
+    display: Any = None
+    """The `DisplayTransform` to sRGB for a photo with a colour profile, or None (shown as it is)."""
+    display_notice: str | None = None
+    """Why the photo's colour profile could not be used, if so (it is then shown as sRGB)."""
 
 
 @dataclass(frozen=True)

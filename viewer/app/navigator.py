@@ -102,7 +102,8 @@ def describe_photo(view: ViewController) -> str:
     if getattr(loaded, "alpha", None) is not None:
         kind.append("alpha")
     if getattr(loaded, "icc", None):
-        kind.append("ICC profile")
+        display = photo.display
+        kind.append(f"{html.escape(display.name)}, shown as sRGB" if display is not None else "ICC profile")
     if kind:
         lines.append(", ".join(kind))
     region = view.view_region()

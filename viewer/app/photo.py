@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QImage, QPixmap
@@ -41,34 +42,51 @@ def rgb8_to_bgra(rgb8: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_pyramid(rgb8: np.ndarray, min_side: int = PYRAMID_MIN_SIDE) -> tuple[np.ndarray, ...]:
-    """Levels of BGRA uint8, each half the previous (box filter), down to about `min_side` pixels."""
+def build_pyramid(
+    rgb8: np.ndarray, min_side: int = PYRAMID_MIN_SIDE, display: Any = None
+) -> tuple[np.ndarray, ...]:
+    """Levels of BGRA uint8, each half the previous (box filter), down to about `min_side` pixels.
+
+    With a `display` transform each level is reduced from the photo's own values, then converted, as the
+    tiles are rendered, then converted: what is shown is the conversion of what would be shown."""
     from PIL import Image
 
-    levels = [rgb8_to_bgra(rgb8)]
+    def shown(a: np.ndarray) -> np.ndarray:
+        if display is None:
+            return rgb8_to_bgra(a)
+        out = np.empty((*a.shape[:2], 4), np.uint8)
+        step = max(1, (1 << 20) // max(1, a.shape[1]))  # in bands: no full-size temporaries
+        for y in range(0, a.shape[0], step):
+            out[y : y + step] = rgb8_to_bgra(display.rgb(a[y : y + step]))
+        return out
+
+    levels = [shown(rgb8)]
     im = Image.fromarray(rgb8, "RGB")
     while max(im.width, im.height) > min_side and min(im.width, im.height) >= 2:
         im = im.reduce(2)
-        levels.append(rgb8_to_bgra(np.asarray(im)))
+        levels.append(shown(np.asarray(im)))
     return tuple(levels)
 
 
 def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> PhotoLoaded | PhotoFailed:
-    """Loader thread: decode `path` and build its pyramid; every failure becomes a PhotoFailed."""
+    """Loader thread: decode `path` and build its pyramid, converted to sRGB for the screen when the photo
+    has a colour profile (`viewer.app.display_colour`); every failure becomes a PhotoFailed."""
+    from viewer.app.display_colour import display_transform
     from viewer.engine.imageio import load_image
 
     t0 = time.perf_counter()
     try:
         loaded = load_image(path, max_megapixels=max_megapixels)
         rgb8 = loaded.rgb8()
-        levels = build_pyramid(rgb8)
+        display, notice = display_transform(loaded.icc)
+        levels = build_pyramid(rgb8, display=display)
     except ViewerError as exc:
         return PhotoFailed(request, path, str(exc))
     except MemoryError:
         return PhotoFailed(request, path, f"{path}: not enough memory to open this photo")
     except Exception as exc:  # anything else is still a message, never a crash
         return PhotoFailed(request, path, f"{path}: cannot open ({type(exc).__name__}: {exc})")
-    return PhotoLoaded(request, path, loaded, rgb8, levels, time.perf_counter() - t0)
+    return PhotoLoaded(request, path, loaded, rgb8, levels, time.perf_counter() - t0, display, notice)
 
 
 def bgra_to_pixmap(bgra: np.ndarray, alpha: bool = False) -> QPixmap:
@@ -92,14 +110,23 @@ class Photo:
     content: int
     """Identity of what tiles show: bumped for a new photo and for a new model."""
     levels: list[QPixmap]
+    """The preview pyramid, in the display's colours."""
     loaded: object
     rgb8: np.ndarray
+    """The photo's own values at 8 bits (not converted for display)."""
+    display: Any = None
+    """The photo's `DisplayTransform` to sRGB, or None when its values are shown as they are."""
 
     @classmethod
     def from_event(cls, ev: PhotoLoaded, content: int) -> Photo:
         """GUI thread: turn the loader's arrays into pixmaps."""
         h, w = ev.rgb8.shape[:2]
-        return cls(ev.path, w, h, content, [bgra_to_pixmap(a) for a in ev.levels], ev.loaded, ev.rgb8)
+        levels = [bgra_to_pixmap(a) for a in ev.levels]
+        return cls(ev.path, w, h, content, levels, ev.loaded, ev.rgb8, ev.display)
+
+    def display_rgb(self, rgb8: np.ndarray) -> np.ndarray:
+        """Part of the photo's values (uint8 RGB) as the screen should show them."""
+        return rgb8 if self.display is None else self.display.rgb(rgb8)
 
     def thumbnail(self, max_side: int) -> QPixmap:
         """The smallest pyramid level at least `max_side` pixels on its longer side (or the largest)."""

@@ -18,6 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,14 @@ class TileThread:
         self._cond = threading.Condition()
         self._stop = False
         self._tiles = TileQueue()
+        self._display: Any = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def set_display(self, display: Any) -> None:
+        """Convert every tile from now on with `display` (a `DisplayTransform` of the open photo; None: as
+        they are), in this worker thread, before it goes to the GUI. Called from the GUI thread."""
+        with self._cond:
+            self._display = display
 
     # -- any thread ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -265,11 +273,21 @@ class TileThread:
             raise
         with self._cond:
             generation, done, progress = self._tiles.finish(run, pixels is not None)
+            display = self._display
         if generation is None or pixels is None:
             return
+        shown = pixels if display is None else display.bgra(pixels)
+        raw = None if display is None else pixels
         self._emit(
             TileResult(
-                generation, run.content, self.kind, run.spec.key, pixels, time.perf_counter() - t0, run.spec
+                generation,
+                run.content,
+                self.kind,
+                run.spec.key,
+                shown,
+                time.perf_counter() - t0,
+                run.spec,
+                raw,
             )
         )
         if progress is not None:
