@@ -26,6 +26,7 @@ import torch
 
 from viewer.errors import CheckpointError
 from viewer.liif.liif import LIIF
+from viewer.liif import mssnet
 
 SPEC_KEY = "liif_spec"
 _SAFETENSORS_EXT = ".safetensors"
@@ -223,7 +224,22 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + 2 * _conv_params(3, f, 3) + 2 * n * _conv_params(f, f, 3)
     raise CheckpointError(
-        f"{source}: invalid model spec: unknown encoder {name!r} (known: cleaned, edsr-baseline, rdn)"
+    if name == "deblurred":
+        a.only("encoder_spec", *mssnet.DEBLUR_ARGS)
+        net = {
+            "wf": a.whole("wf", 20, 1, 256),
+            "scale": a.whole("scale", 40, 0, 256),
+            "vscale": a.whole("vscale", 40, 0, 256),
+            "stages": a.wholes("stages", 1, 6, 4, required=False) or [1, 2, 3],
+            "levels": a.whole("levels", 3, 1, 4),
+            "blocks": a.whole("blocks", 2, 1, 8),
+        }
+        if a.args.get("halo") is not None:
+            net["halo"] = a.whole("halo", 0, 0, 4096)
+        out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
+        return out, inner + mssnet.count_parameters(net)
+        f"{source}: invalid model spec: unknown encoder {name!r} "
+        "(known: cleaned, deblurred, edsr-baseline, rdn)"
     )
 
 

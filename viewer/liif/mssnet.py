@@ -1,0 +1,232 @@
+"""A multi-scale-stage deblurring network in front of a LIIF encoder (the `liif-deblur` model).
+
+The design follows the paper "MSSNet: Multi-Scale-Stage Network for Single Image Deblurring" (Kim, Lee and
+Cho, ECCV 2022 workshops); the code is this project's own. The image is seen at `len(stages)` scales, the
+coarsest first. A scale's input is the image rearranged space-to-depth (`pixel_unshuffle`), so nothing is
+lost by looking coarsely. At each scale a chain of small U-Nets (`stages[s]` of them, more at finer
+scales) refines the features; each U-Net takes the previous one's encoder and decoder features through
+1x1 convolutions (cross-stage feature fusion), and the first U-Net of a scale also takes the coarser
+scale's, upsampled. A zero-initialised convolution turns the finest features into a residual that is
+added to the input, so an untrained network is the identity.
+
+Differences from the paper, for this viewer: bilinear downsampling is replaced by 2x2 average pooling and
+every resampling is of a factor 2, so the network is exactly shift-equivariant for shifts that are
+multiples of `multiple` (tiles cut on that grid equal the whole), ReLU instead of PReLU, and the
+network is trained on its final output only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from viewer.liif.models import ResBlock, registry
+
+Features = list[torch.Tensor]
+
+
+class _Down(nn.Module):
+    """Halve the resolution (2x2 mean) and change the width (1x1 convolution)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.avg_pool2d(x, 2))
+
+
+class _Up(nn.Module):
+    """Change the width (1x1 convolution) and double the resolution (bilinear, half-pixel centres)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _up2(self.proj(x))
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def _blocks(width: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(width, 1.0) for _ in range(n)])
+
+
+class UNetStage(nn.Module):
+    """One stage: an encoder-decoder over `len(widths)` levels with residual blocks and skip blocks.
+
+    With `fuse`, each encoder level adds 1x1-convolved encoder and decoder features of the previous stage
+    (cross-stage feature fusion). Returns the encoder and decoder features of every level, finest first.
+    """
+
+    def __init__(self, widths: Sequence[int], blocks: int, fuse: bool) -> None:
+        super().__init__()
+        n = len(widths)
+        self.enc = nn.ModuleList([_blocks(c, blocks) for c in widths])
+        self.dec = nn.ModuleList([_blocks(c, blocks) for c in widths])
+        self.down = nn.ModuleList([_Down(widths[i], widths[i + 1]) for i in range(n - 1)])
+        self.up = nn.ModuleList([_Up(widths[i + 1], widths[i]) for i in range(n - 1)])
+        self.skip = nn.ModuleList([ResBlock(widths[i], 1.0) for i in range(n - 1)])
+        self.fuse_enc = nn.ModuleList([nn.Conv2d(c, c, 1, bias=False) for c in widths]) if fuse else None
+        self.fuse_dec = nn.ModuleList([nn.Conv2d(c, c, 1, bias=False) for c in widths]) if fuse else None
+
+    def forward(
+        self, x: torch.Tensor, prev: tuple[Features, Features] | None = None
+    ) -> tuple[Features, Features]:
+        encs: Features = []
+        for i, block in enumerate(self.enc):
+            if i:
+                x = self.down[i - 1](x)
+            x = block(x)
+            if prev is not None and self.fuse_enc is not None and self.fuse_dec is not None:
+                x = x + self.fuse_enc[i](prev[0][i]) + self.fuse_dec[i](prev[1][i])
+            encs.append(x)
+        n = len(encs)
+        decs: Features = [encs[-1]] * n
+        y = self.dec[n - 1](encs[-1])
+        decs[n - 1] = y
+        for i in range(n - 2, -1, -1):
+            y = self.dec[i](self.up[i](y) + self.skip[i](encs[i]))
+            decs[i] = y
+        return encs, decs
+
+
+def unet_widths(wf: int, scale: int, vscale: int, levels: int) -> list[int]:
+    """Channel widths of the U-Net levels: wf, wf + scale, then + vscale for each further level."""
+    return [wf + (scale if i >= 1 else 0) + vscale * max(0, i - 1) for i in range(levels)]
+
+
+def bound_radius(stages: Sequence[int], levels: int, blocks: int) -> int:
+    """An upper bound (full-resolution pixels per side) of the network's receptive radius.
+
+    Every operation's reach is added as if all ran in series, which bounds the true radius from above: a
+    3x3 convolution at a level of f pixels per sample adds f, a 2x2 mean or a bilinear doubling adds 2f,
+    a space-to-depth rearrangement adds its factor, and padding to `multiple` adds multiple - 1.
+    """
+    n_scales = len(stages)
+    mult = 2 ** (n_scales - 1 + levels - 1)
+    total = mult - 1
+    for s, count in enumerate(stages):
+        f0 = 2 ** (n_scales - 1 - s)
+        total += 2 * f0 + f0 * 3  # unshuffle, head conv + block, and the tail or the scale's upsampling
+        if s:
+            total += 2 * f0 + f0  # coarser features doubled, fusion conv
+        per_stage = 0
+        for i in range(levels):
+            f = f0 * 2**i
+            per_stage += 2 * (2 * blocks * f)  # encoder and decoder blocks
+            if i < levels - 1:
+                per_stage += 2 * f + 2 * (2 * f) + 2 * f  # down, up, skip block
+        total += count * per_stage
+    return total
+
+
+class MSSNet(nn.Module):
+    """The deblurring network on a normalised image (B, 3, H, W); any H, W (padded to `multiple`)."""
+
+    def __init__(
+        self,
+        wf: int = 20,
+        scale: int = 40,
+        vscale: int = 40,
+        stages: Sequence[int] = (1, 2, 3),
+        levels: int = 3,
+        blocks: int = 2,
+        halo: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not stages or min(stages) < 1 or levels < 1 or blocks < 1:
+            raise ValueError("MSSNet needs at least one scale, stage, level and block")
+        widths = unet_widths(wf, scale, vscale, levels)
+        self.widths = widths
+        self.n_scales = len(stages)
+        self.multiple = 2 ** (self.n_scales - 1 + levels - 1)
+        """Inputs are padded to a multiple of this; shifts by it leave the output shifted alike."""
+        self.heads = nn.ModuleList()
+        self.fusions = nn.ModuleList()
+        self.scale_ups = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for s, count in enumerate(stages):
+            f = 2 ** (self.n_scales - 1 - s)
+            self.heads.append(nn.Sequential(nn.Conv2d(3 * f * f, wf, 3, padding=1), ResBlock(wf, 1.0)))
+            if s:
+                self.scale_ups.append(nn.Conv2d(wf, wf, 1, bias=False))
+                self.fusions.append(nn.Conv2d(2 * wf, wf, 3, padding=1))
+            chain = [UNetStage(widths, blocks, fuse=s > 0 or k > 0) for k in range(count)]
+            self.stages.append(nn.ModuleList(chain))
+        self.tail = nn.Conv2d(wf, 3, 3, padding=1)
+        with torch.no_grad():
+            self.tail.weight.zero_()
+            assert self.tail.bias is not None
+            self.tail.bias.zero_()
+        bound = bound_radius(stages, levels, blocks)
+        self.bound_radius = -(-bound // self.multiple) * self.multiple
+        """The analytic upper bound of the receptive radius, rounded up to `multiple`."""
+        self.receptive_radius = self.bound_radius if halo is None else int(halo)
+        """The halo tiled encoding uses: the bound, or a measured one given as `halo` (see the card)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        prev: tuple[Features, Features] | None = None
+        feat: torch.Tensor | None = None
+        for s in range(self.n_scales):
+            f = 2 ** (self.n_scales - 1 - s)
+            inp = F.pixel_unshuffle(xp, f) if f > 1 else xp
+            y = self.heads[s](inp)
+            if s:
+                assert feat is not None and prev is not None
+                y = self.fusions[s - 1](torch.cat((y, self.scale_ups[s - 1](_up2(feat))), 1))
+                prev = ([_up2(t) for t in prev[0]], [_up2(t) for t in prev[1]])
+            for stage in cast(nn.ModuleList, self.stages[s]):
+                prev = stage(y, prev)
+                y = prev[1][0]
+            feat = y
+        assert feat is not None
+        out = xp + self.tail(feat)
+        return out[..., :h, :w] if ph or pw else out
+
+
+class DeblurredEncoder(nn.Module):
+    """An encoder behind an `MSSNet`: the `liif-deblur` model's encoder (see models/liif-deblur.md)."""
+
+    def __init__(self, encoder: nn.Module, deblur: MSSNet) -> None:
+        super().__init__()
+        self.deblur = deblur
+        self.inner = encoder
+        self.out_dim = int(cast(int, encoder.out_dim))
+        self.depth = int(getattr(encoder, "depth", 0))
+        self.receptive_radius = deblur.receptive_radius + int(cast(int, encoder.receptive_radius))
+        """The two radii add up."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.deblur(x))
+
+
+DEBLUR_ARGS = ("wf", "scale", "vscale", "stages", "levels", "blocks", "halo")
+"""The arguments of a `deblurred` spec besides `encoder_spec`."""
+
+
+@registry.register("deblurred")
+def make_deblurred(encoder_spec: Mapping[str, Any], **kwargs: Any) -> nn.Module:
+    """`{'name': 'deblurred', 'args': {'encoder_spec': {...}, 'wf', 'scale', 'vscale', 'stages', ...}}`."""
+    unknown = set(kwargs) - set(DEBLUR_ARGS)
+    if unknown:
+        raise TypeError(f"unknown deblurred arguments {sorted(unknown)}")
+    return DeblurredEncoder(registry.make(encoder_spec), MSSNet(**kwargs))
+
+
+def count_parameters(args: Mapping[str, Any]) -> int:
+    """Parameters of an `MSSNet(**args)`, counted without allocating its weights."""
+    with torch.device("meta"):
+        net = MSSNet(**{k: v for k, v in args.items() if k in DEBLUR_ARGS})
+    return sum(p.numel() for p in net.parameters())
