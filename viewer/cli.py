@@ -328,7 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_fetch_arguments(f)
     f.set_defaults(func=_cmd_fetch_weights)
 
-    m = sub.add_parser("models", help="list the models available")
+    m = sub.add_parser(
+        "models",
+        help="list the models available",
+        description="The models, with their size, their decoder's multiply-adds per output pixel, their "
+        "measured quality and whether they are installed.",
+    )
+    m.add_argument(
+        "-l", "--long", action="store_true", help="also architecture, source, licence, decoder cost and file"
+    )
     m.set_defaults(func=_cmd_models)
 
     v = sub.add_parser(

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from viewer import paths
 from viewer.engine.cancel import CancelToken, check
 from viewer.errors import ArgumentError, CheckpointError, ViewerError, WeightsMissingError
+from viewer.liif.cost import DecoderCost, decoder_cost
 
 DEFAULT_MODEL = "edsr-baseline-liif"
 MANIFEST_NAME = "manifest.json"
@@ -66,6 +67,8 @@ class ModelInfo:
     available: bool
     display_name: str = ""
     """What the viewer's Model menu calls it (e.g. "Old photo (denoise + upscale)"); "" means `name`."""
+    cost: DecoderCost | None = None
+    """The decoder's multiply-adds, from the model's spec; None where the spec is unknown or unreadable."""
 
     @property
     def label(self) -> str:
@@ -89,6 +92,8 @@ class DownloadEntry:
     weights: str
     quality: str = ""
     weights_size: int | None = None
+    liif_spec: dict[str, Any] | None = None
+    """The model's `{name, args}` (as the converted file stores it), so its cost is known before download."""
 
     @property
     def licence_file(self) -> str:
@@ -130,6 +135,9 @@ def _entry_from_json(name: str, raw: Any, source: Path) -> DownloadEntry:
         raise ViewerError(f"{where}: 'weights' must be a plain file name ending in {WEIGHTS_SUFFIX}")
     size = integer("size")
     assert size is not None
+    spec = raw.get("liif_spec")
+    if spec is not None and not isinstance(spec, dict):
+        raise ViewerError(f"{where}: 'liif_spec' must be a JSON object")
     return DownloadEntry(
         name=name,
         architecture=text("architecture"),
@@ -144,6 +152,7 @@ def _entry_from_json(name: str, raw: Any, source: Path) -> DownloadEntry:
         weights=weights,
         quality=text("quality", required=False),
         weights_size=integer("weights_size", required=False),
+        liif_spec=spec,
     )
 
 
@@ -180,6 +189,22 @@ def _read_header_metadata(path: Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
+def _cost(spec: object) -> DecoderCost | None:
+    """The decoder's cost from a spec (a dict, or the JSON text a file's metadata holds), or None."""
+    try:
+        return decoder_cost(json.loads(spec) if isinstance(spec, str) else spec)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _file_spec(path: Path) -> object:
+    """The `liif_spec` of a safetensors file's metadata, or None (not ours, or unreadable)."""
+    try:
+        return _read_header_metadata(path).get("liif_spec")
+    except CheckpointError:
+        return None
+
+
 def _find_weights(filename: str, dirs: Sequence[Path]) -> Path | None:
     for d in dirs:
         candidate = d / filename
@@ -203,6 +228,7 @@ def _info_from_file(path: Path) -> ModelInfo:
         path=path,
         available=True,
         display_name=meta.get("display_name", ""),
+        cost=_cost(meta.get("liif_spec")),
     )
 
 
@@ -234,6 +260,7 @@ def list_models(registry_dirs: Iterable[Path] | None = None) -> list[ModelInfo]:
                 quality=entry.quality,
                 path=found,
                 available=found is not None,
+                cost=_cost(_file_spec(found)) if found is not None else _cost(entry.liif_spec),
             )
         )
 
@@ -675,41 +702,103 @@ def _format_size(size: int | None) -> str:
 def _status(m: ModelInfo) -> str:
     if m.available:
         return "installed"
-    if m.path is None:
-        return f"not downloaded: run {FETCH_COMMAND}"
-    return f"unreadable: {m.path}"
+    return "not downloaded" if m.path is None else "unreadable"
 
 
-def format_table(models: Sequence[ModelInfo]) -> str:
-    """The `liif-viewer models` table, as plain aligned text."""
-    header = ("NAME", "ARCHITECTURE", "SOURCE", "LICENCE", "SIZE", "QUALITY", "STATUS")
-    rows = [header] + [
+TABLE_WIDTH = 100
+"""The widest line `liif-viewer models` prints (narrower where the terminal is, down to 60)."""
+_NAME_WIDTH = 30
+_HEADER = ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "STATUS")
+
+
+def _macs(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def format_table(models: Sequence[ModelInfo], *, long: bool = False, width: int = TABLE_WIDTH) -> str:
+    """The `liif-viewer models` table: one row per model (name, file size, decoder multiply-adds per output
+    pixel as the paper counts them and as this program computes them, status), its measured quality
+    wrapped below, and with `long` its architecture, source, licence and file; no line wider than `width`."""
+    import textwrap
+
+    def below(label: str, text: str) -> list[str]:
+        return textwrap.wrap(
+            f"{label}: {text}" if label else text,
+            width,
+            initial_indent="    ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+        )
+
+    names = [m.name + (" (default)" if m.name == DEFAULT_MODEL else "") for m in models]
+    name_w = min(_NAME_WIDTH, max(len(_HEADER[0]), *(len(n) for n in names)))
+    cells = [
         (
-            m.name + (" (default)" if m.name == DEFAULT_MODEL else ""),
-            m.architecture,
-            m.source,
-            m.licence,
             _format_size(m.size_bytes),
-            m.quality or NOT_MEASURED,
+            _macs(m.cost.paper_per_pixel if m.cost else None),
+            _macs(m.cost.here_per_pixel if m.cost else None),
             _status(m),
         )
         for m in models
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(_HEADER[1:])]
+
+    def row(name: str, rest: Sequence[str]) -> str:
+        numbers = [c.rjust(w) if i < 3 else c for i, (c, w) in enumerate(zip(rest, widths, strict=True))]
+        return "  ".join([name.ljust(name_w), *numbers]).rstrip()
+
+    lines = [row(_HEADER[0], _HEADER[1:])]
+    for m, name, rest in zip(models, names, cells, strict=True):
+        if len(name) > name_w:  # a long name gets a line of its own
+            lines.extend(below("", name)[:1] if len(name) + 4 > width else [name])
+            name = ""
+        lines.append(row(name, rest))
+        lines += below("quality", m.quality or NOT_MEASURED)
+        if m.path is not None and not m.available:
+            lines += below("problem", m.source)
+        if long:
+            lines += below("architecture", m.architecture)
+            if m.available:
+                lines += below("source", m.source)
+            lines += below("licence", m.licence)
+            if m.cost is not None:
+                lines += below(
+                    "decoder",
+                    f"{m.cost.members} evaluation{'s' if m.cost.members > 1 else ''} per pixel of "
+                    f"{m.cost.paper_per_member:,} multiply-adds as the paper runs them; here "
+                    f"{m.cost.here_per_member:,} each, plus {m.cost.per_latent:,} per latent (source pixel) "
+                    "for the first layer's feature part, computed once and cached",
+                )
+            if m.path is not None:
+                lines += below("file", str(m.path))
+    return "\n".join(lines)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """`liif-viewer models`: print the catalog."""
+    """`liif-viewer models [--long]`: print the catalog."""
+    import shutil
+    import textwrap
+
     models = list_models()
     if not models:
         print("no models known (the model manifest is missing from this installation)")
         return 0
-    print(format_table(models))
-    print(
-        f"\nThe viewer uses '{AUTO_MODEL}' until you choose a model: {FAST_MODEL} on a CPU when it is installed, "
-        f"{DEFAULT_MODEL} on a GPU. Commands use {DEFAULT_MODEL} unless --model says otherwise."
-    )
+    width = max(60, min(TABLE_WIDTH, shutil.get_terminal_size((TABLE_WIDTH, 24)).columns))
+    long = bool(getattr(args, "long", False))
+    print(format_table(models, long=long, width=width))
+    notes = [
+        "MACs/PX: the decoder's multiply-adds per output pixel (biases, activations and the encoder left "
+        "out). PAPER: the local ensemble's 4 evaluations of the whole MLP, as LIIF's paper runs them. HERE: "
+        "what this program computes per pixel; the first layer's feature part is computed once per source "
+        f"pixel and cached{'' if long else ' (see --long)'}.",
+        f"The viewer uses '{AUTO_MODEL}' until you choose a model: {FAST_MODEL} on a CPU when it is "
+        f"installed, {DEFAULT_MODEL} on a GPU. Commands use {DEFAULT_MODEL} unless --model says otherwise.",
+    ]
+    if any(m.path is None for m in models):
+        notes.append(f"To download the models not downloaded yet, run: {FETCH_COMMAND}")
+    for note in notes:
+        print()
+        print("\n".join(textwrap.wrap(note, width, break_on_hyphens=False)))
     return 0
 
 
