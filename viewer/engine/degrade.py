@@ -120,3 +120,106 @@ def benchmark_degrade(lr: np.ndarray, index: int) -> np.ndarray:
     """The fixed, seeded degradation of benchmark input `index` (see BENCHMARK_RECIPE)."""
     rng = np.random.default_rng([2026, index])
     return jpeg(gaussian_noise(lr.astype(np.float32), 5.0 / 255.0, rng), 60)
+
+
+# ------------------------------------------------------------------------------------------------------
+# blur-v1: soft and shaken photos (the liif-deblur model's recipe)
+# ------------------------------------------------------------------------------------------------------
+
+
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """A straight camera-shake path of `length` pixels at `angle` degrees, anti-aliased, summing to 1."""
+    half = int(np.ceil(length / 2.0))
+    size = 2 * half + 1
+    k = np.zeros((size, size), dtype=np.float64)
+    t = np.linspace(-length / 2.0, length / 2.0, max(32, int(8 * length)))
+    rad = np.deg2rad(angle)
+    xs, ys = half + t * np.cos(rad), half - t * np.sin(rad)
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    for dy, dx, wgt in (
+        (0, 0, (1 - fy) * (1 - fx)),
+        (0, 1, (1 - fy) * fx),
+        (1, 0, fy * (1 - fx)),
+        (1, 1, fy * fx),
+    ):
+        yy, xx = np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)
+        np.add.at(k, (yy, xx), wgt)
+    return k / k.sum()
+
+
+def disc_kernel(radius: float) -> np.ndarray:
+    """Defocus: a uniform disc of `radius` pixels (each pixel weighted by the share of it inside)."""
+    half = int(np.ceil(radius))
+    sub = (np.arange(8) + 0.5) / 8.0 - 0.5
+    c = np.arange(-half, half + 1, dtype=np.float64)
+    yy = (c[:, None, None, None] + sub[None, None, :, None]) ** 2
+    xx = (c[None, :, None, None] + sub[None, None, None, :]) ** 2
+    k = ((yy + xx) <= radius * radius).mean(axis=(2, 3))
+    return k / k.sum()
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """An isotropic Gaussian of standard deviation `sigma` pixels, cut at 3 sigma."""
+    half = max(1, int(np.ceil(3.0 * sigma)))
+    c = np.arange(-half, half + 1, dtype=np.float64)
+    g = np.exp(-(c**2) / (2.0 * sigma * sigma))
+    k = np.outer(g, g)
+    return k / k.sum()
+
+
+def convolve(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Blur a float (H, W, 3) image with a 2-D kernel (odd sides), mirrored at the borders."""
+    kh, kw = kernel.shape
+    py, px = kh // 2, kw // 2
+    src = np.pad(rgb.astype(np.float64), ((py, py), (px, px), (0, 0)), mode="reflect")
+    h, w = rgb.shape[:2]
+    out = np.zeros((h, w, rgb.shape[2]), dtype=np.float64)
+    for y, x in zip(*np.nonzero(kernel), strict=True):
+        # correlation with the flipped kernel is convolution
+        out += kernel[kh - 1 - y, kw - 1 - x] * src[y : y + h, x : x + w]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+BLUR_KINDS = ("motion", "defocus", "gaussian")
+
+
+def blur_kernel(kind: str, rng: np.random.Generator, *, fixed: bool = False) -> np.ndarray:
+    """A kernel of `kind` with random strength: the training ranges, or the narrower benchmark ones."""
+    if kind == "motion":
+        lo, hi = (4.0, 8.0) if fixed else (2.0, 10.0)
+        return motion_kernel(rng.uniform(lo, hi), rng.uniform(0.0, 180.0))
+    if kind == "defocus":
+        lo, hi = (1.5, 2.5) if fixed else (0.8, 3.0)
+        return disc_kernel(rng.uniform(lo, hi))
+    if kind == "gaussian":
+        lo, hi = (1.0, 1.6) if fixed else (0.5, 2.0)
+        return gaussian_kernel(rng.uniform(lo, hi))
+    raise ValueError(f"unknown blur kind {kind!r}")
+
+
+def random_blur(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """blur-v1's training distribution on a float (H, W, 3) low-resolution image: one kernel (motion
+    2-10 px at any angle, defocus disc radius 0.8-3 px or Gaussian sigma 0.5-2 px, a third each), then
+    Gaussian noise sigma 0.5-4/255 (60%) and JPEG quality 60-95 (60%)."""
+    out = convolve(lr, blur_kernel(BLUR_KINDS[int(rng.integers(0, 3))], rng))
+    if rng.random() < 0.6:
+        out = gaussian_noise(out, rng.uniform(0.5, 4.0) / 255.0, rng)
+    if rng.random() < 0.6:
+        out = jpeg(out, int(rng.integers(60, 96)))
+    return out
+
+
+BLUR_RECIPE = (
+    "blur-v1: image i gets motion blur (length 4-8 px, any angle) if i % 3 == 0, a defocus disc (radius "
+    "1.5-2.5 px) if 1, a Gaussian (sigma 1.0-1.6 px) if 2, strengths from numpy seed [2027, i], on the "
+    "low-resolution input; then Gaussian noise sigma 2/255 and JPEG quality 80"
+)
+"""The fixed recipe for blurred benchmark inputs, as the model card states it."""
+
+
+def benchmark_blur(lr: np.ndarray, index: int) -> np.ndarray:
+    """The fixed, seeded blur of benchmark input `index` (see BLUR_RECIPE)."""
+    rng = np.random.default_rng([2027, index])
+    out = convolve(lr.astype(np.float32), blur_kernel(BLUR_KINDS[index % 3], rng, fixed=True))
+    return jpeg(gaussian_noise(out, 2.0 / 255.0, rng), 80)

@@ -106,14 +106,16 @@ def evaluate(
     cancel: CancelToken | None = None,
     degraded: bool = False,
     features: str = "dense",
+    blurred: bool = False,
 ) -> float:
     """Mean PSNR-Y of `engine` (an `Engine`, or None for bicubic) over a set at `scale`.
 
-    With `degraded`, each input first goes through the fixed recipe `degrade.BENCHMARK_RECIPE`.
+    With `degraded`, each input first goes through the fixed recipe `degrade.BENCHMARK_RECIPE`; with
+    `blurred`, through `degrade.BLUR_RECIPE` (blur-v1).
     `features` says how the latents are held: "dense" (one whole fp32 map, the paper's way), or "fp16" /
     "fp32" (the viewer's lazy tiled store, tiles kept in that precision).
     """
-    from viewer.engine.degrade import benchmark_degrade
+    from viewer.engine.degrade import benchmark_blur, benchmark_degrade
     from viewer.engine.render import Engine, Latents
 
     vals = []
@@ -121,6 +123,7 @@ def evaluate(
         check(cancel)
         h, w = pair.hr.shape[:2]
         lr = benchmark_degrade(pair.lr, index) if degraded else pair.lr
+        lr = benchmark_blur(lr, index) if blurred else lr
         if engine is None:
             sr = bicubic_upscale(lr, w, h)
         else:
@@ -154,6 +157,12 @@ def add_arguments(parser: object) -> None:
         "--degraded",
         action="store_true",
         help="damage each input with the fixed recipe degraded-v1 (noise sigma 5/255, then JPEG q60)",
+    )
+    parser.add_argument(
+        "--blurred",
+        action="store_true",
+        help="blur each input with the fixed recipe blur-v1 (motion, defocus or Gaussian blur by image, "
+        "then noise sigma 2/255 and JPEG q80)",
     )
     parser.add_argument(
         "--features",
@@ -196,6 +205,7 @@ def cmd_eval(args: object) -> int:
     ]
     baselines = not ns.get("no_baselines")
     degraded = bool(ns.get("degraded"))
+    blurred = bool(ns.get("blurred"))
     official = None
     if baselines and DEFAULT_MODEL not in models:
         official = Engine.from_name(DEFAULT_MODEL, str(ns["device"]), "fp32")
@@ -203,6 +213,8 @@ def cmd_eval(args: object) -> int:
     if baselines:
         cols += ["bicubic"] + (["official fp32"] if official else [])
     inputs = "degraded-v1 (noise sigma 5/255, then JPEG q60)" if degraded else "clean"
+    if blurred:
+        inputs = ("degraded-v1, then " if degraded else "") + "blur-v1 (see degrade.BLUR_RECIPE)"
     print(f"PSNR-Y (dB), shave = scale; inputs {inputs}; device {engines[0][1].device}")
     width = max(22, *(len(c) for c in cols))
     print(f"{'set':<8}{'scale':>6}  " + "  ".join(f"{c:>{width}}" for c in cols))
@@ -210,12 +222,15 @@ def cmd_eval(args: object) -> int:
         for scale in scales:
             t0 = time.perf_counter()
             vals = [
-                evaluate(e, set_name, scale, root=root, degraded=degraded, features=f) for _, e, f in engines
+                evaluate(e, set_name, scale, root=root, degraded=degraded, features=f, blurred=blurred)
+                for _, e, f in engines
             ]
             if baselines:
-                vals.append(evaluate(None, set_name, scale, root=root, degraded=degraded))
+                vals.append(evaluate(None, set_name, scale, root=root, degraded=degraded, blurred=blurred))
                 if official is not None:
-                    vals.append(evaluate(official, set_name, scale, root=root, degraded=degraded))
+                    vals.append(
+                        evaluate(official, set_name, scale, root=root, degraded=degraded, blurred=blurred)
+                    )
             cells = "  ".join(f"{v:>{width}.4f}" for v in vals)
             print(
                 f"{set_name:<8}{'x' + str(scale):>6}  {cells}   ({time.perf_counter() - t0:.0f} s)",

@@ -223,7 +223,6 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
         n = a.whole("n_resblocks", 8, 0, 256) or 0
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + 2 * _conv_params(3, f, 3) + 2 * n * _conv_params(f, f, 3)
-    raise CheckpointError(
     if name == "deblurred":
         a.only("encoder_spec", *mssnet.DEBLUR_ARGS)
         net = {
@@ -238,6 +237,7 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
             net["halo"] = a.whole("halo", 0, 0, 4096)
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + mssnet.count_parameters(net)
+    raise CheckpointError(
         f"{source}: invalid model spec: unknown encoder {name!r} "
         "(known: cleaned, deblurred, edsr-baseline, rdn)"
     )

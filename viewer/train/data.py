@@ -177,12 +177,15 @@ def make_cleanup_batch(
     lr_size: int = 64,
     scale_max: float = 4.0,
     degrade_p: float = 0.5,
+    kernels: Sequence[str] = ("bicubic", "bilinear", "area"),
+    damage: Degrader = random_degrade,
 ) -> CleanupBatch:
     """Damaged and clean low-resolution inputs, each (B, 3, lr_size, lr_size) in [0, 1] (recipe cleanup).
 
     `clean` is the bicubic shrink of a random HR crop (scale from U(1, scale_max)), the input the official
-    model was trained on. With probability `degrade_p` the input is shrunk with a random kernel and damaged
-    (`random_degrade`); otherwise it is `clean` itself, so the network also learns to leave clean photos be.
+    model was trained on. With probability `degrade_p` the input is shrunk with a random one of `kernels`
+    and damaged (`damage`, default `random_degrade`); otherwise it is `clean` itself, so the network also
+    learns to leave clean photos be.
     """
     damaged, clean, was_damaged = [], [], []
     for _ in range(batch_size):
@@ -192,8 +195,8 @@ def make_cleanup_batch(
         inp = target
         was_damaged.append(rng.random() < degrade_p)
         if was_damaged[-1]:
-            kernel = ("bicubic", "bilinear", "area")[int(rng.integers(0, 3))]
-            inp = random_degrade(downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0, rng)
+            kernel = kernels[int(rng.integers(0, len(kernels)))]
+            inp = damage(downscale(crop, (lr_size, lr_size), kernel).astype(np.float32) / 255.0, rng)
         damaged.append(inp.transpose(2, 0, 1))
         clean.append(target.transpose(2, 0, 1))
     return CleanupBatch(np.stack(damaged), np.stack(clean), np.array(was_damaged, dtype=bool))

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RECIPES = ("fast", "oldphoto", "cleanup", "scratch")
+RECIPES = ("fast", "oldphoto", "cleanup", "scratch", "deblur")
 
 
 @dataclass
@@ -52,6 +52,10 @@ class TrainConfig:
     """Recipe cleanup: side of the low-resolution crops it learns on (it sees no HR pixels)."""
     clean_weight: float = 1.0
     """Recipe cleanup: loss weight of the crops left clean (above 1: changing a clean photo costs more)."""
+    deblur_net: list[int] = field(default_factory=lambda: [20, 40, 40, 1, 2, 3])
+    """Recipe deblur: the MSSNet's wf, scale, vscale, then U-Net stages per scale, coarsest first."""
+    deblur_halo: int = -1
+    """Recipe deblur: the halo its spec declares (-1: the analytic bound; see `mssnet.MSSNet`)."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -142,6 +146,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         type=float,
         default=d.clean_weight,
         help="loss weight of the crops left clean, against 1 for damaged ones (cleanup)",
+    )
+    p.add_argument(
+        "--deblur-net",
+        default="20,40,40,1,2,3",
+        help="MSSNet wf, scale, vscale, then U-Net stages per scale, coarsest first (deblur; MSSNet-small)",
+    )
+    p.add_argument(
+        "--deblur-halo",
+        type=int,
+        default=d.deblur_halo,
+        help="halo its spec declares for tiled encoding; -1: the analytic bound (deblur)",
     )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(

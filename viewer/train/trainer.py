@@ -11,6 +11,8 @@ Recipes:
   (`models.CleanupNet`) that learns to turn damaged low-resolution inputs into the clean bicubic ones the
   official model was trained on (L1 or L2 in low-resolution space, so a step costs no encoder pass). The
   crops not damaged (1 - `--degrade-p`) stay clean, and it learns to leave those alone (`--clean-weight`).
+- `deblur`: as `cleanup`, with an MSSNet (`viewer.liif.mssnet`) in front of the frozen official model,
+  learning to turn inputs blurred by blur-v1 (`degrade.random_blur`) into the sharp ones.
 - `scratch`: any LIIF (EDSR-baseline or RDN encoder) trained from random weights with LIIF's protocol.
 
 All follow LIIF's protocol (48x48 LR crops, scale from U(1, 4), 2,304 HR pixels per crop, L1, Adam). The
@@ -31,16 +33,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from viewer.engine.degrade import random_blur
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.models import CleanedEncoder, LowRankLinear, ResBlock
+from viewer.liif.mssnet import DeblurredEncoder
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
 from viewer.train.query import project, train_query
@@ -82,6 +86,9 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
     if cfg.recipe == "cleanup":
         assert teacher is not None
         return _cleaned_student(cfg, teacher)
+    if cfg.recipe == "deblur":
+        assert teacher is not None
+        return _deblurred_student(cfg, teacher)
     if cfg.recipe == "oldphoto":
         assert teacher is not None
         model = LIIF(**teacher.spec["args"])
@@ -133,14 +140,50 @@ def _cleaned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     return model
 
 
+def deblur_spec(cfg: TrainConfig, encoder_spec: dict[str, Any]) -> dict[str, Any]:
+    """The `deblurred` encoder spec of recipe deblur's settings."""
+    net = list(cfg.deblur_net)
+    if len(net) < 4 or min(net) < 0:
+        raise ArgumentError("--deblur-net needs wf, scale, vscale and at least one stage count")
+    args: dict[str, Any] = {
+        "encoder_spec": encoder_spec,
+        "wf": net[0],
+        "scale": net[1],
+        "vscale": net[2],
+        "stages": net[3:],
+    }
+    if cfg.deblur_halo >= 0:
+        args["halo"] = cfg.deblur_halo
+    return {"name": "deblurred", "args": args}
+
+
+def _deblurred_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
+    """The teacher behind a new MSSNet; only the MSSNet trains."""
+    args = dict(teacher.spec["args"])
+    args["encoder_spec"] = deblur_spec(cfg, args["encoder_spec"])
+    model = LIIF(**args)
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder)
+    enc.inner.load_state_dict(teacher.encoder.state_dict())
+    model.imnet.load_state_dict(teacher.imnet.state_dict())
+    if cfg.init:
+        _start_from(model, cfg.init)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("encoder.deblur."))
+    return model
+
+
 def _start_from(model: LIIF, path: str) -> None:
     """Load `path`'s weights into `model`, which must have the same architecture, or the same one with a
     deeper clean-up network (see `_grow_cleanup`)."""
     from viewer.liif.checkpoint import load_model
 
     start = load_model(Path(path), "cpu")
-    if start.spec == model.spec:
-        model.load_state_dict(start.state_dict())
+    if start.spec == model.spec or isinstance(model.encoder, DeblurredEncoder):
+        try:
+            model.load_state_dict(start.state_dict())
+        except RuntimeError:
+            raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
     elif not _grow_cleanup(model, start):
         raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
 
@@ -249,7 +292,7 @@ def save_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
     os.replace(work / "state.json.part", work / "state.json")
 
 
-_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every"})
+_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every", "deblur_halo"})
 """The only settings a resumed run may change: they label or report on the run. Any other one (the loss,
 its weights, the data, the schedule) would silently continue a different run than the one saved."""
 
@@ -387,6 +430,27 @@ def _cleanup_step(
     return (weight * per_crop).mean()
 
 
+def _deblur_step(
+    cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder)
+    b = tdata.make_cleanup_batch(
+        images,
+        _rng(cfg.seed, step),
+        cfg.batch,
+        lr_size=cfg.crop,
+        degrade_p=cfg.degrade_p,
+        kernels=("bicubic",),
+        damage=random_blur,
+    )
+    out = enc.deblur((_to_t(b.damaged, device) - 0.5) / 0.5)
+    err = out - (_to_t(b.clean, device) - 0.5) / 0.5
+    per_crop = (err.square() if cfg.loss == "l2" else err.abs()).mean(dim=(1, 2, 3))
+    weight = torch.where(torch.from_numpy(b.was_damaged).to(device), 1.0, cfg.clean_weight)
+    return (weight * per_crop).mean()
+
+
 def _online_step(
     cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
 ) -> torch.Tensor:
@@ -461,6 +525,8 @@ def train(
             loss = _fast_step(cfg, model, pool, step, dev)
         elif cfg.recipe == "cleanup":
             loss = _cleanup_step(cfg, model, imgs, step, dev)
+        elif cfg.recipe == "deblur":
+            loss = _deblur_step(cfg, model, imgs, step, dev)
         else:
             loss = _online_step(cfg, model, imgs, step, dev)
         opt.zero_grad(set_to_none=True)
@@ -487,13 +553,15 @@ def train(
     return model.eval(), losses
 
 
-TEACHER_RECIPES = ("fast", "oldphoto", "cleanup")
+TEACHER_RECIPES = ("fast", "oldphoto", "cleanup", "deblur")
 """Recipes that start from (or distil) the `--teacher` model."""
 
 ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
 LICENCES = {
     "cleanup": "BSD-3-Clause; encoder and decoder weights (c) 2020 Yinbo Chen (LIIF), clean-up network "
     "trained by LIIF Viewer",
+    "deblur": "BSD-3-Clause; encoder and decoder weights (c) 2020 Yinbo Chen (LIIF), deblur network "
+    "(after MSSNet, Kim, Lee and Cho 2022; written and trained by LIIF Viewer)",
     "fast": "BSD-3-Clause; encoder weights (c) 2020 Yinbo Chen (LIIF), decoder trained by LIIF Viewer",
     "oldphoto": "BSD-3-Clause; started from the LIIF weights (c) 2020 Yinbo Chen, fine-tuned by LIIF Viewer",
 }
@@ -507,6 +575,11 @@ def architecture_label(model: LIIF, base: str) -> str:
         net = model.encoder.cleanup
         width = net.head.out_channels
         base = f"EDSR-baseline-LIIF behind a clean-up CNN ({len(net.body)} blocks of {width} channels)"
+    if isinstance(model.encoder, DeblurredEncoder):
+        d = model.encoder.deblur
+        stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in d.stages)
+        widths = "/".join(str(w) for w in d.widths)
+        base = f"EDSR-baseline-LIIF behind an MSSNet deblur network (stages {stages}, widths {widths})"
     hidden = "-".join(
         f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
         for m in model.imnet.linears()[:-1]
@@ -614,6 +687,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cleanup_blocks=args.cleanup_blocks,
         crop=args.crop,
         clean_weight=args.clean_weight,
+        deblur_net=_deblur_net(args),
+        deblur_halo=args.deblur_halo,
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
@@ -646,6 +721,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _deblur_net(args: argparse.Namespace) -> list[int]:
+    try:
+        return [int(v) for v in str(getattr(args, "deblur_net", "20,40,40,1,2,3")).split(",") if v.strip()]
+    except ValueError:
+        raise ArgumentError(
+            f"--deblur-net must be comma-separated integers, got '{args.deblur_net}'"
+        ) from None
 
 
 def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:

@@ -1,0 +1,245 @@
+"""The deblur model (liif-deblur): the MSSNet pre-pass, its tiling, its spec, the blur-v1 recipe, its
+training recipe and `eval --blurred`. Random weights, small sizes, CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from viewer.engine import degrade
+from viewer.errors import CheckpointError
+from viewer.liif.checkpoint import check_spec, load_model, save_safetensors
+from viewer.liif.liif import LIIF, make_liif
+from viewer.liif.mssnet import DeblurredEncoder, MSSNet
+from viewer.train import trainer
+from viewer.train.options import TrainConfig
+
+TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1}
+
+
+def _tiny_net(seed: int = 0, **kw: object) -> MSSNet:
+    """A tiny MSSNet with every weight random (its tail too, so it is not the identity)."""
+    torch.manual_seed(seed)
+    net = MSSNet(**{**TINY, **kw})  # type: ignore[arg-type]
+    with torch.no_grad():
+        net.tail.weight.normal_(0.0, 0.3)
+    return net.eval()
+
+
+def _tiny_liif(seed: int = 0, **kw: object) -> LIIF:
+    base = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=seed)
+    enc = {"name": "deblurred", "args": {"encoder_spec": base.spec["args"]["encoder_spec"], **TINY, **kw}}
+    model = LIIF(enc, base.spec["args"]["imnet_spec"])
+    model.imnet.load_state_dict(base.imnet.state_dict())
+    assert isinstance(model.encoder, DeblurredEncoder)
+    model.encoder.inner.load_state_dict(base.encoder.state_dict())
+    with torch.no_grad():
+        model.encoder.deblur.tail.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def test_an_untrained_network_is_the_identity_on_any_size() -> None:
+    torch.manual_seed(0)
+    net = MSSNet(**TINY).eval()  # type: ignore[arg-type]
+    x = torch.randn(1, 3, 37, 53)
+    with torch.no_grad():
+        assert torch.equal(net(x), x)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 9), (16, 16), (37, 53)])
+def test_any_size_comes_back_at_its_size(size: tuple[int, int]) -> None:
+    net = _tiny_net()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    assert not torch.allclose(y, x)
+
+
+def test_the_declared_radius_bounds_the_real_one() -> None:
+    """A pixel just beyond the declared radius changes nothing at the centre; the real reach, found by
+    the gradient, is within it (and not trivially small)."""
+    net = _tiny_net(seed=3)
+    r = net.receptive_radius
+    side = 2 * r + 2 * net.multiple + 1
+    c = r + net.multiple
+    x = torch.randn(1, 3, side, side, requires_grad=True)
+    net(x)[0, :, c, c].sum().backward()
+    assert x.grad is not None
+    ys, xs = torch.nonzero(x.grad.abs().sum(dim=(0, 1)) > 0, as_tuple=True)
+    reach = int(max((ys - c).abs().max(), (xs - c).abs().max()))
+    assert net.multiple < reach <= r
+    with torch.no_grad():
+        base = net(x.detach())[0, :, c, c]
+        far = x.detach().clone()
+        far[..., c - r - 1, :] += 5.0
+        far[..., :, c + r + 1] -= 5.0
+        assert torch.equal(net(far)[0, :, c, c], base)
+
+
+def test_crops_on_the_grid_with_the_halo_equal_the_whole() -> None:
+    net = _tiny_net(seed=1)
+    m, halo = net.multiple, net.receptive_radius
+    x = torch.randn(1, 3, 2 * halo + 43, halo + 29)
+    with torch.no_grad():
+        whole = net(x)
+        h, w = x.shape[-2:]
+        for y0 in (0, 3 * m, halo // m * m, h // m * m):
+            for x0 in (0, 2 * m, w // m * m):
+                y1, x1 = min(h, y0 + 5 * m), min(w, x0 + 3 * m)
+                cy0, cx0 = max(0, y0 - halo), max(0, x0 - halo)
+                part = net(x[..., cy0 : min(h, y1 + halo), cx0 : min(w, x1 + halo)])
+                got = part[..., y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+                assert torch.allclose(got, whole[..., y0:y1, x0:x1], atol=1e-5), (y0, x0)
+
+
+def test_a_halo_smaller_than_the_reach_breaks_tiling() -> None:
+    """The equality above depends on the halo: with one of `multiple` pixels, crops differ from the whole."""
+    net = _tiny_net(seed=1)
+    halo = net.multiple
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        whole = net(x)
+        part = net(x[..., 32 - halo : 48 + halo, 32 - halo : 48 + halo])
+    assert (part[..., halo:-halo, halo:-halo] - whole[..., 32:48, 32:48]).abs().max() > 1e-3
+
+
+def test_engine_tiles_equal_the_whole_render(tmp_path: Path) -> None:
+    """The viewer's lazy store (tiles on a grid of 16, halo as declared) renders what a whole encode does,
+    within 2/255 everywhere, seams included (in fact to float tolerance)."""
+    from viewer.engine.render import Engine
+
+    model = _tiny_liif(seed=2)
+    assert isinstance(model.encoder, DeblurredEncoder)
+    assert model.receptive_radius == model.encoder.deblur.receptive_radius + 4
+    engine = Engine(model, "cpu", "fp32")
+    rng = np.random.default_rng(0)
+    photo = (rng.random((70, 90, 3)) * 255).astype(np.uint8)
+    whole = engine.render_scale(engine.encode(photo), 180, 140)
+    store = engine.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = engine.render_scale(store, 180, 140)
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert np.abs(tiled - whole).max() < 2 / 255
+
+
+def test_the_spec_round_trips_and_is_checked(tmp_path: Path) -> None:
+    model = _tiny_liif(seed=4, halo=8)
+    assert isinstance(model.encoder, DeblurredEncoder)
+    assert model.encoder.deblur.receptive_radius == 8
+    path = tmp_path / "d.safetensors"
+    save_safetensors(model, path)
+    again = load_model(path)
+    assert again.spec == model.spec
+    x = torch.randn(1, 3, 20, 24)
+    with torch.no_grad():
+        assert torch.equal(again.encode(x), model.encode(x))
+    for bad, why in (
+        ({"wf": 0}, "wf = 0"),
+        ({"stages": [1, 99]}, "stages"),
+        ({"halo": -3}, "halo"),
+        ({"depth": 2}, "unknown arguments"),
+        ({"wf": True}, "whole number"),
+    ):
+        spec = model.spec
+        args = {**spec["args"]["encoder_spec"]["args"], **bad}
+        crafted = {**spec, "args": {**spec["args"], "encoder_spec": {"name": "deblurred", "args": args}}}
+        with pytest.raises(CheckpointError, match=why):
+            check_spec(crafted)
+
+
+def test_blur_kernels_are_normalised_and_shaped() -> None:
+    for k in (degrade.motion_kernel(6.0, 30.0), degrade.disc_kernel(2.0), degrade.gaussian_kernel(1.3)):
+        assert k.shape[0] % 2 == 1 and k.shape[0] == k.shape[1]
+        assert abs(k.sum() - 1.0) < 1e-9 and k.min() >= 0
+    flat = degrade.motion_kernel(6.0, 0.0)
+    assert np.count_nonzero(flat.sum(axis=1)) == 1  # a horizontal shake moves along one row only
+    assert np.count_nonzero(degrade.motion_kernel(6.0, 90.0).sum(axis=0)) == 1
+
+
+def _texture(side: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return rng.random((side, side, 3)).astype(np.float32)
+
+
+def _detail(img: np.ndarray) -> float:
+    return float(np.abs(np.diff(img, axis=0)).mean() + np.abs(np.diff(img, axis=1)).mean())
+
+
+def test_horizontal_motion_blurs_along_rows_only() -> None:
+    img = _texture()
+    out = degrade.convolve(img, degrade.motion_kernel(7.0, 0.0))
+    assert np.abs(np.diff(out, axis=1)).mean() < 0.4 * np.abs(np.diff(img, axis=1)).mean()
+    assert np.allclose(out[:, 4:-4].mean(axis=1), img[:, 4:-4].mean(axis=1), atol=0.05)
+
+
+def test_the_benchmark_blur_is_fixed_per_image_and_the_training_blur_varies() -> None:
+    img = _texture()
+    a, b = degrade.benchmark_blur(img, 4), degrade.benchmark_blur(img, 4)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, degrade.benchmark_blur(img, 5))
+    assert _detail(a) < 0.6 * _detail(img)
+    rng = np.random.default_rng(0)
+    outs = [degrade.random_blur(img, rng) for _ in range(6)]
+    assert all(_detail(o) < _detail(img) for o in outs)
+    assert len({round(_detail(o), 4) for o in outs}) == 6
+    assert "blur-v1" in degrade.BLUR_RECIPE
+
+
+def _photos(n: int = 3, side: int = 96) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    out = []
+    for _ in range(n):
+        img = np.stack([yy * rng.uniform(0.3, 1) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
+        for _ in range(6):
+            cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.2)
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
+        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return out
+
+
+def test_deblur_training_lowers_the_loss_keeps_the_teacher_and_exports(tmp_path: Path) -> None:
+    teacher = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1)
+    teacher_path = tmp_path / "teacher.safetensors"
+    save_safetensors(teacher, teacher_path)
+    cfg = TrainConfig(
+        recipe="deblur",
+        name="tiny-deblur",
+        steps=25,
+        batch=4,
+        crop=32,
+        lr=3e-3,
+        loss="l2",
+        degrade_p=1.0,
+        teacher=str(teacher_path),
+        deblur_net=[4, 4, 4, 1, 1],
+        deblur_halo=16,
+        log_every=1000,
+        save_every=1000,
+    )
+    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:3]), losses
+    state = model.state_dict()
+    kept = {f"encoder.inner.{k}": v for k, v in teacher.encoder.state_dict().items()}
+    kept.update({f"imnet.{k}": v for k, v in teacher.imnet.state_dict().items()})
+    assert all(torch.equal(state[k], v) for k, v in kept.items())
+    out = tmp_path / "d.safetensors"
+    trainer.export(model, cfg, out, display="Deblur + upscale")
+    from viewer.liif.checkpoint import read_metadata
+
+    meta = read_metadata(out)
+    assert "MSSNet deblur network (stages 1-1" in meta["architecture"]
+    again = load_model(out)
+    assert again.receptive_radius == 16 + teacher.receptive_radius
+    assert again.spec["args"]["encoder_spec"]["name"] == "deblurred"
+
+
+def test_eval_blurred_lowers_bicubic_psnr(benchmark_root: Path) -> None:
+    from viewer.engine.evaluate import evaluate
+
+    sharp = evaluate(None, "Set5", 2, root=benchmark_root)
+    blurred = evaluate(None, "Set5", 2, root=benchmark_root, blurred=True)
+    assert blurred < sharp - 2.0
