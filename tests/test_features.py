@@ -246,3 +246,17 @@ def test_a_bf16_engine_encodes_under_autocast_close_to_fp32_and_keys_its_tiles_a
     assert 0 < err < 0.05  # bf16 really ran (not bit-equal), and stayed close
     assert torch.allclose(a, whole_encode(model, img), atol=1e-5)
     assert exact.model_key != fast.model_key  # a disk-cached fp32 tile is never served to bf16, or back
+
+
+def test_forget_drops_tiles_and_projections_so_the_next_query_encodes_again(img8: np.ndarray) -> None:
+    engine = Engine(MODELS["edsr-baseline"](), "cpu", "fp32")
+    store = engine.open_store(img8, tile=16)
+    rect = SourceRect(10.0, 12.0, 30.0, 20.0)
+    first = engine.render(store, rect, 60, 40)
+    encoded = store.encoded
+    assert encoded > 0 and len(store) > 0
+    store.forget()
+    assert len(store) == 0 and store.memory_bytes == 0 and not store._caches
+    again = engine.render(store, rect, 60, 40)
+    assert store.encoded == 2 * encoded
+    assert np.array_equal(first, again)

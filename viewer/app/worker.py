@@ -137,6 +137,14 @@ class RenderWorker(TileThread):
         """Use `options` for the next photo opened (any thread)."""
         self._stores.set_options(options)
 
+    def forget_encoded(self) -> None:
+        """Drop the open photo's encoded tiles and projections (any thread): the next request finds nothing
+        encoded, as right after opening a big photo (`bench --gui --cold`)."""
+        with self._cond:
+            fm = self._fm
+        if fm is not None:
+            fm.forget()
+
     def export(self, job: ExportJob) -> None:
         """Queue an export; it starts once the photo `job.content` is ready (its store is open)."""
         with self._cond:

@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     warm_view = _gui(paths.sample_photo(), args.model, folder / "gui-sample-warm.json", cold=False)
     warm_full = warm_view["zoom_steps"][0]["full_viewport_s"]
     print(
-        f"\nreference: the bundled sample (512x512), 1280x800 view at 400%, zoomed into as soon as it is "
-        f"open (nothing encoded yet, as on a big photo): first tile "
+        f"\nreference: the bundled sample (512x512), 1280x800 view at 400%, zoomed into with nothing "
+        f"encoded (its tiles dropped after the view at fit was refined, as on a big photo): first tile "
         f"{sample_view['zoom_steps'][0]['first_tile_s']:.2f} s, full view {ref_full:.2f} s, "
         f"peak RSS {sample_view['peak_rss_bytes'] / 2**30:.2f} GiB; zoomed into after the view at fit "
         f"was refined (which encodes all of the sample): full view {warm_full:.2f} s"

@@ -4,7 +4,7 @@ Both answer the same questions for the query: their size, and `crop(y0, y1, x0, 
 of a rectangle as float32 (C, h, w). The query's projection cache reads latents only through `crop`.
 
 `FeatureStore` is what the viewer and the command line use. The latent grid is cut into square tiles
-(64 latents by default). A tile is encoded on demand from its source crop plus the encoder's receptive
+(32 latents by default). A tile is encoded on demand from its source crop plus the encoder's receptive
 halo, so any set of tiles equals the same part of a whole-photo encode. Tiles are kept in memory under a
 byte budget with least-recently-used eviction, in half precision unless exact fp32 was asked for, and
 optionally written through to an on-disk cache (`diskcache.TileDiskCache`) keyed by the photo's content
@@ -29,8 +29,10 @@ from viewer.engine.diskcache import TileDiskCache, TileNamespace
 from viewer.engine.memory import default_memory_budget
 from viewer.liif.query import Decoder, ProjectionCache
 
-#: Edge of a stored tile, in latents (= source pixels).
-DEFAULT_TILE = 64
+#: Edge of a stored tile, in latents (= source pixels): the decoder's projection block (32), so the first
+#: tile of a zoomed view encodes at most about 164 x 164 source pixels with its halo instead of 260 x 260
+#: with 64-latent tiles (its first refined tile came 1.5 to 2x sooner, `liif-viewer bench --big`).
+DEFAULT_TILE = 32
 
 EncodeRegion = Callable[[int, int, int, int, "CancelToken | None"], torch.Tensor]
 """encode(y0, y1, x0, x1, cancel) -> float32 (C, y1-y0, x1-x0): the exact latents of a source rectangle."""
@@ -72,6 +74,13 @@ class Latents:
                 cache = ProjectionCache(self, decoder)
                 self._caches[id(decoder)] = cache
             return cache
+
+    def forget(self) -> None:
+        """Drop everything computed from the latents (projections, derived values), so the next query
+        computes them again: what a photo opened anew would cost (benchmarks)."""
+        with self._lock:
+            self._caches.clear()
+            self._derived.clear()
 
     def derived(self, key: str, make: Callable[[], Any]) -> Any:
         """A value computed from this map once (e.g. its PCA basis), then reused.
@@ -146,6 +155,13 @@ class FeatureStore(Latents):
         """Tiles encoded by the model so far (not counting disk hits)."""
         self.from_disk = 0
         self.evicted = 0
+
+    def forget(self) -> None:
+        """Drop the tiles held in memory too (the disk cache keeps its copies)."""
+        super().forget()
+        with self._tiles_lock:
+            self._tiles.clear()
+            self._bytes = 0
 
     # -- geometry ------------------------------------------------------------------------------------
     def tile_box(self, i: int, j: int) -> Box:
