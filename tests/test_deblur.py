@@ -114,13 +114,17 @@ def test_engine_tiles_equal_the_whole_render(tmp_path: Path) -> None:
 
     model = _tiny_liif(seed=2)
     assert isinstance(model.encoder, DeblurredEncoder)
-    assert model.receptive_radius == model.encoder.deblur.receptive_radius + 4
+    assert model.receptive_radius == 108  # the bound 104 + 4, on the grid of 4
+    assert _tiny_liif(seed=2, halo=10).receptive_radius == 16  # 10 + 4, rounded up to the grid
     engine = Engine(model, "cpu", "fp32")
     rng = np.random.default_rng(0)
-    photo = (rng.random((70, 90, 3)) * 255).astype(np.uint8)
-    whole = engine.render_scale(engine.encode(photo), 180, 140)
-    store = engine.open_store(photo, tile=16, dtype=torch.float32)
-    tiled = engine.render_scale(store, 180, 140)
+    photo = (rng.random((150, 170, 3)) * 255).astype(np.uint8)
+    whole = engine.render_scale(engine.encode(photo), 340, 300)
+    side = 16 + 2 * model.receptive_radius  # an encode budget that takes one 16-pixel tile at a time
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    store = small.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = small.render_scale(store, 340, 300)
+    assert store.encoded > 50  # encoded tile by tile
     assert np.abs(tiled - whole).max() < 1e-4
     assert np.abs(tiled - whole).max() < 2 / 255
 
@@ -233,7 +237,7 @@ def test_deblur_training_lowers_the_loss_keeps_the_teacher_and_exports(tmp_path:
     meta = read_metadata(out)
     assert "MSSNet deblur network (stages 1-1" in meta["architecture"]
     again = load_model(out)
-    assert again.receptive_radius == 16 + teacher.receptive_radius
+    assert again.receptive_radius == 24  # 16 + 4, rounded up to the grid of 8
     assert again.spec["args"]["encoder_spec"]["name"] == "deblurred"
 
 

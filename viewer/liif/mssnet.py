@@ -205,8 +205,10 @@ class DeblurredEncoder(nn.Module):
         self.inner = encoder
         self.out_dim = int(cast(int, encoder.out_dim))
         self.depth = int(getattr(encoder, "depth", 0))
-        self.receptive_radius = deblur.receptive_radius + int(cast(int, encoder.receptive_radius))
-        """The two radii add up."""
+        total = deblur.receptive_radius + int(cast(int, encoder.receptive_radius))
+        self.receptive_radius = -(-total // deblur.multiple) * deblur.multiple
+        """The two radii add up, rounded up to the deblur network's grid, so a crop of a tile on that grid
+        with this halo starts on the grid too (the network is shift-equivariant only on its grid)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(self.deblur(x))
