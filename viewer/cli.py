@@ -806,6 +806,10 @@ def _cmd_bench(argv: list[str]) -> int:
         from viewer.engine.bench_batch import main as batch_main
 
         return int(batch_main(argv) or 0)
+    if "--startup" in argv:  # a small render, whole process, against `import torch` in the same run
+        from viewer.engine.bench_startup import main as startup_main
+
+        return int(startup_main(argv) or 0)
     if "--big" in argv:  # big scans: viewer and region export against same-run references
         from viewer.engine.bench_big import main as big_main
 
