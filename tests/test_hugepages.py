@@ -109,3 +109,39 @@ def test_a_bundled_app_restarts_as_itself(monkeypatch: pytest.MonkeyPatch) -> No
     assert H.command_line() == ["/opt/liif-viewer/liif-viewer", "render", "a.jpg"]
     monkeypatch.setattr(sys, "executable", "")
     assert H.command_line() is None
+
+
+def _photo(path: Path, w: int, h: int) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (w, h), (90, 60, 30)).save(path)
+    return path
+
+
+def test_a_small_render_or_export_is_a_small_job(tmp_path: Path) -> None:
+    small = _photo(tmp_path / "small.png", 256, 256)
+    big = _photo(tmp_path / "big.png", 257, 256)
+    assert H.small_job(["render", str(small), "-o", "x.png", "--scale", "4"])
+    assert H.small_job(["export", str(small), "-o", "x.tif", "--print", "A4"])
+    assert not H.small_job(["render", str(big), "-o", "x.png", "--scale", "4"])
+    assert not H.small_job(["batch", str(small)])  # only render and export
+    assert not H.small_job([str(small)])  # the viewer
+    assert not H.small_job(["render", "--help"])
+    assert not H.small_job(["render", str(tmp_path / "missing.png")])
+    (tmp_path / "text.png").write_text("not an image")
+    assert not H.small_job(["render", str(tmp_path / "text.png")])
+    assert not H.small_job([])
+
+
+def test_a_small_job_does_not_restart(tmp_path: Path) -> None:
+    small = _photo(tmp_path / "small.png", 64, 48)
+    big = _photo(tmp_path / "big.png", 640, 480)
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", H.OPT_OUT)}
+    applies = H.should_reexec(env, platform.system(), platform.libc_ver(), H.thp_mode())
+    for photo, restarts in ((small, False), (big, applies)):
+        code = f"import sys; sys.argv = ['liif-viewer', 'render', {str(photo)!r}]; {_SHOW}"
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert ("hugetlb" in proc.stdout) == restarts
