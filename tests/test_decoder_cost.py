@@ -153,8 +153,11 @@ def test_the_models_table_fits_100_columns(capsys: pytest.CaptureFixture[str], l
 
 
 def test_a_long_name_keeps_the_table_narrow(tmp_path: Path) -> None:
-    info = _listed(make_liif(), tmp_path, "x" * 120)
-    assert max(len(line) for line in W.format_table([info], long=True).splitlines()) <= 100
+    name = "a-custom-model-" + "x" * 120
+    info = _listed(make_liif(), tmp_path, name)
+    lines = W.format_table([info], long=True).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert name in "".join(lines)  # wrapped, not cut
 
 
 def test_listing_the_models_does_not_import_torch() -> None:

@@ -749,8 +749,8 @@ def format_table(models: Sequence[ModelInfo], *, long: bool = False, width: int 
 
     lines = [row(_HEADER[0], _HEADER[1:])]
     for m, name, rest in zip(models, names, cells, strict=True):
-        if len(name) > name_w:  # a long name gets a line of its own
-            lines.extend(below("", name)[:1] if len(name) + 4 > width else [name])
+        if len(name) > name_w:  # a long name gets lines of its own
+            lines.extend(textwrap.wrap(name, width, break_on_hyphens=False))
             name = ""
         lines.append(row(name, rest))
         lines += below("quality", m.quality or NOT_MEASURED)
