@@ -247,3 +247,18 @@ def test_eval_blurred_lowers_bicubic_psnr(benchmark_root: Path) -> None:
     sharp = evaluate(None, "Set5", 2, root=benchmark_root)
     blurred = evaluate(None, "Set5", 2, root=benchmark_root, blurred=True)
     assert blurred < sharp - 2.0
+
+
+def test_the_engine_cuts_its_encode_pieces_on_the_deblur_grid() -> None:
+    """A photo larger than the encode budget is encoded in pieces whose edges stay on the network's grid,
+    so the pieces equal a whole encode (an off-grid piece would shift the network's sampling)."""
+    from viewer.engine.render import Engine
+
+    model = _tiny_liif(seed=2)
+    grid = model.encoder.deblur.multiple
+    assert grid > 1
+    for budget in range(2 << 20, 12 << 20, 700_001):  # budgets whose raw tile edges are off the grid
+        engine = Engine(model, "cpu", "fp32", encode_budget_bytes=budget)
+        assert engine.encode_tile_size() % grid == 0, (budget, engine.encode_tile_size())
+    plain = Engine(make_liif(n_resblocks=1, n_feats=8, hidden=(8,), seed=1), "cpu", "fp32")
+    assert plain.encode_tile_size() == max(64, plain._encode_side() - 2 * plain.model.receptive_radius)

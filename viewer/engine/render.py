@@ -150,8 +150,11 @@ class Engine:
         return int(math.sqrt(self.encode_budget_bytes / (4 * peak_channels)))
 
     def encode_tile_size(self) -> int:
-        """Tile edge (source pixels) so one tile's activations, halo included, stay within the budget."""
-        return max(64, self._encode_side() - 2 * self.model.receptive_radius)
+        """Tile edge (source pixels) so one tile's activations, halo included, stay within the budget;
+        a multiple of the grid a deblur pre-pass is shift-equivariant on, so its pieces equal the whole."""
+        grid = int(getattr(getattr(self.model.encoder, "deblur", None), "multiple", 1))
+        side = max(64, self._encode_side() - 2 * self.model.receptive_radius)
+        return max(grid, side // grid * grid)
 
     def encode_tiles(self, h: int, w: int) -> tuple[int, int]:
         """Tile height and width for an h x w photo: an axis that fits the budget's crop whole is not cut.
