@@ -255,7 +255,8 @@ def test_the_engine_cuts_its_encode_pieces_on_the_deblur_grid() -> None:
     from viewer.engine.render import Engine
 
     model = _tiny_liif(seed=2)
-    grid = model.encoder.deblur.multiple
+    assert isinstance(model.encoder, DeblurredEncoder)
+    grid = int(model.encoder.deblur.multiple)
     assert grid > 1
     for budget in range(2 << 20, 12 << 20, 700_001):  # budgets whose raw tile edges are off the grid
         engine = Engine(model, "cpu", "fp32", encode_budget_bytes=budget)
