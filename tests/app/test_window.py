@@ -575,3 +575,28 @@ def test_a_new_person_gets_the_fast_model_on_a_cpu(settings: AppSettings) -> Non
     assert auto_model("cuda") == DEFAULT_MODEL
     settings.set_model(DEFAULT_MODEL)
     assert settings.model() == DEFAULT_MODEL  # a choice is remembered over the default
+
+
+def test_the_model_and_device_menus_offer_models_memory_and_the_disk_cache(
+    window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window.model_menu.aboutToShow.emit()
+    texts = [a.text() for a in window.model_menu.actions()]
+    assert texts[0].startswith("Automatic") and any("liif-fast" in t for t in texts)
+    assert window.act_open_weights in window.model_menu.actions()
+    window.device_menu.aboutToShow.emit()
+    subs = {a.text(): a.menu() for a in window.device_menu.actions() if a.menu() is not None}
+    memory, disk = subs["Feature &Memory"], subs["Disk &Cache"]
+    two_gb = next(a for a in memory.actions() if a.text() == "2 GB")
+    two_gb.trigger()
+    assert window.settings.feature_memory_mb() == 2048
+    off = next(a for a in disk.actions() if a.text() == "Off")
+    off.trigger()
+    assert window.settings.disk_cache_mb() == 0
+    monkeypatch.setenv("LIIF_VIEWER_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "features").mkdir(parents=True)
+    for n in range(3):
+        (tmp_path / "cache" / "features" / f"t{n}.tile").write_bytes(b"x")
+    next(a for a in disk.actions() if a.text() == "Clear Disk Cache").trigger()
+    assert not list((tmp_path / "cache" / "features").glob("*.tile"))
+    assert "3 tiles" in window.statusBar().currentMessage()

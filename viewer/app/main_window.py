@@ -6,7 +6,6 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -42,6 +41,12 @@ from PySide6.QtWidgets import (
 from viewer import paths
 from viewer.app.canvas import Canvas
 from viewer.app.controller import AppController
+from viewer.app.engine_menus import (
+    clear_disk_cache,
+    fill_device_menu,
+    fill_model_menu,
+    fill_store_menus,
+)
 from viewer.app.export_dialog import ExportChoice, ExportDialog
 from viewer.app.export_folder_dialog import FolderExport
 from viewer.app.help import ShortcutsDialog
@@ -62,11 +67,10 @@ from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
 from viewer.app.worker import EngineFactory
 from viewer.engine.inspect import Probe
-from viewer.engine.weights import AUTO_MODEL, FETCH_COMMAND, list_models
+from viewer.engine.weights import FETCH_COMMAND
 
 APP_NAME = "LIIF Viewer"
 ZOOM_PRESETS = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800)
-DEVICE_LABELS = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 
 
 def app_icon() -> QIcon:
@@ -503,104 +507,19 @@ class MainWindow(QMainWindow):
 
     # -- model and device -----------------------------------------------------------------------------------
     def _fill_model_menu(self) -> None:
-        m = self.model_menu
-        m.clear()
-        group = QActionGroup(m)
-        current = self.controller.config.model
-        try:
-            models = list_models()
-        except Exception as exc:  # a broken manifest must not break the menu
-            models = []
-            m.addAction(f"(model catalog unreadable: {exc})").setEnabled(False)
-        names = [AUTO_MODEL] + [mi.name for mi in models]
-        auto = m.addAction("Automatic (Fast on a CPU, the official model on a GPU)")
-        auto.setCheckable(True)
-        auto.setChecked(current == AUTO_MODEL)
-        group.addAction(auto)
-        auto.triggered.connect(lambda _=False: self._choose_model(AUTO_MODEL))
-        for mi in models:
-            shown = f"{mi.label} ({mi.name})" if mi.display_name else mi.name
-            label = shown if mi.available else f"{shown} (not downloaded)"
-            a = m.addAction(label)
-            a.setCheckable(True)
-            a.setChecked(mi.name == current)
-            a.setToolTip(f"{mi.architecture} · {mi.source}")
-            group.addAction(a)
-            a.triggered.connect(lambda _=False, n=mi.name: self._choose_model(n))
-        if current not in names:
-            a = m.addAction(Path(current).name)
-            a.setCheckable(True)
-            a.setChecked(True)
-            group.addAction(a)
-        m.addSeparator()
-        m.addAction(self.act_open_weights)
-        m.addAction(self.act_fetch_help)
-
-    def _choose_model(self, name: str) -> None:
-        self.controller.set_model(name)
-        self._refresh_status()
-
-    def _open_weights_file(self) -> None:
-        start = str(paths.user_weights_dir()) if paths.user_weights_dir().is_dir() else str(Path.home())
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Open LIIF Weights", start, "LIIF weights (*.safetensors *.pth *.pt);;All files (*)"
-        )
-        if name:
-            self.controller.set_model(name)
+        """GUI thread: the Model menu, built anew each time it opens (the catalogue may have changed)."""
+        fill_model_menu(self.model_menu, self.controller.config.model, self._choose_model)
+        self.model_menu.addSeparator()
+        self.model_menu.addAction(self.act_open_weights)
+        self.model_menu.addAction(self.act_fetch_help)
 
     def _fill_device_menu(self) -> None:
-        m = self.device_menu
-        m.clear()
-        group = QActionGroup(m)
+        """GUI thread: the Device menu (devices, then Feature Memory and Disk Cache)."""
         engine = self.controller.engine
-        available = list(engine.available_devices) if engine is not None else ["cpu"]
-        choices = ["auto", *available]
-        for dev in ("cuda", "mps"):
-            if not any(a.startswith(dev) for a in available):
-                choices.append(dev)
-        current = self.controller.config.device
-        for dev in choices:
-            base = dev.split(":")[0]
-            label = DEVICE_LABELS.get(dev, f"{DEVICE_LABELS.get(base, dev)} ({dev})")
-            usable = dev == "auto" or dev in available
-            if not usable:
-                label += " (not available)" if engine is not None else " (checking…)"
-            a = m.addAction(label)
-            a.setCheckable(True)
-            a.setChecked(dev == current)
-            a.setEnabled(usable)
-            group.addAction(a)
-            a.triggered.connect(lambda _=False, d=dev: self._choose_device(d))
-        m.addSeparator()
-        self._fill_store_menus(m)
-
-    def _fill_store_menus(self, m: QMenu) -> None:
-        """Device ▸ Feature Memory and Disk Cache: where encoded tiles of the photo are kept."""
-        from viewer.engine.memory import default_memory_budget
-
-        s = self.settings
-        mem = m.addMenu("Feature &Memory")
-        mem.setToolTip("Memory for the photo's encoded tiles; beyond it the least recently used are dropped")
-        group = QActionGroup(mem)
-        auto_mb = default_memory_budget() >> 20
-        for mb in (0, 512, 1024, 2048, 4096, 8192):
-            label = f"Automatic ({auto_mb} MB)" if mb == 0 else f"{mb} MB" if mb < 1024 else f"{mb >> 10} GB"
-            a = mem.addAction(label)
-            a.setCheckable(True)
-            a.setChecked(s.feature_memory_mb() == mb)
-            group.addAction(a)
-            a.triggered.connect(lambda _=False, v=mb: self._set_store_setting("memory", v))
-        disk = m.addMenu("Disk &Cache")
-        disk.setToolTip("Encoded tiles kept on disk, so a photo opened again needs no encoding")
-        group = QActionGroup(disk)
-        for mb in (0, 1024, 4096, 16384):
-            a = disk.addAction("Off" if mb == 0 else f"Up to {mb >> 10} GB")
-            a.setCheckable(True)
-            a.setChecked(s.disk_cache_mb() == mb)
-            group.addAction(a)
-            a.triggered.connect(lambda _=False, v=mb: self._set_store_setting("disk", v))
-        disk.addSeparator()
-        disk.addAction("Clear Disk Cache", self._clear_disk_cache)
+        available = list(engine.available_devices) if engine is not None else None
+        fill_device_menu(self.device_menu, available, self.controller.config.device, self._choose_device)
+        self.device_menu.addSeparator()
+        fill_store_menus(self.device_menu, self.settings, self._set_store_setting, self._clear_disk_cache)
 
     def _set_store_setting(self, which: str, mb: int) -> None:
         """GUI thread: remember a feature-memory or disk-cache choice and hand it to the worker."""
@@ -613,15 +532,20 @@ class MainWindow(QMainWindow):
 
     def _clear_disk_cache(self) -> None:
         """GUI thread: delete the disk cache's tile files (cheap: no model call, no encoding)."""
-        from viewer.engine.diskcache import SUFFIX
-
-        folder = paths.feature_cache_dir()
-        n = 0
-        for f in folder.glob(f"*{SUFFIX}") if folder.is_dir() else []:
-            with contextlib.suppress(OSError):
-                f.unlink()
-                n += 1
+        n, folder = clear_disk_cache()
         self.statusBar().showMessage(f"Cleared the disk cache ({n} tiles) in {folder}.", 5000)
+
+    def _choose_model(self, name: str) -> None:
+        self.controller.set_model(name)
+        self._refresh_status()
+
+    def _open_weights_file(self) -> None:
+        start = str(paths.user_weights_dir()) if paths.user_weights_dir().is_dir() else str(Path.home())
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Open LIIF Weights", start, "LIIF weights (*.safetensors *.pth *.pt);;All files (*)"
+        )
+        if name:
+            self.controller.set_model(name)
 
     def _choose_device(self, device: str) -> None:
         self.controller.set_device(device)
