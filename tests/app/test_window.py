@@ -585,8 +585,11 @@ def test_the_model_and_device_menus_offer_models_memory_and_the_disk_cache(
     assert texts[0].startswith("Automatic") and any("liif-fast" in t for t in texts)
     assert window.act_open_weights in window.model_menu.actions()
     window.device_menu.aboutToShow.emit()
+    from PySide6.QtWidgets import QMenu
+
     subs = {a.text(): a.menu() for a in window.device_menu.actions() if a.menu() is not None}
     memory, disk = subs["Feature &Memory"], subs["Disk &Cache"]
+    assert isinstance(memory, QMenu) and isinstance(disk, QMenu)
     two_gb = next(a for a in memory.actions() if a.text() == "2 GB")
     two_gb.trigger()
     assert window.settings.feature_memory_mb() == 2048
