@@ -24,3 +24,14 @@ def benchmark_root() -> Path:
     from _data import require_benchmark
 
     return require_benchmark("Set5")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LIIF in our safetensors format, passed to commands with --model PATH (no download)."""
+    from viewer.liif.checkpoint import save_safetensors
+    from viewer.liif.liif import make_liif
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_safetensors(make_liif(seed=1), path, {"name": "tiny-test"})
+    return path

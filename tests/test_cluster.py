@@ -87,16 +87,6 @@ def ray_head() -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from viewer.liif.checkpoint import save_safetensors
-    from viewer.liif.liif import make_liif
-
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(make_liif(seed=3), path, {"name": "tiny-test"})
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LIIF_VIEWER_DATA", str(tmp_path / "userdata"))

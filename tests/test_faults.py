@@ -245,16 +245,6 @@ def test_jpeg_refuses_a_dpi_it_cannot_record(tmp_path: Path, engine: Engine) -> 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random LIIF in our safetensors format, passed with --model PATH."""
-    from viewer.liif.checkpoint import save_safetensors
-
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_safetensors(make_liif(seed=1), path, {"name": "tiny-test"})
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LIIF_VIEWER_DATA", str(tmp_path / "userdata"))
