@@ -167,3 +167,28 @@ def test_unreachable_cluster_is_one_line(
     assert address in lines[0] and "ray start --head" in lines[0]
     assert time.monotonic() - t0 < 15
     assert not out.exists()
+
+
+def test_cluster_print_options_give_the_local_pixels(
+    ray_head: str, tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--sharpen and --border travel with the batch's options to the workers: the local pixels."""
+    photo(tmp_path / "src" / "a.png", 120, 80, 4)  # x2.5 to a 1.5x1 in page at 200 DPI
+    options = ["--print", "1x1.5in", "--dpi", "200", "--sharpen", "matte:standard", "--border", "5mm"]
+    outputs = {}
+    for where, extra in (("local", []), ("remote", ["--cluster", ray_head])):
+        out = tmp_path / where
+        rc, _, err = run(
+            capsys, "batch", tmp_path / "src", "-o", out, *options, "--model", model_file, *extra
+        )
+        assert rc == 0, err
+        with Image.open(out / "a.png") as im:
+            outputs[where] = np.asarray(im.convert("RGB"), np.int16)
+        records = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]
+        assert "sharpen matte:standard; border 5mm" in records[0]["settings"]
+    local, remote = outputs["local"], outputs["remote"]
+    assert local.shape == remote.shape == (200, 300, 3)
+    assert np.abs(local - remote).max() <= 1
+    border = 39  # 5 mm at 200 DPI
+    assert (remote[:border] == 255).all() and (remote[:, -border:] == 255).all()
+    assert (remote[border:-border, border:-border] != 255).any()

@@ -169,6 +169,24 @@ def _sharpen(args: argparse.Namespace) -> Sharpen | None:
     return parse_sharpen(value) if value is not None else None
 
 
+def _add_margins(p: argparse.ArgumentParser) -> None:
+    """--border and --bleed, shared by `export` and `batch`."""
+    p.add_argument(
+        "--border",
+        metavar="LEN",
+        default=None,
+        help="white paper on each side inside the page, e.g. 5mm, 0.25in, 40px; the photo is fitted to "
+        "what is left (default: none)",
+    )
+    p.add_argument(
+        "--bleed",
+        metavar="LEN",
+        default=None,
+        help="extra photo on each side beyond the print size, trimmed after printing, e.g. 3mm "
+        "(default: none)",
+    )
+
+
 def _margins(args: argparse.Namespace) -> dict[str, Length]:
     """--border and --bleed, parsed, as keyword arguments of `plan_export`."""
     out = {}
@@ -302,20 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fit crop, which part of the region is kept, each 0 to 1: 0,0 top-left, 0.5,0.5 centre "
         "(default), 0.5,0 top middle",
     )
-    e.add_argument(
-        "--border",
-        metavar="LEN",
-        default=None,
-        help="white paper on each side inside the page, e.g. 5mm, 0.25in, 40px; the photo is fitted to "
-        "what is left (default: none)",
-    )
-    e.add_argument(
-        "--bleed",
-        metavar="LEN",
-        default=None,
-        help="extra photo on each side beyond the print size, trimmed after printing, e.g. 3mm "
-        "(default: none)",
-    )
+    _add_margins(e)
     _add_sharpen(e)
     _add_engine_options(e)
     e.set_defaults(func=cmd_export)
@@ -632,6 +637,8 @@ def _add_batch_parser(sub: Any) -> None:
         choices=FIT_MODES,
         help="with --print or --size: crop to fill (default), fit, stretch",
     )
+    _add_margins(b)
+    _add_sharpen(b)
     b.add_argument(
         "--format",
         default=None,
@@ -661,7 +668,8 @@ def _model_label(model: str, device: str) -> str:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """`batch SRC [SRC ...] -o OUTDIR [--recursive] (--print SIZE | --scale S | --size WxH) [--cluster A]`."""
+    """`batch SRC [SRC ...] -o OUTDIR [--recursive] (--print SIZE | --scale S | --size WxH) [--border L |
+    --bleed L] [--sharpen M[:S]] [--cluster A]`: every photo exported as `export` would."""
     from viewer.engine.batch import (
         FAILED,
         BatchOptions,
@@ -685,7 +693,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
         size = Scale(parse_scale(args.scale))
     else:
         size = parse_pixel_size(args.size)
-    options = BatchOptions(size, dpi, args.fit, parse_format(args.format), quality, max_in, max_out)
+    margins = _margins(args)
+    options = BatchOptions(
+        size,
+        dpi,
+        args.fit,
+        parse_format(args.format),
+        quality,
+        max_in,
+        max_out,
+        sharpen=_sharpen(args),
+        border=margins.get("border"),
+        bleed=margins.get("bleed"),
+    )
     memory, _ = store_options(args)
     jobs = find_jobs(
         args.sources,

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.app.crop_preview import CropPreview, trim_text
+from viewer.app.print_finish import PrintFinish
 from viewer.app.settings import AppSettings
 from viewer.engine.export import ExportPlan, plan_export
 from viewer.engine.imageio import is_same_file
@@ -42,7 +43,7 @@ from viewer.engine.printsize import (
     match_orientation,
     print_pixels,
 )
-from viewer.engine.sharpen import MEDIA, STRENGTHS, Sharpen, UnsharpMask
+from viewer.engine.sharpen import Sharpen, UnsharpMask
 from viewer.errors import ViewerError
 
 TRAINED_MAX_SCALE = 4.0
@@ -54,11 +55,6 @@ FORMATS = {"PNG": ".png", "TIFF": ".tif", "JPEG": ".jpg"}
 CUSTOM = "custom"
 ORIENTATIONS = ("auto", "portrait", "landscape")
 FITS = {"crop": "Crop to fill", "fit": "Fit inside"}
-SHARPEN_MEDIA = {"none": "Off", "screen": "Screen", "matte": "Matte paper", "glossy": "Glossy paper"}
-"""Print sharpening choices (`viewer.engine.sharpen`); off by default."""
-MARGINS = {"none": "None", "border": "White border", "bleed": "Bleed"}
-"""Paper around the photo (a border inside the page) or photo beyond it (a bleed, trimmed off)."""
-MARGIN_DEFAULT_MM = {"border": 5.0, "bleed": 3.0}
 
 
 def preset_label(name: str) -> str:
@@ -166,37 +162,12 @@ class ExportDialog(QDialog):
         for key, label in FITS.items():
             self.fit.addItem(label, key)
         form.addRow("Fit:", self.fit)
-        sharpen_row = QWidget()
-        sl = QHBoxLayout(sharpen_row)
-        sl.setContentsMargins(0, 0, 0, 0)
-        self.sharpen = QComboBox()
-        for key, label in SHARPEN_MEDIA.items():
-            self.sharpen.addItem(label, key)
-        self.sharpen.setToolTip("Print sharpening for the medium (an unsharp mask sized to the DPI)")
-        self.sharpen_strength = QComboBox()
-        for key in STRENGTHS:
-            self.sharpen_strength.addItem(key.title(), key)
-        sl.addWidget(self.sharpen, 1)
-        sl.addWidget(self.sharpen_strength)
-        form.addRow("Sharpen for:", sharpen_row)
-        margin_row = QWidget()
-        ml = QHBoxLayout(margin_row)
-        ml.setContentsMargins(0, 0, 0, 0)
-        self.margin = QComboBox()
-        for key, label in MARGINS.items():
-            self.margin.addItem(label, key)
-        self.margin.setToolTip(
-            "White border: paper inside the page, the photo fitted to the rest. "
-            "Bleed: the photo goes past the page on each side, to be trimmed after printing."
-        )
-        self.margin_mm = QDoubleSpinBox()
-        self.margin_mm.setRange(0.0, 500.0)
-        self.margin_mm.setDecimals(1)
-        self.margin_mm.setSuffix(" mm")
-        self.margin_mm.setKeyboardTracking(False)
-        ml.addWidget(self.margin, 1)
-        ml.addWidget(self.margin_mm)
-        form.addRow("Margin:", margin_row)
+        self.finish = PrintFinish()  # shared with the Export Folder dialog
+        self.finish.add_rows(form)
+        self.sharpen = self.finish.sharpen
+        self.sharpen_strength = self.finish.sharpen_strength
+        self.margin = self.finish.margin
+        self.margin_mm = self.finish.margin_mm
 
         # What the export keeps of the region (only with a preview image of the photo)
         self.crop_preview: CropPreview | None = None
@@ -254,10 +225,7 @@ class ExportDialog(QDialog):
             self.unit.currentIndexChanged,
             self.orientation.currentIndexChanged,
             self.fit.currentIndexChanged,
-            self.sharpen.currentIndexChanged,
-            self.sharpen_strength.currentIndexChanged,
-            self.margin.currentIndexChanged,
-            self.margin_mm.valueChanged,
+            *self.finish.changed_signals(),
             self.format.currentIndexChanged,
             self.custom_w.valueChanged,
             self.custom_h.valueChanged,
@@ -284,14 +252,7 @@ class ExportDialog(QDialog):
         self._set_combo(self.unit, s.export_value("unit", "in"), by_data=False)
         self._set_combo(self.orientation, s.export_value("orientation", "auto"))
         self._set_combo(self.fit, s.export_value("fit", "crop"))
-        self._set_combo(self.sharpen, s.export_value("sharpen", "none"))
-        self._set_combo(self.sharpen_strength, s.export_value("sharpen_strength", "standard"))
-        self._set_combo(self.margin, s.export_value("margin", "none"))
-        try:
-            self.margin_mm.setValue(float(s.export_value("margin_mm", "5")))
-        except ValueError:
-            self.margin_mm.setValue(MARGIN_DEFAULT_MM["border"])
-        self.margin.currentIndexChanged.connect(self._margin_kind_changed)
+        self.finish.restore(s.export_value)
         self._set_combo(self.format, s.export_value("format", "PNG"), by_data=False)
 
     def save_choices(self) -> None:
@@ -304,10 +265,7 @@ class ExportDialog(QDialog):
         s.set_export_value("dpi", self.dpi.value())
         s.set_export_value("orientation", self.orientation.currentData())
         s.set_export_value("fit", self.fit.currentData())
-        s.set_export_value("sharpen", self.sharpen.currentData())
-        s.set_export_value("sharpen_strength", self.sharpen_strength.currentData())
-        s.set_export_value("margin", self.margin.currentData())
-        s.set_export_value("margin_mm", self.margin_mm.value())
+        self.finish.save(s.set_export_value)
         s.set_export_value("format", self.format.currentText())
         s.set_export_value("quality", self.quality.value())
 
@@ -385,27 +343,18 @@ class ExportDialog(QDialog):
 
     def margin_choice(self) -> dict[str, Length]:
         """{'border': …} or {'bleed': …} in mm as chosen, or {} for none."""
-        kind = self.margin.currentData()
-        return {kind: Length(self.margin_mm.value(), "mm")} if kind in MARGIN_DEFAULT_MM else {}
-
-    def _margin_kind_changed(self) -> None:
-        """A border or a bleed chosen anew starts at its usual width (5 mm border, 3 mm bleed)."""
-        kind = self.margin.currentData()
-        if kind in MARGIN_DEFAULT_MM:
-            self.margin_mm.setValue(MARGIN_DEFAULT_MM[kind])
+        return self.finish.margin_choice()
 
     def sharpen_choice(self) -> Sharpen | None:
         """The print sharpening chosen (None: off)."""
-        medium = self.sharpen.currentData()
-        return Sharpen(medium, self.sharpen_strength.currentData()) if medium in MEDIA else None
+        return self.finish.sharpen_choice()
 
     def _update(self) -> None:
         custom = self.preset.currentData() == CUSTOM
         self.custom_w.setEnabled(custom)
         self.custom_h.setEnabled(custom)
         self.unit.setEnabled(custom)
-        self.sharpen_strength.setEnabled(self.sharpen.currentData() in MEDIA)
-        self.margin_mm.setEnabled(self.margin.currentData() in MARGIN_DEFAULT_MM)
+        self.finish.update_enabled()
         self.quality.setEnabled(self.format.currentText() == "JPEG")
         self.error_label.clear()
         self.warning_label.clear()

@@ -1,7 +1,7 @@
 """File ▸ Export Folder…: every photo of a folder to print-ready files, in the background.
 
-`ExportFolderDialog` only collects parameters (source folder, subfolders, output folder, size, model,
-format) into a `FolderExportRequest`. `FolderExportRun` runs the engine's batch (`viewer.engine.batch`,
+`ExportFolderDialog` only collects parameters (source folder, subfolders, output folder, size, print
+sharpening and border or bleed as in the Export dialog, model, format) into a `FolderExportRequest`. `FolderExportRun` runs the engine's batch (`viewer.engine.batch`,
 the same as `liif-viewer batch`: outputs mirror the folder, a rerun skips what is done, a bad photo fails
 alone, a log in the output folder) in a thread of its own with its own engine, never on the GUI thread,
 and reports back through Qt signals carrying plain values. `FolderExport` ties them to the window: the
@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from viewer.app.export_dialog import FITS, preset_label
 from viewer.app.messages import EngineConfig
+from viewer.app.print_finish import PrintFinish
 from viewer.app.settings import AppSettings
 from viewer.app.worker import EngineFactory, default_engine_factory
 from viewer.engine.batch import (
@@ -142,6 +143,8 @@ class ExportFolderDialog(QDialog):
         for key, label in FITS.items():
             self.fit.addItem(label, key)
         sf.addRow("Fit:", self.fit)
+        self.finish = PrintFinish()  # the Export dialog's sharpening and border or bleed
+        self.finish.add_rows(sf)
 
         out_box = QGroupBox("Files")
         of = QFormLayout(out_box)
@@ -184,7 +187,17 @@ class ExportFolderDialog(QDialog):
 
         self._restore()
         self.kind.currentIndexChanged.connect(self._kind_changed)
-        for sig in (self.source.textChanged, self.outdir.textChanged, self.format.currentIndexChanged):
+        for sig in (
+            self.source.textChanged,
+            self.outdir.textChanged,
+            self.format.currentIndexChanged,
+            self.preset.currentIndexChanged,
+            self.dpi.valueChanged,
+            self.width_px.valueChanged,
+            self.height_px.valueChanged,
+            self.fit.currentIndexChanged,
+            *self.finish.changed_signals(),
+        ):
             sig.connect(self._validate)
         self._kind_changed()
 
@@ -218,6 +231,7 @@ class ExportFolderDialog(QDialog):
         self.fit.setCurrentIndex(max(0, self.fit.findData(v("folder_fit", "crop"))))
         self.format.setCurrentIndex(max(0, self.format.findData(v("folder_format", ""))))
         self.quality.setValue(_int(v("folder_quality", "92"), 92))
+        self.finish.restore(v, "folder_")
 
     def _remember(self) -> None:
         s = self._settings.set_export_value
@@ -233,6 +247,7 @@ class ExportFolderDialog(QDialog):
         s("folder_fit", self.fit.currentData())
         s("folder_format", self.format.currentData())
         s("folder_quality", self.quality.value())
+        self.finish.save(s, "folder_")
 
     def _kind_changed(self) -> None:
         kind = self.kind.currentData()
@@ -253,6 +268,10 @@ class ExportFolderDialog(QDialog):
             return "The output folder must not be the photos' folder: choose another, or a new subfolder."
         if Path(out).exists() and not Path(out).is_dir():
             return f"{out} is a file, not a folder."
+        try:
+            self.options()
+        except ViewerError as exc:  # e.g. a border that leaves no room for the photo
+            return str(exc)
         return ""
 
     def _validate(self) -> None:
@@ -260,12 +279,25 @@ class ExportFolderDialog(QDialog):
         self.error_label.setText(text)
         self.export_button.setEnabled(not text)
         self.quality.setEnabled(self.format.currentData() in ("", "jpg"))
+        self.finish.update_enabled(self.kind.currentData() != "scale")  # a scaled photo has no page
 
     def request(self) -> FolderExportRequest:
         """The request the fields describe (ViewerError when they are not usable)."""
         text = self.problem()
         if text:
             raise ViewerError(text)
+        return FolderExportRequest(
+            Path(self.source.text().strip()),
+            Path(self.outdir.text().strip()),
+            self.recursive.isChecked(),
+            self.options(),
+            str(self.model.currentData()),
+        )
+
+    def options(self) -> BatchOptions:
+        """What each photo gets, as `liif-viewer batch` would from the same choices; ArgumentError (a
+        ViewerError) for a border or bleed that cannot be used. A scaled photo has no page, so the margin
+        is left out for Scale (its row is disabled then); sharpening applies to every kind."""
         kind = self.kind.currentData()
         size: PrintSize | PixelSize | Scale
         dpi: float | None = float(self.dpi.value())
@@ -275,15 +307,16 @@ class ExportFolderDialog(QDialog):
             size, dpi = Scale(float(self.scale.value())), None
         else:
             size, dpi = PixelSize(self.width_px.value(), self.height_px.value()), None
-        options = BatchOptions(
-            size, dpi, str(self.fit.currentData()), self.format.currentData() or None, self.quality.value()
-        )
-        return FolderExportRequest(
-            Path(self.source.text().strip()),
-            Path(self.outdir.text().strip()),
-            self.recursive.isChecked(),
-            options,
-            str(self.model.currentData()),
+        margins = self.finish.margin_choice() if kind != "scale" else {}
+        return BatchOptions(
+            size,
+            dpi,
+            str(self.fit.currentData()),
+            self.format.currentData() or None,
+            self.quality.value(),
+            sharpen=self.finish.sharpen_choice(),
+            border=margins.get("border"),
+            bleed=margins.get("bleed"),
         )
 
     def accept(self) -> None:

@@ -7,7 +7,8 @@ Shared by `liif-viewer batch` and the viewer's File ▸ Export Folder…. The wo
    source's format (PNG for formats that cannot be written) unless a format is given. An output folder
    inside a source folder is never walked, so a batch never reads its own outputs back as photos.
 2. `prepare` reads each photo's header and plans its export exactly as `export` does (a print size takes
-   the photo's orientation; DPI, ICC and EXIF as in `run_export`). A photo whose output exists and is
+   the photo's orientation; print sharpening, border or bleed as `export --sharpen/--border/--bleed`; DPI,
+   ICC and EXIF as in `run_export`). A photo whose output exists and is
    complete is skipped: the log's last line for it says ok with the output's size and modification time,
    or, without such a line, the file decodes fully at the planned size.
 3. An executor renders the rest: `LocalExecutor` with one `Engine` in this process (each photo through
@@ -42,7 +43,8 @@ from viewer.engine.imageio import (
     probe_image,
     refuse_source_as_output,
 )
-from viewer.engine.printsize import DEFAULT_DPI, PixelSize, PrintSize, scaled_size
+from viewer.engine.printsize import DEFAULT_DPI, Length, PixelSize, PrintSize, scaled_size
+from viewer.engine.sharpen import Sharpen
 from viewer.errors import ArgumentError, Cancelled, ViewerError
 
 if TYPE_CHECKING:
@@ -72,12 +74,17 @@ SizeSpec = PrintSize | PixelSize | Scale
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """What every photo of a batch gets: the size, DPI, fit, output format and limits.
+    """What every photo of a batch gets: the size, DPI, fit, output format, limits and print finish.
 
     A `PrintSize` is printed at `dpi` (default 300) in the photo's orientation, cropped to fill unless
     `fit` says otherwise; a `PixelSize` is exactly that many pixels (300 DPI recorded unless `dpi`, as
     `export`); a `Scale` enlarges the whole photo with no DPI unless `dpi` (as `render`). `fmt` is png,
     jpg or tif, or None for the source's own format.
+
+    `sharpen`, `border` and `bleed` are `export`'s print options (`plan_export`): print sharpening after
+    resampling, white paper inside the page, or photo beyond it. A border or bleed needs a page, so it is
+    refused with a `Scale` (as `render` has none); a border and a bleed together, or a border that leaves
+    no room for the photo, are refused here, once, rather than failing every photo.
     """
 
     size: SizeSpec
@@ -87,23 +94,63 @@ class BatchOptions:
     jpeg_quality: int = 92
     max_input_mp: float = 200.0
     max_output_mp: float = DEFAULT_MAX_OUTPUT_MP
+    sharpen: Sharpen | None = None
+    border: Length | None = None
+    bleed: Length | None = None
 
     def __post_init__(self) -> None:
         if self.fmt is not None and self.fmt not in FORMAT_SUFFIXES:
             raise ArgumentError(f"invalid format '{self.fmt}': use png, jpg or tif")
+        if self.border is None and self.bleed is None:
+            return
+        if isinstance(self.size, Scale):
+            raise ArgumentError("a border or bleed needs a page: use --print or --size, not --scale")
+        # The page in pixels depends on the photo only through its orientation, and a border is the same
+        # on every side, so planning a square photo (no output limit) finds these errors for all photos.
+        dpi = DEFAULT_DPI if self.dpi is None else self.dpi
+        plan_export(
+            1,
+            1,
+            None,
+            self.size,
+            dpi,
+            self.fit,
+            max_output_megapixels=1e12,
+            border=self.border,
+            bleed=self.bleed,
+        )
 
     def plan(self, w: int, h: int) -> ExportPlan:
         """The export plan for a w x h photo (raises ArgumentError or LimitError as `plan_export`)."""
         if isinstance(self.size, Scale):
             size: PrintSize | PixelSize = scaled_size(w, h, self.size.factor)
             return plan_export(
-                w, h, None, size, self.dpi, "stretch", max_output_megapixels=self.max_output_mp
+                w,
+                h,
+                None,
+                size,
+                self.dpi,
+                "stretch",
+                max_output_megapixels=self.max_output_mp,
+                sharpen=self.sharpen,
             )
         dpi = DEFAULT_DPI if self.dpi is None else self.dpi
-        return plan_export(w, h, None, self.size, dpi, self.fit, max_output_megapixels=self.max_output_mp)
+        return plan_export(
+            w,
+            h,
+            None,
+            self.size,
+            dpi,
+            self.fit,
+            max_output_megapixels=self.max_output_mp,
+            sharpen=self.sharpen,
+            border=self.border,
+            bleed=self.bleed,
+        )
 
     def describe(self) -> str:
-        """The request in a few words; the log keeps it so a rerun with other settings redoes the photo."""
+        """The request in a few words; the log keeps it so a rerun with other settings redoes the photo.
+        The print options are named only when set, so logs of batches without them stay valid."""
         s = self.size
         if isinstance(s, Scale):
             what = f"scale {s.factor:g}" + (f" at {self.dpi:g} DPI" if self.dpi is not None else "")
@@ -111,7 +158,14 @@ class BatchOptions:
             what = f"print {s.label()} at {DEFAULT_DPI if self.dpi is None else self.dpi:g} DPI, {self.fit}"
         else:
             what = f"size {s.w}x{s.h} at {DEFAULT_DPI if self.dpi is None else self.dpi:g} DPI, {self.fit}"
-        return f"{what}; format {self.fmt or 'source'}; quality {self.jpeg_quality}"
+        finish = ""
+        if self.sharpen is not None:
+            finish += f"; sharpen {self.sharpen.label()}"
+        if self.border is not None:
+            finish += f"; border {self.border.label()}"
+        if self.bleed is not None:
+            finish += f"; bleed {self.bleed.label()}"
+        return f"{what}; format {self.fmt or 'source'}; quality {self.jpeg_quality}{finish}"
 
 
 @dataclass(frozen=True)
@@ -387,7 +441,8 @@ def describe_error(exc: BaseException, source: Path) -> str:
 
 
 def _decodes_at(path: Path, w: int, h: int) -> bool:
-    """Whether the file at `path` decodes fully to a w x h image (an output written by an earlier run)."""
+    """Whether the file at `path` decodes fully to a w x h image (an output written by an earlier run; the
+    size is the file's, border or bleed included)."""
     try:
         im = load_image(path, max_megapixels=max(1.0, w * h / 1_000_000 * 1.01))
     except ViewerError:
@@ -411,7 +466,7 @@ def is_complete(job: BatchJob, plan: ExportPlan, record: dict[str, Any] | None, 
         same_file = record.get("bytes") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
         if same_file:
             return bool(record.get("settings") == settings)
-    return _decodes_at(job.output, plan.out_w, plan.out_h)
+    return _decodes_at(job.output, plan.file_w, plan.file_h)
 
 
 def prepare(
@@ -435,12 +490,12 @@ def prepare(
             refuse_source_as_output(job.source, job.output)
             info = probe_image(job.source, max_megapixels=options.max_input_mp)
             plan = options.plan(info.width, info.height)
-            check_format_limits(output_format(job.output), plan.out_w, plan.out_h)
+            check_format_limits(output_format(job.output), plan.file_w, plan.file_h)
         except Exception as exc:
             done.append(PhotoResult(job, FAILED, error=describe_error(exc, job.source)))
             continue
         if is_complete(job, plan, records.get(log.key(job.output)), settings):
-            done.append(PhotoResult(job, SKIPPED, size=(plan.out_w, plan.out_h)))
+            done.append(PhotoResult(job, SKIPPED, size=(plan.file_w, plan.file_h)))
         else:
             pending.append(PendingPhoto(job, plan))
     return done, pending
@@ -647,7 +702,7 @@ def run_batch(
             p = outcome.pending
             prog.finish(p.pixels)
             if outcome.error is None:
-                report(PhotoResult(p.job, OK, outcome.seconds, (p.plan.out_w, p.plan.out_h)))
+                report(PhotoResult(p.job, OK, outcome.seconds, (p.plan.file_w, p.plan.file_h)))
             else:
                 report(PhotoResult(p.job, FAILED, outcome.seconds, error=outcome.error))
     except (Cancelled, KeyboardInterrupt) as exc:
