@@ -95,3 +95,30 @@ def grey_icc(gamma: float = 1.0) -> bytes:
             (b"kTRC", _curve(gamma)),
         ],
     )
+
+
+DISPLAY_P3_COLORANTS = (
+    (0.5151, 0.2412, -0.0011),
+    (0.2920, 0.6922, 0.0419),
+    (0.1571, 0.0666, 0.7841),
+)
+"""rXYZ, gXYZ, bXYZ of Display P3 (relative to D50), the gamut of wide-gamut laptop and phone screens."""
+
+
+def display_p3_icc() -> bytes:
+    """A Display P3-like monitor profile: P3 primaries, D65 white adapted to D50, gamma 2.2."""
+    r, g, b = DISPLAY_P3_COLORANTS
+    return _profile(
+        b"RGB ",
+        [
+            (b"desc", _desc("Display P3 (test)")),
+            (b"cprt", _text("No copyright, test data")),
+            (b"wtpt", _xyz(*D50)),
+            (b"rXYZ", _xyz(*r)),
+            (b"gXYZ", _xyz(*g)),
+            (b"bXYZ", _xyz(*b)),
+            (b"rTRC", _curve(2.2)),
+            (b"gTRC", _curve(2.2)),
+            (b"bTRC", _curve(2.2)),
+        ],
+    )

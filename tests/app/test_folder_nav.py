@@ -133,9 +133,9 @@ def test_a_step_uses_the_photo_decoded_ahead(
     decoded: list[str] = []
     real = controller.load_photo
 
-    def counting(request: int, path: Path, limit: float) -> Any:
+    def counting(request: int, path: Path, limit: float, target: Any = None) -> Any:
         decoded.append(path.name)
-        return real(request, path, limit)
+        return real(request, path, limit, target)
 
     monkeypatch.setattr(controller, "load_photo", counting)
     folder = _folder(tmp_path, ["n 1.png", "n 2.png"])

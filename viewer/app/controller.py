@@ -14,11 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 
 from viewer.app.bridge import WorkerBridge, run_in_thread
+from viewer.app.display_colour import DisplayTarget, display_target
+from viewer.app.display_profile import read_display_profile
 from viewer.app.folder import list_photos, position, step_from
 from viewer.app.messages import (
     CompareMethod,
+    DisplayConverted,
     EncodeDone,
     EncodeProgress,
     EngineConfig,
@@ -37,7 +41,7 @@ from viewer.app.messages import (
     TileResult,
     WorkerError,
 )
-from viewer.app.photo import IMAGE_SUFFIXES, MAX_MEGAPIXELS, Photo, load_photo
+from viewer.app.photo import IMAGE_SUFFIXES, MAX_MEGAPIXELS, Photo, convert_for_display, load_photo
 from viewer.app.planning import tile_size_for
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, ViewController
@@ -72,6 +76,8 @@ class AppController(QObject):
     """(message, as a dialog too)."""
     folder_changed = Signal()
     """The open photo's place in its folder changed (`folder_position`)."""
+    display_changed = Signal()
+    """The open photo is shown in new colours (another display target): its transform and pyramid."""
     engine_changed = Signal()
     encode_changed = Signal()
     recent_changed = Signal()
@@ -87,10 +93,16 @@ class AppController(QObject):
         engine_factory: EngineFactory | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         max_megapixels: float = MAX_MEGAPIXELS,
+        display_profile: Callable[[], bytes | None] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
+        self._read_display_profile = display_profile or _platform_display_profile
+        """Reads the display's ICC profile (None: the platform does not say); tests pass their own."""
+        self.display_target: DisplayTarget | None = None
+        """What photos are converted to for the screen: the display's profile, or None for sRGB."""
+        self._display_request = 0
         self.bridge = WorkerBridge(self)
         self.bridge.posted.connect(self._on_event)
         self.render_worker = RenderWorker(self.bridge.post, engine_factory)
@@ -136,6 +148,7 @@ class AppController(QObject):
         if self._started:
             return
         self._started = True
+        self.apply_display_colour()  # before the first photo, which is converted for it
         self.render_worker.start()
         self.bicubic_worker.start()
         self.render_worker.configure(self.config, next(self._ids))
@@ -173,7 +186,8 @@ class AppController(QObject):
             QTimer.singleShot(0, lambda: self._on_event(replace(ready, request=req)))
             return
         limit = self._max_megapixels
-        run_in_thread("liif-load", lambda: load_photo(req, p, limit), self.bridge.post)
+        target = self.display_target
+        run_in_thread("liif-load", lambda: load_photo(req, p, limit, target), self.bridge.post)
 
     def _on_photo_loaded(self, ev: PhotoLoaded) -> None:
         if ev.request == self._prefetch_request:
@@ -182,6 +196,7 @@ class AppController(QObject):
         if ev.request != self._load_request:
             return  # a newer open superseded it
         step, skipped = self._steps.pop(ev.request, (0, []))
+        self._display_request = 0  # a conversion of the previous photo must not land on this one
         self.loading = None
         self.loading_changed.emit(False)
         content = next(self._ids)
@@ -200,6 +215,8 @@ class AppController(QObject):
         here = position(ev.path, photos)
         self.folder_position = (here + 1, len(photos)) if here is not None else None
         self.folder_changed.emit()
+        if ev.target != self.display_target:  # the target changed while it was loading
+            self._convert_for_display()
         if ev.display_notice:
             self.notice.emit(f"{ev.path.name}: {ev.display_notice}", False)
         if skipped:
@@ -255,7 +272,8 @@ class AppController(QObject):
         self._prefetch_request = req
         self._prefetch_stamp = stamp
         limit = min(self._max_megapixels, PREFETCH_MEGAPIXELS)
-        run_in_thread("liif-prefetch", lambda: load_photo(req, target, limit), self.bridge.post)
+        colours = self.display_target
+        run_in_thread("liif-prefetch", lambda: load_photo(req, target, limit, colours), self.bridge.post)
 
     def _keep_prefetched(self, ev: PhotoLoaded) -> None:
         self._prefetched = (self._prefetch_stamp, ev)
@@ -266,7 +284,51 @@ class AppController(QObject):
         held, self._prefetched = self._prefetched, None
         if held is None or held[1].path != path or _stamp(path) != held[0]:
             return None
+        if held[1].target != self.display_target:
+            return None  # converted for another display target
         return held[1]
+
+    # -- display colour ---------------------------------------------------------------------------------
+    def set_display_colour(self, mode: str) -> None:
+        """View ▸ Display Colour: 'auto' (the display's profile where the system says it, else sRGB) or
+        'srgb'; remembered, and the open photo is converted again (the model and the photo stay)."""
+        self.settings.set_display_colour(mode)
+        self.apply_display_colour()
+
+    def apply_display_colour(self) -> None:
+        """Read the display's profile (for 'auto') and make it the target; a damaged one gives one notice
+        and sRGB. When the target changes, what is shown is converted again."""
+        target, notice = None, None
+        if self.settings.display_colour() == "auto":
+            target, notice = display_target(self._read_display_profile())
+        if notice:
+            self.notice.emit(notice, False)
+        if target == self.display_target:
+            return
+        self.display_target = target
+        self._convert_for_display()
+
+    def _convert_for_display(self) -> None:
+        """Convert the open photo for the current target in the background (its pyramid is most of the
+        work); the view switches over in one step when it is done (`_on_display_converted`)."""
+        photo = self.photo
+        if photo is None:
+            return
+        req = next(self._ids)
+        self._display_request = req
+        icc, rgb8, target = getattr(photo.loaded, "icc", None), photo.rgb8, self.display_target
+        run_in_thread("liif-display", lambda: convert_for_display(req, icc, rgb8, target), self.bridge.post)
+
+    def _on_display_converted(self, ev: DisplayConverted) -> None:
+        """GUI thread: show the open photo in the new colours: the workers convert new tiles with the
+        new transform before the view drops the old tiles and asks again, so no stale tile is painted."""
+        if ev.request != self._display_request or self.photo is None or ev.target != self.display_target:
+            return
+        self._display_request = 0
+        self.render_worker.set_display(ev.display)
+        self.bicubic_worker.set_display(ev.display)
+        self.view.set_display(ev.display, ev.levels)
+        self.display_changed.emit()
 
     # -- model and device ---------------------------------------------------------------------------------
     def set_model(self, name: str) -> None:
@@ -367,6 +429,8 @@ class AppController(QObject):
             self._on_photo_loaded(ev)
         elif isinstance(ev, PhotoFailed):
             self._on_photo_failed(ev)
+        elif isinstance(ev, DisplayConverted):
+            self._on_display_converted(ev)
         elif isinstance(ev, EngineLoaded):
             self._on_engine_loaded(ev)
         elif isinstance(ev, EngineFailed):
@@ -388,6 +452,11 @@ class AppController(QObject):
             self.error.emit(ev.title, ev.message)
         else:  # pragma: no cover - a new event type without a handler is a bug
             log.error("unhandled worker event %r", ev)
+
+
+def _platform_display_profile() -> bytes | None:
+    """The display's profile where the platform (as Qt names it) says what it is."""
+    return read_display_profile(QGuiApplication.platformName())
 
 
 def _stamp(path: Path) -> tuple[Path, int, int] | None:

@@ -7,7 +7,7 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,12 +132,18 @@ class MainWindow(QMainWindow):
         *,
         engine_factory: EngineFactory | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        display_profile: Callable[[], bytes | None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """`display_profile` reads the display's ICC profile (default: from the platform; tests give one)."""
         super().__init__(parent)
         self.settings = settings
         self.controller = AppController(
-            settings, engine_factory=engine_factory, cache_bytes=cache_bytes, parent=self
+            settings,
+            engine_factory=engine_factory,
+            cache_bytes=cache_bytes,
+            display_profile=display_profile,
+            parent=self,
         )
         self.view = self.controller.view
         self.canvas = Canvas(self.view, self)
@@ -297,6 +303,23 @@ class MainWindow(QMainWindow):
             self.compare_group.addAction(a)
             self.act_compare_methods[method] = a
         self.act_select.setToolTip("Drag to select the region to export (R)")
+        # What photos are converted to for the screen (remembered).
+        self.display_colour_group = QActionGroup(self)
+        self.act_display_colour: dict[str, QAction] = {}
+        for mode, text, tip in (
+            (
+                "auto",
+                "&Automatic (Display Profile if the System Says, else sRGB)",
+                "Convert colours for the display's own ICC profile where the system says what it is",
+            ),
+            ("srgb", "&sRGB", "Convert colours for an sRGB display, whatever the system says"),
+        ):
+            a = self._action(text, lambda _=False, m=mode: self._choose_display_colour(m))
+            a.setCheckable(True)
+            a.setChecked(self.settings.display_colour() == mode)
+            a.setToolTip(tip)
+            self.display_colour_group.addAction(a)
+            self.act_display_colour[mode] = a
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -335,6 +358,10 @@ class MainWindow(QMainWindow):
         view.addAction(self.act_inspect)
         view.addAction(self.act_navigator)
         view.addAction(self.act_fullscreen)
+        view.addSeparator()
+        self.display_colour_menu = view.addMenu("&Display Colour")
+        for a in self.act_display_colour.values():
+            self.display_colour_menu.addAction(a)
         self.model_menu = mb.addMenu("&Model")
         self.model_menu.aboutToShow.connect(self._fill_model_menu)
         self.device_menu = mb.addMenu("&Device")
@@ -407,6 +434,7 @@ class MainWindow(QMainWindow):
         c.engine_changed.connect(self._refresh_status)
         c.photo_changed.connect(self._on_photo_changed)
         c.folder_changed.connect(self._on_folder_changed)
+        c.display_changed.connect(self._on_display_changed)
         c.photo_changed.connect(self.session.on_photo_changed)
         c.loading_changed.connect(self._on_loading)
         c.error.connect(self.show_error)
@@ -575,6 +603,21 @@ class MainWindow(QMainWindow):
         self.act_compare_methods[method].setChecked(True)
         self.act_compare.setText(f"&Compare with {label.title()}")
         self.act_compare.setToolTip(f"Split view: LIIF on the left, {label.lower()} on the right (C)")
+
+    def _choose_display_colour(self, mode: str) -> None:
+        """View ▸ Display Colour: convert for the display's profile (Automatic) or for sRGB (remembered)."""
+        self.controller.set_display_colour(mode)
+
+    def _on_display_changed(self) -> None:
+        """GUI thread: the open photo is shown in new colours; refresh what shows them outside the canvas."""
+        photo = self.view.photo
+        self.inspect_panel.set_display(photo.display if photo is not None else None)
+        self.nav_panel.refresh()
+        self.navigator.update()
+        self.canvas.update()
+        ill = self._how.illustrations if self._how is not None else None
+        if self._how is not None and ill is not None and photo is not None and ill.rgb8 is photo.rgb8:
+            self._how.set_illustrations(replace(ill, display=photo.display))
 
     def _set_navigator(self, on: bool) -> None:
         self.nav_dock.setVisible(on)

@@ -193,9 +193,22 @@ class PhotoLoaded:
     levels: tuple[np.ndarray, ...]
     seconds: float
     display: Any = None
-    """The `DisplayTransform` to sRGB for a photo with a colour profile, or None (shown as it is)."""
+    """The `DisplayTransform` to the display's colours, or None (shown as it is)."""
     display_notice: str | None = None
     """Why the photo's colour profile could not be used, if so (it is then shown as sRGB)."""
+    target: Any = None
+    """The `DisplayTarget` the levels were converted for (None: sRGB)."""
+
+
+@dataclass(frozen=True)
+class DisplayConverted:
+    """The open photo converted again for another display target (View ▸ Display Colour): its new
+    transform and preview pyramid (BGRA uint8, in the new target's colours)."""
+
+    request: int
+    target: Any
+    display: Any
+    levels: tuple[np.ndarray, ...]
 
 
 @dataclass(frozen=True)

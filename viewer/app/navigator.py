@@ -101,9 +101,11 @@ def describe_photo(view: ViewController) -> str:
         kind.append(f"{depth}-bit")
     if getattr(loaded, "alpha", None) is not None:
         kind.append("alpha")
-    if getattr(loaded, "icc", None):
-        display = photo.display
-        kind.append(f"{html.escape(display.name)}, shown as sRGB" if display is not None else "ICC profile")
+    display = photo.display
+    if display is not None:
+        kind.append(f"{html.escape(display.name)}, shown as {html.escape(display.target)}")
+    elif getattr(loaded, "icc", None):
+        kind.append("ICC profile")
     if kind:
         lines.append(", ".join(kind))
     region = view.view_region()

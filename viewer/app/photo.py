@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtGui import QImage, QPixmap
 
-from viewer.app.messages import PhotoFailed, PhotoLoaded
+from viewer.app.messages import DisplayConverted, Notice, PhotoFailed, PhotoLoaded
 from viewer.errors import ViewerError
 
 IMAGE_FILTER = (
@@ -68,9 +68,11 @@ def build_pyramid(
     return tuple(levels)
 
 
-def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> PhotoLoaded | PhotoFailed:
-    """Loader thread: decode `path` and build its pyramid, converted to sRGB for the screen when the photo
-    has a colour profile (`viewer.app.display_colour`); every failure becomes a PhotoFailed."""
+def load_photo(
+    request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS, target: Any = None
+) -> PhotoLoaded | PhotoFailed:
+    """Loader thread: decode `path` and build its pyramid, converted for the screen (to sRGB, or to the
+    `DisplayTarget` `target`; `viewer.app.display_colour`); every failure becomes a PhotoFailed."""
     from viewer.app.display_colour import display_transform
     from viewer.engine.imageio import load_image
 
@@ -78,7 +80,7 @@ def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS)
     try:
         loaded = load_image(path, max_megapixels=max_megapixels)
         rgb8 = loaded.rgb8()
-        display, notice = display_transform(loaded.icc)
+        display, notice = display_transform(loaded.icc, target)
         levels = build_pyramid(rgb8, display=display)
     except ViewerError as exc:
         return PhotoFailed(request, path, str(exc))
@@ -86,7 +88,22 @@ def load_photo(request: int, path: Path, max_megapixels: float = MAX_MEGAPIXELS)
         return PhotoFailed(request, path, f"{path}: not enough memory to open this photo")
     except Exception as exc:  # anything else is still a message, never a crash
         return PhotoFailed(request, path, f"{path}: cannot open ({type(exc).__name__}: {exc})")
-    return PhotoLoaded(request, path, loaded, rgb8, levels, time.perf_counter() - t0, display, notice)
+    seconds = time.perf_counter() - t0
+    return PhotoLoaded(request, path, loaded, rgb8, levels, seconds, display, notice, target)
+
+
+def convert_for_display(
+    request: int, icc: bytes | None, rgb8: np.ndarray, target: Any
+) -> DisplayConverted | Notice:
+    """A worker thread: the open photo's transform and pyramid for another display target (None: sRGB),
+    from its own values; nothing is decoded again. A failure (memory) becomes a Notice."""
+    from viewer.app.display_colour import display_transform
+
+    try:
+        display, _ = display_transform(icc, target)  # the photo's own notice was given when it opened
+        return DisplayConverted(request, target, display, build_pyramid(rgb8, display=display))
+    except Exception as exc:
+        return Notice(f"Cannot convert the photo for the display ({type(exc).__name__}: {exc}).")
 
 
 def bgra_to_pixmap(bgra: np.ndarray, alpha: bool = False) -> QPixmap:
@@ -115,7 +132,8 @@ class Photo:
     rgb8: np.ndarray
     """The photo's own values at 8 bits (not converted for display)."""
     display: Any = None
-    """The photo's `DisplayTransform` to sRGB, or None when its values are shown as they are."""
+    """The photo's `DisplayTransform` to the display's colours, or None when its values are shown as
+    they are."""
 
     @classmethod
     def from_event(cls, ev: PhotoLoaded, content: int) -> Photo:

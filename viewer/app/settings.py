@@ -1,7 +1,7 @@
 """Typed access to the persistent settings, over a QSettings passed in (tests give a temporary file).
 
 What is remembered: window geometry, recent files, the model and device, the last folders, view toggles,
-the last session (photo, zoom, position) and the export dialog's choices.
+the display colour target, the last session (photo, zoom, position) and the export dialog's choices.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from PySide6.QtCore import QByteArray, QSettings
 from viewer.engine.weights import VIEWER_DEFAULT_MODEL
 
 MAX_RECENT = 10
+DISPLAY_COLOUR_MODES = ("auto", "srgb")
+"""View ▸ Display Colour: the display's profile where the system says it (else sRGB), or always sRGB."""
 
 
 def _as_list(value: Any) -> list[str]:
@@ -140,6 +142,15 @@ class AppSettings:
 
     def set_compare_method(self, method: str) -> None:
         self._s.setValue("view/compare_method", method)
+
+    def display_colour(self) -> str:
+        """What photos are converted to for the screen: 'auto' (the display's profile where the system
+        says it, else sRGB; the default) or 'srgb'."""
+        v = str(self._s.value("view/display_colour", "auto") or "auto")
+        return v if v in DISPLAY_COLOUR_MODES else "auto"
+
+    def set_display_colour(self, mode: str) -> None:
+        self._s.setValue("view/display_colour", mode if mode in DISPLAY_COLOUR_MODES else "auto")
 
     # -- session ---------------------------------------------------------------------------------------
     def restore_session(self) -> bool:

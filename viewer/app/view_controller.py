@@ -161,6 +161,17 @@ class ViewController(QObject):
         self.clear_tiles()
         self._changed(replan_now=True)
 
+    def set_display(self, display: object, levels: tuple[np.ndarray, ...]) -> None:
+        """The display target changed: same photo and model, new colours. Takes the photo's new transform
+        and pyramid (BGRA levels) and drops every tile converted for the old target (a new generation,
+        so none still on its way is painted), then asks again. The workers convert with `display` by now."""
+        if self.photo is None:
+            return
+        self.photo.display = display
+        self.photo.levels = [bgra_to_pixmap(a) for a in levels]
+        self.clear_tiles()
+        self._changed(replan_now=True)
+
     @property
     def tile_size(self) -> int:
         return self._tile
