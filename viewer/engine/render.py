@@ -5,6 +5,11 @@ per-image state: `open_store` returns a `FeatureStore` that encodes tiles of the
 viewer and the command line use), `encode` returns a whole `FeatureMap` (small images, evaluation), and
 `render` takes either. A render first encodes the latents its window needs (`prefetch`), then decodes in
 chunks of queries; between chunks the cancellation token is checked and progress is reported.
+
+A tiny photo (smaller side under `TINY_PHOTO` pixels) is encoded by `open_store` inside an edge-replicated
+frame as wide as the encoder's receptive radius, and rendered as the region of that frame that is the
+photo (`grid_rect`): alone, the encoder's and the decoder's zero padding at its border shift its colours
+by 20 levels and more (docs/analysis/tiny_photos.py). Larger photos are encoded as the paper does.
 """
 
 from __future__ import annotations
@@ -25,7 +30,25 @@ from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.query import Decoder, latent_centres, query
 
-__all__ = ["Engine", "FeatureMap", "FeatureStore", "Latents", "SourceRect", "pixel_grid", "to_unit"]
+__all__ = [
+    "TINY_PHOTO",
+    "Engine",
+    "FeatureMap",
+    "FeatureStore",
+    "Latents",
+    "SourceRect",
+    "grid_rect",
+    "pixel_grid",
+    "to_unit",
+]
+
+TINY_PHOTO = 16
+"""A photo whose smaller side is below this many pixels is encoded inside an edge-replicated frame.
+
+Measured by docs/analysis/tiny_photos.py (flat and two-colour photos, every shipped model, x4 and x8): from
+8 pixels up, a photo's colours drift no more than a large photo's do at its border (the paper's zero
+padding, which the benchmark figures include); below, the drift grows to 20-48 levels at 1 pixel. 16
+leaves a margin; the benchmark photos (100 pixels and more) are never framed."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,15 @@ class SourceRect:
             raise ArgumentError(
                 f"invalid source rectangle {vals}: width and height must be positive and finite"
             )
+
+
+def grid_rect(fm: Latents, rect: SourceRect) -> SourceRect:
+    """`rect`, in the photo's pixels, as a region of `fm`'s latent grid: the same rectangle (the same
+    object) unless a tiny photo was encoded inside a frame, then shifted by the frame's width."""
+    oy, ox = fm.origin
+    if oy == 0 and ox == 0:
+        return rect
+    return SourceRect(rect.x + ox, rect.y + oy, rect.w, rect.h)
 
 
 def pixel_grid(
@@ -141,6 +173,12 @@ class Engine:
         return cls(load_model(path, "cpu"), dev, precision, model_name=label)
 
     # -- encoding -----------------------------------------------------------------------------------
+    def frame_width(self, h: int, w: int) -> int:
+        """Pixels of edge-replicated frame `open_store` puts around an h x w photo: the encoder's receptive
+        radius for a tiny photo (smaller side under `TINY_PHOTO`), so none of its latents sees the zero
+        padding; 0 (no frame, the paper's encode) otherwise."""
+        return int(self.model.receptive_radius) if min(h, w) < TINY_PHOTO else 0
+
     def _encode_side(self) -> int:
         """Edge (source pixels) of the largest square crop whose activations fit the encode memory budget."""
         enc = self.model.encoder
@@ -230,10 +268,12 @@ class Engine:
 
     @property
     def model_key(self) -> str:
-        """A digest of the model's architecture and weights: what a cached tile was encoded with."""
+        """A digest of the encoder's architecture and weights: what a cached tile was encoded with. The
+        decoder is left out, so models sharing the official encoder (liif-fast, liif-lm) share tiles."""
         if self._model_key is None:
             h = hashlib.blake2b(digest_size=16)
-            h.update(json.dumps(self.model.spec, sort_keys=True, default=str).encode())
+            encoder_spec = self.model.spec["args"]["encoder_spec"]
+            h.update(json.dumps(encoder_spec, sort_keys=True, default=str).encode())
             h.update(f"encode {self.encode_dtype}".encode())  # bf16-encoded tiles differ from fp32 ones
             for name, t in sorted(self.model.encoder.state_dict().items()):
                 h.update(name.encode())
@@ -254,9 +294,16 @@ class Engine:
         """A lazily encoded store of `pixels` (H, W, 3; held as given, uint8 or uint16): nothing is encoded
         until a render, `prefetch` or `crop` asks for it. With `disk`, tiles are also written to and read
         from the disk cache, keyed by `content_key` (default: a digest of the pixels) and the model.
-        `dtype` overrides how tiles are stored (default `feature_dtype`)."""
+        `dtype` overrides how tiles are stored (default `feature_dtype`).
+
+        A tiny photo is encoded inside an edge-replicated frame (`frame_width`); the store's grid is then
+        the framed photo, and its `origin` says where the photo is in it (renders take care of that)."""
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {pixels.shape}")
+        pad = self.frame_width(*pixels.shape[:2])
+        if pad:
+            content_key = f"{content_key or photo_key(pixels)} framed {pad}"
+            pixels = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
         h, w = pixels.shape[:2]
         store_dtype = dtype or self.feature_dtype
         if store_dtype not in (torch.float16, torch.float32):
@@ -274,7 +321,7 @@ class Engine:
             return self.encode_region(pixels, y0, y1, x0, x1, cancel)
 
         batch = max(tile, self._encode_side() - 2 * self.model.receptive_radius)
-        return FeatureStore(
+        store = FeatureStore(
             encode,
             h,
             w,
@@ -287,6 +334,9 @@ class Engine:
             disk=disk,
             namespace=ns,
         )
+        if pad:
+            store.set_frame(pad)
+        return store
 
     def prefetch_window(
         self,
@@ -298,7 +348,21 @@ class Engine:
         cancel: CancelToken | None = None,
         progress: ProgressCallback | None = None,
     ) -> int:
-        """Encode the latents that rendering `window` of the grid needs (none for a whole `FeatureMap`)."""
+        """Encode the latents that rendering `window` of the grid over `rect` (photo pixels) needs (none for
+        a whole `FeatureMap`)."""
+        return self._prefetch_grid(fm, grid_rect(fm, rect), out_w, out_h, window, cancel, progress)
+
+    def _prefetch_grid(
+        self,
+        fm: Latents,
+        rect: SourceRect,
+        out_w: int,
+        out_h: int,
+        window: tuple[int, int, int, int] | None = None,
+        cancel: CancelToken | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """`prefetch_window` for `rect` already in the latent grid's pixels."""
         win = window if window is not None else (0, 0, out_h, out_w)
         box = clip_box(self.projection_box(window_latents(rect, out_w, out_h, win)), fm.height, fm.width)
         return 0 if box is None else fm.prefetch(box, cancel, progress)
@@ -335,10 +399,11 @@ class Engine:
         cancel: CancelToken | None = None,
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
-        """Render `rect` as an out_w x out_h grid (or the block `window=(r0, c0, r1, c1)` of it).
+        """Render `rect` (photo pixels) as an out_w x out_h grid (or the block `window=(r0, c0, r1, c1)` of it).
 
         Each output pixel samples its centre with a cell equal to its footprint. A window's pixels are
-        bit-identical to the same pixels of the whole grid, so tiles need no blending. Returns float32
+        bit-identical to the same pixels of the whole grid, so tiles need no blending. A tiny photo's
+        framed store is rendered over the photo's own region of its grid (`grid_rect`). Returns float32
         (rows, cols, 3) in [0, 1]; raises Cancelled when `cancel` is set.
         """
         if out_w <= 0 or out_h <= 0:
@@ -346,7 +411,8 @@ class Engine:
         r0, c0, r1, c1 = window if window is not None else (0, 0, out_h, out_w)
         if not (0 <= r0 < r1 <= out_h and 0 <= c0 < c1 <= out_w):
             raise ArgumentError(f"window {window} is outside the {out_w}x{out_h} output")
-        self.prefetch_window(fm, rect, out_w, out_h, (r0, c0, r1, c1), cancel)
+        rect = grid_rect(fm, rect)
+        self._prefetch_grid(fm, rect, out_w, out_h, (r0, c0, r1, c1), cancel)
         h, w = fm.height, fm.width
         ncols = c1 - c0
         n = (r1 - r0) * ncols
@@ -389,7 +455,12 @@ class Engine:
         cancel: CancelToken | None = None,
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
-        """The whole image at out_w x out_h (LIIF's demo)."""
+        """The whole photo at out_w x out_h (LIIF's demo)."""
         return self.render(
-            fm, SourceRect(0, 0, fm.width, fm.height), out_w, out_h, cancel=cancel, progress=progress
+            fm,
+            SourceRect(0, 0, fm.photo_width, fm.photo_height),
+            out_w,
+            out_h,
+            cancel=cancel,
+            progress=progress,
         )

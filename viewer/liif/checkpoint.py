@@ -257,18 +257,33 @@ def check_spec(spec: object, *, source: str = "checkpoint") -> None:
     a.flag("local_ensemble", True)
     feat, params = _encoder(a.args.get("encoder_spec"), source, 2)
     mname, m = _component(a.args.get("imnet_spec"), source, "imnet_spec", 2)
-    if mname != "mlp":
-        raise CheckpointError(f"{source}: invalid model spec: the decoder must be an 'mlp', not {mname!r}")
-    m.only("in_dim", "out_dim", "hidden_list", "ranks")
-    m.whole("in_dim", 0, 0, 1 << 20)
-    if m.whole("out_dim", None, 3, 3) is None:
-        raise m.fail("needs out_dim = 3")
-    hidden = m.wholes("hidden_list", 1, 16384, 32, required=True) or []
-    dims = [feat * (9 if unfold else 1) + 2 + (2 if cell else 0), *hidden, 3]
-    ranks = m.wholes("ranks", 0, 16384, 33, required=False)
-    if ranks is not None and len(ranks) != len(dims) - 1:
-        raise m.fail(f"ranks needs one entry per layer ({len(dims) - 1}), got {len(ranks)}")
-    params += sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
+    if mname not in ("mlp", "lm-mlp"):
+        raise CheckpointError(
+            f"{source}: invalid model spec: the decoder must be an 'mlp' or an 'lm-mlp', not {mname!r}"
+        )
+    feat_in = feat * (9 if unfold else 1)
+    query_dim = 2 + (2 if cell else 0)
+    if mname == "lm-mlp":
+        m.only("in_dim", "out_dim", "hidden_list", "hyper_hidden", "query_dim")
+        m.whole("in_dim", 0, 0, 1 << 20)
+        m.whole("query_dim", query_dim, query_dim, query_dim)
+        if m.whole("out_dim", None, 3, 3) is None:
+            raise m.fail("needs out_dim = 3")
+        widths = m.wholes("hidden_list", 1, 16384, 32, required=True) or []
+        hyper = m.whole("hyper_hidden", 256, 1, 16384) or 1
+        params += feat_in * hyper + hyper + (hyper + 1) * sum(widths) + query_dim * widths[0]
+        params += sum(widths[i] * widths[i + 1] for i in range(len(widths) - 1)) + 3 * widths[-1] + 3
+    else:
+        m.only("in_dim", "out_dim", "hidden_list", "ranks")
+        m.whole("in_dim", 0, 0, 1 << 20)
+        if m.whole("out_dim", None, 3, 3) is None:
+            raise m.fail("needs out_dim = 3")
+        hidden = m.wholes("hidden_list", 1, 16384, 32, required=True) or []
+        dims = [feat_in + query_dim, *hidden, 3]
+        ranks = m.wholes("ranks", 0, 16384, 33, required=False)
+        if ranks is not None and len(ranks) != len(dims) - 1:
+            raise m.fail(f"ranks needs one entry per layer ({len(dims) - 1}), got {len(ranks)}")
+        params += sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
     if params > MAX_PARAMETERS:
         raise CheckpointError(
             f"{source}: invalid model spec: {params:,} parameters, more than the {MAX_PARAMETERS:,} "

@@ -18,6 +18,7 @@ count of the query's matrix products.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,11 @@ class DecoderCost:
     @property
     def here_per_pixel(self) -> int:
         return self.members * self.here_per_member
+
+    def per_pixel_at(self, scale: float) -> float:
+        """What this program computes per output pixel at a magnification `scale`, the per-latent part
+        shared by the scale**2 output pixels of each source pixel."""
+        return self.here_per_pixel + self.per_latent / (scale * scale)
 
 
 def _positive(value: Any, what: str) -> int:
@@ -87,15 +93,17 @@ def decoder_cost(spec: Any) -> DecoderCost:
     imnet = args.get("imnet_spec")
     if (
         not isinstance(imnet, Mapping)
-        or imnet.get("name") != "mlp"
+        or imnet.get("name") not in ("mlp", "lm-mlp")
         or not isinstance(imnet.get("args"), Mapping)
     ):
-        raise ValueError("the decoder is not an 'mlp'")
+        raise ValueError("the decoder is not an 'mlp' or an 'lm-mlp'")
     margs = imnet["args"]
     hidden = margs.get("hidden_list")
     if not isinstance(hidden, list) or not hidden:
         raise ValueError("the decoder has no hidden_list")
     feat_in = encoder_width(args.get("encoder_spec")) * (9 if unfold else 1)
+    if imnet.get("name") == "lm-mlp":
+        return _modulated_cost(margs, feat_in, 2 + (2 if cell else 0), 4 if ensemble else 1)
     dims = [feat_in + 2 + (2 if cell else 0), *(_positive(h, "hidden_list") for h in hidden)]
     dims.append(_positive(margs.get("out_dim", 3), "out_dim"))
     n = len(dims) - 1
@@ -118,3 +126,17 @@ def decoder_cost(spec: Any) -> DecoderCost:
         here_per_member=(2 + (1 if cell else 0)) * dims[1] + later,
         per_latent=feat_in * dims[1],
     )
+
+
+def _modulated_cost(margs: Mapping[str, Any], feat_in: int, query_dim: int, members: int) -> DecoderCost:
+    """A latent-modulated decoder (`viewer.liif.lm`): its hypernetwork runs once per latent; run as the
+    paper runs a decoder, every evaluation would also run it, so "paper" counts it per evaluation."""
+    widths = [_positive(w, "hidden_list") for w in margs["hidden_list"]]
+    hyper = _positive(margs.get("hyper_hidden", 256), "hyper_hidden")
+    out = _positive(margs.get("out_dim", 3), "out_dim")
+    per_latent = feat_in * hyper + hyper * sum(widths)
+    query = query_dim * widths[0] + sum(a * b for a, b in itertools.pairwise(widths))
+    query += widths[-1] * out
+    # Here a render's cell is constant, so its columns fold into one (as for an mlp's first layer).
+    here = (query_dim - 1 if query_dim == 4 else query_dim) * widths[0] + query - query_dim * widths[0]
+    return DecoderCost(members, per_latent + query, here, per_latent)

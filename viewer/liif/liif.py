@@ -12,6 +12,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from viewer.liif.lm import ModulatedMLP
 from viewer.liif.models import MLP, Registry, layer_macs, registry
 
 
@@ -38,10 +39,13 @@ class LIIF(nn.Module):
         self.encoder = reg.make(encoder_spec)
         self.feat_dim = int(cast(int, self.encoder.out_dim))
         in_dim = self.feat_dim * (9 if self.feat_unfold else 1) + 2 + (2 if self.cell_decode else 0)
-        imnet = reg.make(imnet_spec, args={"in_dim": in_dim})
-        if not isinstance(imnet, MLP):
-            raise ValueError("the LIIF decoder must be an 'mlp'")
-        self.imnet: MLP = imnet
+        extra: dict[str, Any] = {"in_dim": in_dim}
+        if imnet_spec.get("name") == "lm-mlp":
+            extra["query_dim"] = 2 + (2 if self.cell_decode else 0)
+        imnet = reg.make(imnet_spec, args=extra)
+        if not isinstance(imnet, MLP | ModulatedMLP):
+            raise ValueError("the LIIF decoder must be an 'mlp' or an 'lm-mlp'")
+        self.imnet: MLP | ModulatedMLP = imnet
         self.spec: dict[str, Any] = {
             "name": "liif",
             "args": {
@@ -64,7 +68,10 @@ class LIIF(nn.Module):
         return self.encoder(inp)
 
     def decoder_macs_per_query(self) -> int:
-        """Multiply-adds of one decoder evaluation (one of the ensemble's four), as the paper runs it."""
+        """Multiply-adds of one decoder evaluation (one of the ensemble's four), as the paper runs it; for
+        a modulated decoder, its query MLP (the hypernetwork runs once per latent, not per query)."""
+        if isinstance(self.imnet, ModulatedMLP):
+            return self.imnet.per_member_macs()
         return sum(layer_macs(m) for m in self.imnet.linears())
 
 
@@ -78,8 +85,10 @@ def make_liif(
     local_ensemble: bool = True,
     feat_unfold: bool = True,
     cell_decode: bool = True,
+    hyper_hidden: int = 0,
 ) -> LIIF:
-    """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery)."""
+    """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery); with
+    `hyper_hidden`, its decoder is a latent-modulated one (`lm-mlp`) with that hypernetwork width."""
     if encoder == "edsr-baseline":
         enc: dict[str, Any] = {
             "name": "edsr-baseline",
@@ -98,12 +107,15 @@ def make_liif(
         }
     else:
         raise ValueError(f"unknown encoder {encoder!r}")
-    imnet = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(hidden)}}
+    imnet: dict[str, Any] = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(hidden)}}
+    if hyper_hidden:
+        imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": hyper_hidden}}
     gen = torch.random.fork_rng()
     with gen:
         torch.manual_seed(seed)
         model = LIIF(enc, imnet, local_ensemble, feat_unfold, cell_decode)
         # Default init gives near-constant outputs; widen the decoder's last layer so tests see structure.
         with torch.no_grad():
-            model.imnet.linears()[-1].weight.mul_(4.0)
+            last = model.imnet.out if isinstance(model.imnet, ModulatedMLP) else model.imnet.linears()[-1]
+            last.weight.mul_(4.0)
     return model.eval()

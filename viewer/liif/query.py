@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from viewer.liif.liif import LIIF
+from viewer.liif.lm import ModulatedMLP
 
 _EPS_SHIFT = 1e-6
 _CLAMP = 1 - 1e-6
@@ -62,36 +63,64 @@ class Decoder:
     """
 
     def __init__(self, model: LIIF, dtype: torch.dtype, device: torch.device) -> None:
-        lins = model.imnet.linears()
-        first = lins[0]
         c = model.feat_dim
         k = 3 if model.feat_unfold else 1
         n_feat_in = c * k * k
-        w1 = first.weight.detach().to(device=device, dtype=torch.float32)
-        b1 = first.bias.detach().to(device=device, dtype=torch.float32)
         self.dtype = dtype
         self.device = device
         self.local_ensemble = model.local_ensemble
         self.cell_decode = model.cell_decode
-        self.hidden = int(w1.shape[0])
-        # unfold's channel order is (c, ky, kx), which is exactly a conv kernel's (out, c, ky, kx) layout.
-        self.proj_weight = w1[:, :n_feat_in].reshape(self.hidden, c, k, k).contiguous()
-        self.proj_bias = b1.contiguous()
         self.kernel = k
-        self.w_rel = w1[:, n_feat_in : n_feat_in + 2].t().contiguous()
-        self.w_cell = w1[:, n_feat_in + 2 : n_feat_in + 4].t().contiguous() if self.cell_decode else None
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = [
-            (
-                lin.weight.detach().to(device=device, dtype=dtype).contiguous(),
-                lin.bias.detach().to(device=device, dtype=dtype).contiguous(),
-            )
-            for lin in lins[1:]
-        ]
+        imnet = model.imnet
+
+        def lowered(w: torch.Tensor) -> torch.Tensor:
+            return w.detach().to(device=device, dtype=dtype).contiguous()
+
+        def exact(w: torch.Tensor) -> torch.Tensor:
+            return w.detach().to(device=device, dtype=torch.float32).contiguous()
+
+        self.modulated = isinstance(imnet, ModulatedMLP)
+        """A latent-modulated decoder (liif-lm): the cached rows are its hypernetwork's shifts for every
+        query layer, and the query MLP adds them (see `viewer.liif.lm`)."""
+        self.hyper: tuple[torch.Tensor, torch.Tensor] | None = None
+        if isinstance(imnet, ModulatedMLP):
+            width = imnet.hyper_in.out_features
+            self.proj_weight = exact(imnet.hyper_in.weight).reshape(width, c, k, k)
+            self.proj_bias = exact(imnet.hyper_in.bias)
+            self.hyper = (exact(imnet.hyper_out.weight)[:, :, None, None], exact(imnet.hyper_out.bias))
+            self.hidden = imnet.latent_width
+            self.first_width = imnet.widths[0]
+            q = exact(imnet.query.weight).t()
+            self.w_rel = q[:2].contiguous()
+            self.w_cell = q[2:4].contiguous() if self.cell_decode else None
+            self.layers: list[tuple[torch.Tensor, torch.Tensor | None]] = [
+                (lowered(m.weight), None) for m in imnet.linears()[1:-1]
+            ]
+            self.layers.append((lowered(imnet.out.weight), lowered(imnet.out.bias)))
+        else:
+            lins = imnet.linears()
+            w1, b1 = exact(lins[0].weight), exact(lins[0].bias)
+            self.hidden = int(w1.shape[0])
+            self.first_width = self.hidden
+            # unfold's channel order is (c, ky, kx), which is exactly a conv kernel's (out, c, ky, kx) layout.
+            self.proj_weight = w1[:, :n_feat_in].reshape(self.hidden, c, k, k).contiguous()
+            self.proj_bias = b1
+            self.w_rel = w1[:, n_feat_in : n_feat_in + 2].t().contiguous()
+            self.w_cell = w1[:, n_feat_in + 2 : n_feat_in + 4].t().contiguous() if self.cell_decode else None
+            self.layers = [(lowered(lin.weight), lowered(lin.bias)) for lin in lins[1:]]
         self._fused = device.type == "cpu" and _fused_linear_relu_works(dtype)
 
-    def hidden_layers(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the layers after the first (ReLU between them, none after the last)."""
+    def hidden_layers(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the layers after the first (ReLU between them, none after the last); a modulated
+        decoder's hidden layers add their per-latent `shifts` (N, sum of their widths) instead of a bias."""
         last = len(self.layers) - 1
+        if shifts is not None:
+            at = 0
+            for weight, _bias in self.layers[:last]:
+                n = weight.shape[0]
+                x = torch.relu_(torch.addmm(shifts[:, at : at + n], x, weight.t()))
+                at += n
+            return F.linear(x, *self.layers[last])
         for k, (weight, bias) in enumerate(self.layers):
             if k == last:
                 x = F.linear(x, weight, bias)
@@ -114,8 +143,10 @@ class Decoder:
         pad = (p - (c0 - x0), p - (x1 - c1), p - (r0 - y0), p - (y1 - r1))
         if any(pad):
             crop = F.pad(crop, pad)
-        out = F.conv2d(crop, self.proj_weight, self.proj_bias)[0]
-        return out.permute(1, 2, 0).to(self.dtype).contiguous()
+        out = F.conv2d(crop, self.proj_weight, self.proj_bias)
+        if self.hyper is not None:
+            out = F.conv2d(torch.relu_(out), *self.hyper)
+        return out[0].permute(1, 2, 0).to(self.dtype).contiguous()
 
 
 class ProjectionCache:
@@ -260,8 +291,13 @@ def ensemble_terms(
         else:
             extra = torch.cat((rel_all, rel_cell.repeat(k, 1)), dim=1)
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
-    x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
-    y = decoder.hidden_layers(x).float()
+    if decoder.modulated:
+        w0 = decoder.first_width
+        first = torch.addmm(x[:, :w0], extra.to(decoder.dtype), w_extra.to(decoder.dtype))
+        y = decoder.hidden_layers(torch.relu_(first), x[:, w0:]).float()
+    else:
+        x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
+        y = decoder.hidden_layers(x).float()
     preds = y.view(k, -1, y.shape[-1])
     rel_k = rel_all.view(k, -1, 2)
     if k == 1:

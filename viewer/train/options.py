@@ -34,6 +34,9 @@ class TrainConfig:
     """Recipe fast: `l1` (LIIF's) or `l2`, whose minimum is what PSNR rewards (for a final fine-tune)."""
     hidden: list[int] = field(default_factory=lambda: [88, 88, 88])
     local_ensemble: bool = True
+    hyper_hidden: int = 0
+    """Recipe fast: 0 trains an `mlp` decoder; above 0, a latent-modulated `lm-mlp` (liif-lm) whose
+    per-latent hypernetwork has this width; `hidden` are then its query MLP's widths."""
     first_rank: int = 0
     """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
@@ -89,6 +92,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--no-ensemble",
         action="store_true",
         help="decoder without LIIF's local ensemble: one query per pixel instead of four (fast, scratch)",
+    )
+    p.add_argument(
+        "--hyper-hidden",
+        type=int,
+        default=d.hyper_hidden,
+        help="train a latent-modulated decoder (liif-lm) with a per-latent hypernetwork this wide; "
+        "--hidden are then its per-query widths (fast)",
     )
     p.add_argument(
         "--first-rank",

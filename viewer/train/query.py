@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from viewer.liif.liif import LIIF
+from viewer.liif.lm import ModulatedMLP
 from viewer.liif.query import latent_centres, nearest_index
 
 _EPS_SHIFT = 1e-6
@@ -20,10 +21,13 @@ _CLAMP = 1 - 1e-6
 
 
 def project(model: LIIF, feat: torch.Tensor) -> torch.Tensor:
-    """Per-latent part of the decoder's first layer (pre-ReLU, bias included): (B, hidden, H, W)."""
+    """Per-latent part of the decoder's first layer (pre-ReLU, bias included): (B, hidden, H, W); for a
+    modulated decoder, every layer's shifts."""
+    k = 3 if model.feat_unfold else 1
+    if isinstance(model.imnet, ModulatedMLP):
+        return model.imnet.latent_rows(feat, k)
     first = model.imnet.linears()[0]
     c = feat.shape[1]
-    k = 3 if model.feat_unfold else 1
     n_feat = c * k * k
     # unfold's channel order (c, ky, kx) is a conv kernel's (out, c, ky, kx) layout; zero padding as unfold.
     weight = first.weight[:, :n_feat].reshape(first.out_features, c, k, k)
@@ -35,11 +39,10 @@ def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torc
     b, _, h, w = feat.shape
     q = coord.shape[1]
     dev = feat.device
-    first = model.imnet.linears()[0]
-    k = 3 if model.feat_unfold else 1
-    n_feat = feat.shape[1] * k * k
-    # Per-latent rows (B*H*W, hidden), so each query's part is one contiguous row gather.
-    proj = project(model, feat).permute(0, 2, 3, 1).reshape(b * h * w, first.out_features)
+    imnet = model.imnet
+    # Per-latent rows (B*H*W, width), so each query's part is one contiguous row gather.
+    proj = project(model, feat)
+    proj = proj.permute(0, 2, 3, 1).reshape(b * h * w, proj.shape[1])
     row_c, col_c = latent_centres(h, dev), latent_centres(w, dev)
     if model.local_ensemble:
         offsets, eps = [(-1, -1), (-1, 1), (1, -1), (1, 1)], _EPS_SHIFT
@@ -56,14 +59,20 @@ def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torc
     n_members = len(offsets)
     rel_all = torch.stack(rels, dim=1)  # (B, K, Q, 2)
     extra = rel_all
-    w_extra = first.weight[:, n_feat : n_feat + 2]
     if model.cell_decode:
         rel_cell = cell * torch.tensor([h, w], device=dev, dtype=cell.dtype)
         extra = torch.cat((rel_all, rel_cell.unsqueeze(1).expand(b, n_members, q, 2)), dim=-1)
-        w_extra = first.weight[:, n_feat : n_feat + 4]
-    rows = proj.index_select(0, torch.stack(idx, dim=1).reshape(-1))  # (B*K*Q, hidden)
-    x = torch.addmm(rows, extra.reshape(-1, extra.shape[-1]), w_extra.t())
-    y = model.imnet.layers[2:](torch.relu(x))  # the layers after the first Linear + ReLU
+    rows = proj.index_select(0, torch.stack(idx, dim=1).reshape(-1))  # (B*K*Q, width)
+    extra = extra.reshape(-1, extra.shape[-1])
+    if isinstance(imnet, ModulatedMLP):
+        w0 = imnet.widths[0]
+        y = imnet.tail(torch.addmm(rows[:, :w0], extra, imnet.query.weight.t()), rows[:, w0:])
+    else:
+        first = imnet.linears()[0]
+        n_feat = feat.shape[1] * (9 if model.feat_unfold else 1)
+        w_extra = first.weight[:, n_feat : n_feat + extra.shape[-1]]
+        x = torch.addmm(rows, extra, w_extra.t())
+        y = imnet.layers[2:](torch.relu(x))  # the layers after the first Linear + ReLU
     preds = y.view(b, n_members, q, -1)
     if n_members == 1:
         return preds[:, 0]

@@ -43,7 +43,8 @@ from torch import nn
 from viewer.engine.degrade import random_blur
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
-from viewer.liif.models import CleanedEncoder, LowRankLinear, ResBlock
+from viewer.liif.lm import ModulatedMLP
+from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, ResBlock
 from viewer.liif.mssnet import DeblurredEncoder
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
@@ -104,6 +105,10 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
     else:
         raise ArgumentError(f"unknown encoder '{cfg.encoder}'; use edsr-baseline or rdn")
     imnet: dict[str, Any] = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(cfg.hidden)}}
+    if cfg.hyper_hidden:
+        if cfg.first_rank:
+            raise ArgumentError("--first-rank applies to an mlp decoder, not with --hyper-hidden")
+        imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": cfg.hyper_hidden}}
     if cfg.first_rank:
         imnet["args"]["ranks"] = [cfg.first_rank] + [0] * len(cfg.hidden)
     model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
@@ -112,9 +117,25 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         model.encoder.load_state_dict(teacher.encoder.state_dict())
         for p in model.encoder.parameters():
             p.requires_grad_(False)
+        if isinstance(model.imnet, ModulatedMLP):
+            _hyper_from_teacher(model.imnet, teacher)
     if cfg.init:
         _start_from(model, cfg.init)
     return model
+
+
+@torch.no_grad()
+def _hyper_from_teacher(imnet: ModulatedMLP, teacher: LIIF) -> None:
+    """Start the hypernetwork's first layer as the feature part of the teacher's first layer, when the
+    widths match: its hidden units are then the teacher's first-layer units at the latent's centre."""
+    theirs = teacher.imnet
+    if not isinstance(theirs, MLP):
+        return
+    first = theirs.linears()[0]
+    w = first.weight[:, : imnet.feat_in]
+    if tuple(w.shape) == tuple(imnet.hyper_in.weight.shape):
+        imnet.hyper_in.weight.copy_(w)
+        imnet.hyper_in.bias.copy_(first.bias)
 
 
 def _cleaned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
@@ -232,6 +253,8 @@ def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | N
     first layer on real photos.
     """
     copied = 0
+    if not isinstance(student.imnet, MLP) or not isinstance(teacher.imnet, MLP):
+        return copied
     for mine, theirs in zip(student.imnet.linears(), teacher.imnet.linears(), strict=False):
         if isinstance(mine, LowRankLinear) and isinstance(theirs, nn.Linear):
             if copied or feats is None or mine.weight.shape != theirs.weight.shape:
@@ -247,6 +270,7 @@ def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | N
 
 
 def _low_rank_copy(mine: LowRankLinear, teacher: LIIF, feats: torch.Tensor) -> None:
+    assert isinstance(teacher.imnet, MLP)
     w, b = teacher.imnet.linears()[0].weight.float(), teacher.imnet.linears()[0].bias.float()
     # The teacher's per-latent first-layer part on real features (bias included), one row per latent.
     y = project(teacher, feats.float()).permute(0, 2, 3, 1).reshape(-1, w.shape[0])
@@ -580,6 +604,12 @@ def architecture_label(model: LIIF, base: str) -> str:
         stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in d.stages)
         widths = "/".join(str(w) for w in d.widths)
         base = f"EDSR-baseline-LIIF behind an MSSNet deblur network (stages {stages}, widths {widths})"
+    if isinstance(model.imnet, ModulatedMLP):
+        widths = "-".join(str(w) for w in model.imnet.widths)
+        base = base.removesuffix(", small decoder")
+        return (
+            f"{base}, latent-modulated decoder (hypernetwork {model.imnet.hyper_in.out_features}, {widths})"
+        )
     hidden = "-".join(
         f"{m.out_features}" + (f" (rank {m.rank})" if isinstance(m, LowRankLinear) else "")
         for m in model.imnet.linears()[:-1]
@@ -676,6 +706,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         random_points=args.random_points,
         hidden=hidden,
         local_ensemble=not args.no_ensemble,
+        hyper_hidden=args.hyper_hidden,
         first_rank=args.first_rank,
         init=str(args.init),
         inherit_layers=args.inherit_layers,

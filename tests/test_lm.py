@@ -1,0 +1,166 @@
+"""The latent-modulated decoder (liif-lm): one function three ways (paper form, training query, engine),
+its cost counted from its spec, its spec checked, and distillation that trains it. Tiny models, seconds."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from test_liif_query import paper_query
+from test_train import _photos, _tiny_cfg, _tiny_teacher
+
+from viewer.engine.render import Engine
+from viewer.errors import CheckpointError
+from viewer.liif.checkpoint import build_model, check_spec, load_model, save_safetensors
+from viewer.liif.cost import decoder_cost
+from viewer.liif.liif import LIIF, make_liif
+from viewer.liif.lm import ModulatedMLP
+from viewer.liif.reference import query_rgb
+from viewer.train import trainer
+from viewer.train.query import train_query
+
+FLAGS = [
+    dict(zip(("local_ensemble", "feat_unfold", "cell_decode"), v, strict=True))
+    for v in itertools.product([True, False], repeat=3)
+]
+
+
+def _lm(seed: int = 3, **flags: bool) -> LIIF:
+    return make_liif(
+        n_resblocks=1,
+        n_feats=6,
+        hidden=(12, 10, 8),
+        hyper_hidden=20,
+        seed=seed,
+        **flags,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
+def test_engine_query_equals_the_paper_form(flags: dict[str, bool]) -> None:
+    """The engine's cached-shift query computes what the decoder computes on the paper's input."""
+    model = _lm(**flags)
+    assert isinstance(model.imnet, ModulatedMLP)
+    engine = Engine(model, "cpu", "fp32", chunk=97)
+    img = np.random.default_rng(1).random((9, 13, 3), dtype=np.float32)
+    fm = engine.encode(img)
+    gen = torch.Generator().manual_seed(2)
+    coord = torch.rand(300, 2, generator=gen) * 2.2 - 1.1
+    cell = torch.rand(300, 2, generator=gen) * 0.5
+    fast = engine.query(fm, coord, cell)
+    slow = paper_query(model, fm.feat, coord, cell)
+    assert torch.isfinite(fast).all()
+    assert float(slow.detach().abs().max()) > 0.05  # not a constant output
+    assert (fast - slow).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
+def test_training_query_equals_the_reference(flags: dict[str, bool]) -> None:
+    model = _lm(seed=4, **flags)
+    inp = torch.rand(2, 3, 11, 13) * 2 - 1
+    feat = model.encode(inp)
+    coord = torch.rand(2, 60, 2) * 2 - 1
+    cell = torch.full((2, 60, 2), 2 / 40)
+    want = query_rgb(model, feat, coord, cell)
+    got = train_query(model, feat, coord, cell)
+    assert (got - want).abs().max().item() < 1e-5
+
+
+def test_bf16_engine_is_close() -> None:
+    model = _lm(seed=5)
+    img = np.random.default_rng(5).random((16, 16, 3), dtype=np.float32)
+    exact = Engine(model, "cpu", "fp32")
+    fast = Engine(model, "cpu", "bf16")
+    a = exact.render_scale(exact.encode(img), 48, 48)
+    b = fast.render_scale(fast.encode(img), 48, 48)
+    assert 0 < np.abs(a - b).max() < 0.05
+
+
+def test_cost_is_counted_from_the_spec_as_the_model_computes() -> None:
+    model = _lm()
+    cost = decoder_cost(model.spec)
+    imnet = model.imnet
+    assert isinstance(imnet, ModulatedMLP)
+    assert cost.per_latent == imnet.per_latent_macs() == 6 * 9 * 20 + 20 * (12 + 10 + 8)
+    assert cost.members == 4
+    assert cost.paper_per_member == imnet.per_latent_macs() + imnet.per_member_macs()
+    # here: rel (2) + the folded cell (1) columns, then 12x10, 10x8 and 8x3
+    assert cost.here_per_member == 3 * 12 + 12 * 10 + 10 * 8 + 8 * 3
+    assert cost.per_pixel_at(4) == pytest.approx(cost.here_per_pixel + cost.per_latent / 16)
+
+
+def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -> None:
+    model = _lm()
+    path = tmp_path / "lm.safetensors"
+    save_safetensors(model, path)
+    again = load_model(path)
+    assert isinstance(again.imnet, ModulatedMLP)
+    for (k, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    spec: dict[str, Any] = {
+        "name": "liif",
+        "args": {
+            "encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
+            "imnet_spec": {"name": "lm-mlp", "args": {"out_dim": 3, "hidden_list": [32, 32, 32]}},
+        },
+    }
+    assert isinstance(build_model(spec).imnet, ModulatedMLP)
+    bad: list[dict[str, Any]] = [
+        {"hidden_list": [32, -1]},
+        {"hidden_list": [32], "hyper_hidden": "wide"},
+        {"hidden_list": [32], "hyper_hidden": 10**9},
+        {"hidden_list": [32], "query_dim": 7},
+        {"hidden_list": [32], "ranks": [0, 0]},
+    ]
+    for args in bad:
+        spec["args"]["imnet_spec"] = {"name": "lm-mlp", "args": {"out_dim": 3, **args}}
+        with pytest.raises(CheckpointError):
+            check_spec(spec)
+
+
+def test_distilling_a_modulated_decoder_lowers_the_loss_and_keeps_the_encoder(tmp_path: Path) -> None:
+    teacher_path = _tiny_teacher(tmp_path)
+    teacher = load_model(teacher_path)
+    cfg = _tiny_cfg(
+        recipe="fast", teacher=teacher_path, hidden=[8, 8], hyper_hidden=32, pool=12, steps=30, lr=3e-3
+    )
+    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert isinstance(model.imnet, ModulatedMLP)
+    assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:3]), losses
+    for (k, v), t in zip(
+        model.encoder.state_dict().items(), teacher.encoder.state_dict().values(), strict=True
+    ):
+        assert torch.equal(v, t), k
+    assert "latent-modulated" in trainer.architecture_label(model, "EDSR-baseline-LIIF, small decoder")
+
+
+def test_the_hypernetwork_starts_as_the_teachers_first_layer(tmp_path: Path) -> None:
+    """With the teacher's width, the hypernetwork's first layer starts as the feature part of the teacher's
+    first layer (the student learns from the teacher's own first-layer units)."""
+    teacher_path = _tiny_teacher(tmp_path)  # first hidden width 32
+    teacher = load_model(teacher_path)
+    cfg = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[8], hyper_hidden=32)
+    student = trainer.build_student(cfg, teacher)
+    assert isinstance(student.imnet, ModulatedMLP)
+    first = teacher.imnet.linears()[0]
+    n = student.imnet.feat_in
+    assert torch.equal(student.imnet.hyper_in.weight, first.weight[:, :n])
+    assert torch.equal(student.imnet.hyper_in.bias, first.bias)
+
+
+def test_models_sharing_an_encoder_share_cached_tiles() -> None:
+    """The disk cache's model key covers the encoder only: liif-lm reads tiles the official model wrote."""
+    official_like = make_liif(n_resblocks=1, n_feats=6, hidden=(16, 16), seed=3)
+    lm = _lm(seed=3)  # same seed: the same encoder weights, another decoder
+    other = _lm(seed=9)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(official_like.encoder.parameters(), lm.encoder.parameters(), strict=True)
+    )
+    key = Engine(official_like, "cpu", "fp32").model_key
+    assert Engine(lm, "cpu", "fp32").model_key == key
+    assert Engine(other, "cpu", "fp32").model_key != key

@@ -1,0 +1,117 @@
+"""The latent-modulated decoder of `liif-lm`: heavy work once per latent, a narrow MLP per output pixel.
+
+LIIF's decoder runs a 580-256-256-256-256-3 MLP for each of the four ensemble members of every output
+pixel (about 1.39M multiply-adds per pixel). Following the idea of latent modulation (LMF, He et al.,
+CVPR 2024), this decoder splits the work by what it depends on:
+
+- per latent (once per source pixel, cached with the latents): a hypernetwork reads the 3x3 neighbourhood
+  of the latent, `h = relu(W_h · unfold(z) + b_h)`, and writes one shift vector per layer of the query
+  MLP, `s = W_s · h + b_s`;
+- per query (every ensemble member of every output pixel): a narrow MLP of the relative coordinate and
+  cell, `x1 = relu(s_1 + W_q · [rel, cell])`, `x_{k+1} = relu(W_k · x_k + s_{k+1})`, `rgb = W_o · x_L + b_o`.
+
+Nothing cached depends on the cell, so one cache serves every zoom level; the cell enters the query's first
+layer, as in LIIF. The same function is computed three ways: `forward` on the paper's concatenated input
+(for the reference query and tests), `latent_rows` + `tail` as the training query and the engine run it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from viewer.liif.models import registry
+
+
+class ModulatedMLP(nn.Module):
+    """A per-latent hypernetwork that shifts the hidden units of a narrow per-query MLP (see module doc).
+
+    `in_dim` is LIIF's decoder input width (unfolded features + `query_dim`), `hidden_list` the query
+    MLP's widths, `hyper_hidden` the hypernetwork's one hidden width.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_list: Sequence[int],
+        hyper_hidden: int = 256,
+        query_dim: int = 4,
+    ) -> None:
+        super().__init__()
+        widths = [int(w) for w in hidden_list]
+        if not widths or min(widths) < 1 or hyper_hidden < 1 or not 0 < query_dim < in_dim:
+            raise ValueError("a modulated decoder needs positive widths and a query part of its input")
+        self.widths = widths
+        self.query_dim = int(query_dim)
+        self.feat_in = int(in_dim) - self.query_dim
+        self.hyper_in = nn.Linear(self.feat_in, hyper_hidden)
+        self.hyper_out = nn.Linear(hyper_hidden, sum(widths))
+        self.query = nn.Linear(self.query_dim, widths[0], bias=False)
+        self.mids = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths))
+        self.out = nn.Linear(widths[-1], out_dim)
+
+    def linears(self) -> list[nn.Linear]:
+        """The per-query MLP's Linear layers in order (the hypernetwork's are `hyper_in`, `hyper_out`)."""
+        return [self.query, *(cast(nn.Linear, m) for m in self.mids), self.out]
+
+    @property
+    def latent_width(self) -> int:
+        """Values cached per latent: every layer's shift."""
+        return sum(self.widths)
+
+    def latent_rows(self, feat: torch.Tensor, kernel: int) -> torch.Tensor:
+        """Per-latent shifts (B, latent_width, H, W) of a feature map (B, C, H, W), zero-padded as unfold.
+
+        `kernel` is 3 with LIIF's feature unfolding (the hypernetwork's first layer is then a 3x3 conv),
+        else 1.
+        """
+        c = feat.shape[1]
+        w = self.hyper_in.weight.reshape(self.hyper_in.out_features, c, kernel, kernel)
+        h = torch.relu(
+            F.conv2d(feat, w.to(feat.dtype), self.hyper_in.bias.to(feat.dtype), padding=kernel // 2)
+        )
+        w2 = self.hyper_out.weight.to(feat.dtype)[:, :, None, None]
+        return F.conv2d(h, w2, self.hyper_out.bias.to(feat.dtype))
+
+    def tail(self, first: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """From the first layer's pre-activations (N, widths[0]) and the later shifts (N, sum(widths[1:]))
+        to RGB (N, out_dim)."""
+        x = torch.relu(first)
+        at = 0
+        for lin in self.linears()[1:-1]:
+            n = lin.out_features
+            x = torch.relu(torch.addmm(shifts[:, at : at + n], x, lin.weight.t()))
+            at += n
+        return self.out(x)
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        """The paper's form: `inp` (..., in_dim) is [unfold(z), rel_coord, rel_cell] for one member."""
+        shape = inp.shape[:-1]
+        flat = inp.reshape(-1, inp.shape[-1])
+        s = self.hyper_out(torch.relu(self.hyper_in(flat[:, : self.feat_in])))
+        w0 = self.widths[0]
+        first = s[:, :w0] + self.query(flat[:, self.feat_in :])
+        return self.tail(first, s[:, w0:]).view(*shape, -1)
+
+    def per_latent_macs(self) -> int:
+        """Multiply-adds of the hypernetwork for one latent."""
+        return self.feat_in * self.hyper_in.out_features + self.hyper_in.out_features * self.latent_width
+
+    def per_member_macs(self) -> int:
+        """Multiply-adds of one query-MLP evaluation (one ensemble member of one pixel)."""
+        mids = sum(m.in_features * m.out_features for m in self.linears()[1:-1])
+        return self.query_dim * self.widths[0] + mids + self.widths[-1] * self.out.out_features
+
+
+@registry.register("lm-mlp")
+def make_lm_mlp(
+    in_dim: int, out_dim: int, hidden_list: list[int], hyper_hidden: int = 256, query_dim: int = 4
+) -> nn.Module:
+    """`{'name': 'lm-mlp', 'args': {'out_dim': 3, 'hidden_list': [...], 'hyper_hidden': 256}}`."""
+    return ModulatedMLP(in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim)
