@@ -259,8 +259,9 @@ def test_cancel_leaves_no_file_and_the_window_stays_usable(
     window.start_export(plan, out)
     qtbot.waitUntil(lambda: bool(progress) and progress[-1] > 0, timeout=TIMEOUT)
     window.view.zoom_by(1.5)  # the window still responds while the export runs
-    assert window._export_progress is not None and window._export_progress.isVisible()
-    button = window._export_progress.findChild(QPushButton)
+    progress_dialog = window.export_flow.progress_dialog
+    assert progress_dialog is not None and progress_dialog.isVisible()
+    button = progress_dialog.findChild(QPushButton)
     assert button is not None and button.text() == "Cancel"
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(cancelled), timeout=TIMEOUT)

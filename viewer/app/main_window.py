@@ -6,12 +6,11 @@ Layout lives here; logic lives in `AppController` (photos, model, device, export
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, QSize, QStandardPaths, Qt
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -31,7 +30,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QProgressBar,
-    QProgressDialog,
     QScrollArea,
     QStyle,
     QToolBar,
@@ -47,7 +45,8 @@ from viewer.app.engine_menus import (
     fill_model_menu,
     fill_store_menus,
 )
-from viewer.app.export_dialog import ExportChoice, ExportDialog
+from viewer.app.export_flow import ExportFlow
+from viewer.app.export_flow import default_export_dir as default_export_dir  # re-exported
 from viewer.app.export_folder_dialog import FolderExport
 from viewer.app.help import ShortcutsDialog
 from viewer.app.history import SelectionHistory
@@ -66,6 +65,7 @@ from viewer.app.session import SessionRestore
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
 from viewer.app.worker import EngineFactory
+from viewer.engine.export import ExportPlan
 from viewer.engine.inspect import Probe
 from viewer.engine.weights import FETCH_COMMAND
 
@@ -95,22 +95,6 @@ def parse_zoom_text(text: str) -> float | None:
         return float(t) / 100
     except ValueError:
         return None
-
-
-def default_export_dir(photo: Path) -> Path:
-    """Where Export suggests saving when it has not been used yet: the photo's folder, unless that is the
-    app's own resources (the bundled sample) or not writable; then the Pictures folder, or home."""
-    folder = photo.parent
-    try:
-        bundled = folder.resolve() == paths.resources_dir().resolve()
-    except OSError:
-        bundled = False
-    if not bundled and os.access(folder, os.W_OK):
-        return folder
-    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    if pictures and Path(pictures).is_dir() and os.access(pictures, os.W_OK):
-        return Path(pictures)
-    return Path.home()
 
 
 def _unique_keys(shortcuts: Sequence[QKeySequence | str]) -> list[QKeySequence]:
@@ -158,9 +142,15 @@ class MainWindow(QMainWindow):
         self.nav_dock.setWidget(self.nav_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.nav_dock)
         self._messages: list[QMessageBox] = []
-        self._export_id: int | None = None
-        self._export_progress: QProgressDialog | None = None
-        self._export_path: Path | None = None
+        self.export_flow = ExportFlow(
+            self,
+            self.controller,
+            settings,
+            status=lambda text, ms: self.statusBar().showMessage(text, ms),
+            show_error=lambda title, text: self.show_error(title, text),  # looked up when called
+            changed=self._refresh_actions,
+        )
+        """File ▸ Export…: its dialog, the file name, the background run, its progress and outcome."""
         self.folder_export = FolderExport(settings, engine_factory, self)
         """File ▸ Export Folder…: its dialog, background run, progress and summary."""
         # Inspect mode: its controller (GUI thread), its link to the render worker, and its dock.
@@ -440,10 +430,6 @@ class MainWindow(QMainWindow):
         c.error.connect(self.show_error)
         c.missing_weights.connect(self.show_missing_weights)
         c.notice.connect(self._on_notice)
-        c.export_progress.connect(self._on_export_progress)
-        c.export_finished.connect(self._on_export_finished)
-        c.export_failed.connect(self._on_export_failed)
-        c.export_cancelled.connect(self._on_export_cancelled)
         self.canvas.selection_made.connect(self._on_selection_made)
         self._connect_inspect()
         self.nav_dock.visibilityChanged.connect(self._on_nav_visibility)
@@ -465,7 +451,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """GUI thread: remember the window, stop the workers (cancelling any export: no file is left)."""
-        if self._export_id is not None:
+        if self.export_flow.running:
             answer = QMessageBox.question(
                 self, APP_NAME, "An export is running. Cancel it and quit?",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
@@ -473,7 +459,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.controller.cancel_export(self._export_id)
+            self.export_flow.cancel()
         self.settings.set_geometry(self.saveGeometry())
         self.settings.set_window_state(self.saveState())
         self.session.save()
@@ -815,7 +801,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_actions(self) -> None:
         has_photo = self.view.photo is not None
-        exporting = self._export_id is not None
+        exporting = self.export_flow.running
         for a in (self.act_export, self.act_export_view, self.act_select_all, self.act_select):
             a.setEnabled(has_photo and not (exporting and a in (self.act_export, self.act_export_view)))
 
@@ -874,101 +860,21 @@ class MainWindow(QMainWindow):
             return f"Refined · {last_text}", False, 0, 0
         return f"Interpolated preview · {last_text}", False, 0, 0
 
-    # -- export ----------------------------------------------------------------------------------------------
+    # -- export (File ▸ Export…: `ExportFlow`) ---------------------------------------------------------------
     def export_dialog(self, region: str | None = None) -> None:
         """File ▸ Export: choose the region and print size, then a file name, then run in the background."""
-        photo = self.view.photo
-        if photo is None or self._export_id is not None:
-            return
-        regions = {
-            "selection": self.view.selection,
-            "view": self.view.view_region(),
-            "image": (0.0, 0.0, float(photo.width), float(photo.height)),
-        }
-        dlg = ExportDialog(
-            (photo.width, photo.height),
-            regions,
-            self.settings,
-            self,
-            preview=photo.levels,
-            source=photo.path,
-            choose_output=lambda c: self._ask_export_path(photo.path, c),
-        )
-        if region is not None:
-            dlg.set_region(region)
-        if dlg.exec() != ExportDialog.DialogCode.Accepted:
-            return
-        dlg.save_choices()
-        choice, out = dlg.choice(), dlg.output_path()
-        if choice is None or out is None:
-            return
-        self.settings.set_last_dir(out.parent, "export")
-        self.start_export(choice.plan, out, choice.jpeg_quality)
+        self.export_flow.open_dialog(region)
 
-    def _ask_export_path(self, photo: Path, choice: ExportChoice) -> Path | None:
-        """The Export dialog's file step: a save dialog in the last export folder; None when cancelled."""
-        folder = self.settings.last_dir("export") or str(default_export_dir(photo))
-        suggested = str(Path(folder) / f"{photo.stem}-{choice.size_label}{choice.suffix}")
-        filters = {"PNG": "PNG (*.png)", "TIFF": "TIFF (*.tif *.tiff)", "JPEG": "JPEG (*.jpg *.jpeg)"}
-        name, _ = QFileDialog.getSaveFileName(self, "Export", suggested, filters[choice.fmt])
-        if not name:
-            return None
-        out = Path(name)
-        if out.suffix.lower() not in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
-            out = out.with_suffix(choice.suffix)
-        return out
-
-    def start_export(self, plan: object, out: Path, jpeg_quality: int = 92) -> int:
+    def start_export(self, plan: ExportPlan, out: Path, jpeg_quality: int = 92) -> int:
         """Run an export in the background with a progress dialog and Cancel; the window stays usable."""
-        export_id = self.controller.start_export(plan, out, jpeg_quality)
-        self._export_id = export_id
-        self._export_path = out
-        dlg = QProgressDialog(f"Exporting {out.name}…", "Cancel", 0, 1000, self)
-        dlg.setWindowTitle("Export")
-        dlg.setWindowModality(Qt.WindowModality.NonModal)
-        dlg.setMinimumDuration(0)
-        dlg.setAutoClose(False)
-        dlg.setAutoReset(False)
-        dlg.canceled.connect(lambda: self.controller.cancel_export(export_id))
-        dlg.show()
-        self._export_progress = dlg
-        self._refresh_actions()
-        return export_id
+        return self.export_flow.start(plan, out, jpeg_quality)
 
     def cancel_export(self) -> None:
-        if self._export_id is not None:
-            self.controller.cancel_export(self._export_id)
-
-    def _on_export_progress(self, export_id: int, done: int, total: int) -> None:
-        if export_id == self._export_id and self._export_progress is not None:
-            self._export_progress.setValue(int(1000 * done / max(1, total)))
-
-    def _end_export(self, export_id: int) -> bool:
-        if export_id != self._export_id:
-            return False
-        self._export_id = None
-        if self._export_progress is not None:
-            self._export_progress.close()
-            self._export_progress.deleteLater()
-            self._export_progress = None
-        self._refresh_actions()
-        return True
-
-    def _on_export_finished(self, export_id: int, path: str, seconds: float) -> None:
-        if self._end_export(export_id):
-            self.statusBar().showMessage(f"Exported {path} in {seconds:.1f} s", 10000)
-
-    def _on_export_failed(self, export_id: int, message: str) -> None:
-        if self._end_export(export_id):
-            self.show_error("Export failed", f"{message}. No file was written.")
-
-    def _on_export_cancelled(self, export_id: int) -> None:
-        if self._end_export(export_id):
-            self.statusBar().showMessage("Export cancelled; no file was written.", 6000)
+        self.export_flow.cancel()
 
     @property
     def exporting(self) -> bool:
-        return self._export_id is not None
+        return self.export_flow.running
 
     # -- messages ---------------------------------------------------------------------------------------------
     def _message(self, icon: QMessageBox.Icon, title: str, text: str, detail: str = "") -> QMessageBox:
