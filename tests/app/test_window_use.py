@@ -281,7 +281,7 @@ def test_inspect_mode_from_the_window_probes_the_pixel_under_the_pointer(
 
 def test_how_it_works_is_illustrated_with_the_open_photo(qtbot: Any, window: MainWindow) -> None:
     window.act_how.trigger()
-    dialog = window._how
+    dialog = window.inspector.how
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(
         lambda: (

@@ -1,16 +1,17 @@
 """The main window: a thin composition root that wires the controller to the canvas, menus and status bar.
 
 Layout lives here; logic lives in `AppController` (photos, model, device, exports) and `ViewController`
-(viewport and tiles). Every slot runs on the GUI thread. Nothing here imports torch.
+(viewport and tiles); File ▸ Export… is `ExportFlow`, Export Folder… `FolderExport`, and Inspect mode with
+Help ▸ How It Works `InspectDock`, each owned by the window. Every slot runs on the GUI thread. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -24,14 +25,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
-    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
     QProgressBar,
-    QScrollArea,
-    QStyle,
     QToolBar,
     QWidget,
 )
@@ -50,15 +48,8 @@ from viewer.app.export_flow import default_export_dir as default_export_dir  # r
 from viewer.app.export_folder_dialog import FolderExport
 from viewer.app.help import ShortcutsDialog
 from viewer.app.history import SelectionHistory
-from viewer.app.how_it_works import ILLUSTRATION_MAGNIFICATION, HowItWorksDialog, Illustrations
-from viewer.app.inspect_mode import (
-    INSPECT_EVENTS,
-    InspectController,
-    InspectWorkerSide,
-    describe_probe_wait,
-)
-from viewer.app.inspect_panel import InspectPanel
-from viewer.app.messages import COMPARE_LABELS, CompareMethod, TileResult
+from viewer.app.inspect_dock import InspectDock
+from viewer.app.messages import COMPARE_LABELS, CompareMethod
 from viewer.app.navigator import NavigatorPanel
 from viewer.app.photo import IMAGE_FILTER, IMAGE_SUFFIXES
 from viewer.app.session import SessionRestore
@@ -66,7 +57,6 @@ from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, describe_zoom
 from viewer.app.worker import EngineFactory
 from viewer.engine.export import ExportPlan
-from viewer.engine.inspect import Probe
 from viewer.engine.weights import FETCH_COMMAND
 
 APP_NAME = "LIIF Viewer"
@@ -153,22 +143,12 @@ class MainWindow(QMainWindow):
         """File ▸ Export…: its dialog, the file name, the background run, its progress and outcome."""
         self.folder_export = FolderExport(settings, engine_factory, self)
         """File ▸ Export Folder…: its dialog, background run, progress and summary."""
-        # Inspect mode: its controller (GUI thread), its link to the render worker, and its dock.
-        self.inspect_link = InspectWorkerSide(self.controller.render_worker.wake)
-        self.inspect = InspectController(self.view, self.inspect_link, self)
-        self.inspect_panel = InspectPanel(self.inspect.options)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(self.inspect_panel)
-        self.inspect_dock = QDockWidget("Inspect", self)
-        self.inspect_dock.setObjectName("inspect")
-        self.inspect_dock.setWidget(scroll)
-        # On the left, at full height: the panel is tall, and the navigator keeps its place on the right.
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.inspect_dock)
-        self._inspect_content: int | None = None
-        self._inspect_sized = False
-        self._how: HowItWorksDialog | None = None
+        # Inspect mode: its controller (GUI thread), its link to the render worker, its dock; How It Works.
+        self.inspector = InspectDock(self, self.controller, self.canvas)
+        self.inspect_link = self.inspector.link
+        self.inspect = self.inspector.inspect
+        self.inspect_panel = self.inspector.panel
+        self.inspect_dock = self.inspector.dock
 
         self.setObjectName("main-window")
         self.setWindowTitle(APP_NAME)
@@ -270,12 +250,12 @@ class MainWindow(QMainWindow):
         for a in (self.act_undo, self.act_redo):
             self.addAction(a)
         self.act_fullscreen = self._action("&Full Screen", self._toggle_fullscreen, ("F11",))
-        self.act_inspect = self._action("&Inspect Mode", self._set_inspect, ("I",), checkable=True)
+        self.act_inspect = self._action("&Inspect Mode", self.inspector.set_active, ("I",), checkable=True)
         self.act_inspect.setToolTip(
             "Latent lattice, feature map and a probe of the pixel under the pointer (I)"
         )
         self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts, ("F1", "?"))
-        self.act_how = self._action("&How It Works", self.show_how_it_works)
+        self.act_how = self._action("&How It Works", self.inspector.show_how_it_works)
         self.act_about = self._action("&About LIIF Viewer", self._about)
         self.act_fetch_help = self._action("How to Get the Official &Weights…", self._show_fetch_help)
         self.act_open_weights = self._action("Open Weights &File…", self._open_weights_file)
@@ -431,7 +411,7 @@ class MainWindow(QMainWindow):
         c.missing_weights.connect(self.show_missing_weights)
         c.notice.connect(self._on_notice)
         self.canvas.selection_made.connect(self._on_selection_made)
-        self._connect_inspect()
+        self.inspector.wire(self.act_inspect)
         self.nav_dock.visibilityChanged.connect(self._on_nav_visibility)
         method: CompareMethod = "nearest" if self.settings.compare_method() == "nearest" else "bicubic"
         c.set_compare_method(method)
@@ -601,9 +581,7 @@ class MainWindow(QMainWindow):
         self.nav_panel.refresh()
         self.navigator.update()
         self.canvas.update()
-        ill = self._how.illustrations if self._how is not None else None
-        if self._how is not None and ill is not None and photo is not None and ill.rgb8 is photo.rgb8:
-            self._how.set_illustrations(replace(ill, display=photo.display))
+        self.inspector.on_display_changed()
 
     def _set_navigator(self, on: bool) -> None:
         self.nav_dock.setVisible(on)
@@ -614,113 +592,6 @@ class MainWindow(QMainWindow):
             self.act_navigator.blockSignals(True)
             self.act_navigator.setChecked(visible)
             self.act_navigator.blockSignals(False)
-
-    # -- Inspect mode ----------------------------------------------------------------------------------------
-    def _connect_inspect(self) -> None:
-        ins, panel, canvas, c = self.inspect, self.inspect_panel, self.canvas, self.controller
-        c.render_worker.add_extension(self.inspect_link)
-        c.add_event_handler(self._on_worker_event)
-        canvas.add_painter(ins.paint, device_pixels=True)
-        canvas.add_painter(lambda p: ins.paint_cue(p, QRectF(canvas.rect())), device_pixels=False)
-        canvas.pointer_moved.connect(ins.hover)
-        canvas.pointer_left.connect(ins.leave)
-        ins.changed.connect(canvas.update)
-        ins.probe_changed.connect(self._on_probe)
-        ins.status.connect(panel.set_status)
-        ins.channels_known.connect(panel.set_channel_count)
-        ins.feature_ready.connect(self._update_how_it_works)
-        ins.illustration_probe.connect(self._on_illustration_probe)
-        panel.options_changed.connect(ins.set_options)
-        self.inspect_dock.visibilityChanged.connect(self._on_inspect_visibility)
-        for sig in (c.photo_changed, c.encode_changed, c.engine_changed):
-            sig.connect(self._sync_inspect)
-
-    def _on_worker_event(self, ev: object) -> bool:
-        """GUI thread: take Inspect mode's results; remember LIIF tiles for "what the model adds"."""
-        if isinstance(ev, INSPECT_EVENTS):
-            self.inspect.on_event(ev)
-            return True
-        # Only whole tiles: an edge tile's visible part or rest is not the tile the difference view asks for.
-        whole = isinstance(ev, TileResult) and (ev.spec is None or ev.spec.part == "whole")
-        if whole and isinstance(ev, TileResult) and ev.kind == "liif" and self.inspect.active:
-            # The photo's own values: the difference view compares them with bicubic of the same values.
-            self.inspect_link.remember_tile(ev.content, ev.key, ev.raw if ev.raw is not None else ev.pixels)
-        return False
-
-    def _set_inspect(self, on: bool) -> None:
-        self.inspect.set_active(on)
-        self.inspect_dock.setVisible(on)
-        if on and not self._inspect_sized:  # wide enough for the panel without a horizontal scroll bar
-            self._inspect_sized = True
-            extent = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-            width = self.inspect_panel.sizeHint().width() + extent + 4
-            self.resizeDocks([self.inspect_dock], [width], Qt.Orientation.Horizontal)
-        self._sync_inspect()
-
-    def _on_inspect_visibility(self, visible: bool) -> None:
-        """The dock's close button ends Inspect mode (not when the window is only minimised)."""
-        if not visible and self.isVisible() and not self.isMinimized() and self.act_inspect.isChecked():
-            self.act_inspect.setChecked(False)
-
-    def _sync_inspect(self) -> None:
-        """GUI thread: the photo, the model or the encoding changed: void stale results, say what we wait for."""
-        photo = self.view.photo
-        content = photo.content if photo is not None else None
-        if content != self._inspect_content:
-            self._inspect_content = content
-            self.inspect.reset()
-        if self.inspect.probe is None:
-            c = self.controller
-            encoded = not c.encode.running and c.encode.seconds is not None
-            self.inspect_panel.set_status(
-                "Open a photo to inspect it."
-                if photo is None
-                else describe_probe_wait(c.engine is not None, encoded)
-            )
-
-    def _on_probe(self, probe: Probe | None) -> None:
-        """GUI thread: show a probe in the panel, with the photo's own pixel under it for comparison."""
-        photo = self.view.photo
-        source = None
-        if probe is not None and photo is not None:
-            x, y = int(probe.x), int(probe.y)
-            if 0 <= x < photo.width and 0 <= y < photo.height:
-                r, g, b = (int(v) for v in photo.rgb8[y, x])
-                source = (r, g, b)
-        self.inspect_panel.set_probe(probe, source)
-
-    # -- Help ▸ How it works -----------------------------------------------------------------------------------
-    def show_how_it_works(self) -> None:
-        """Help ▸ How It Works, illustrated with the open photo around the centre of the view."""
-        if self._how is None:
-            self._how = HowItWorksDialog(self)
-        photo, vp = self.view.photo, self.view.viewport
-        if photo is None:
-            self._how.set_illustrations(None)
-        else:
-            centre = (vp.cx, vp.cy) if vp is not None else (photo.width / 2, photo.height / 2)
-            self._how.set_illustrations(
-                Illustrations(
-                    photo.path.name,
-                    photo.rgb8,
-                    centre,
-                    self.inspect.feature_pixels("pca"),
-                    display=photo.display,
-                )
-            )
-            self.inspect.request_illustration(centre, ILLUSTRATION_MAGNIFICATION)
-        self._how.show()
-        self._how.raise_()
-
-    def _update_how_it_works(self) -> None:
-        ill = self._how.illustrations if self._how is not None else None
-        if ill is not None and self._how is not None and self._how.isVisible():
-            self._how.set_illustrations(replace(ill, pca=self.inspect.feature_pixels("pca")))
-
-    def _on_illustration_probe(self, probe: Probe) -> None:
-        ill = self._how.illustrations if self._how is not None else None
-        if ill is not None and self._how is not None:
-            self._how.set_illustrations(replace(ill, probe=probe))
 
     def _escape(self) -> None:
         """Esc clears the selection (undoable); with none, it leaves full screen, as people expect."""
