@@ -374,7 +374,7 @@ class RenderWorker(TileThread):
         """Worker thread: once the first tile of a request is on screen, encode the latents of all its
         visible tiles in one pass (fewer halos than tile by tile), nearest the centre first."""
         from viewer.engine.features import clip_box
-        from viewer.engine.render import SourceRect, window_latents
+        from viewer.engine.render import SourceRect, grid_rect, window_latents
 
         with self._cond:
             req = self._tiles.request
@@ -388,7 +388,9 @@ class RenderWorker(TileThread):
                 return
             self._view_prefetched = req.generation
             specs = [t for t in req.tiles if t.visible]
-        boxes = [window_latents(SourceRect(*t.rect), t.out_w, t.out_h, t.window) for t in specs]
+        boxes = [
+            window_latents(grid_rect(fm, SourceRect(*t.rect)), t.out_w, t.out_h, t.window) for t in specs
+        ]
         union = (
             min(b[0] for b in boxes),
             max(b[1] for b in boxes),

@@ -310,9 +310,9 @@ def _prefetcher(engine: Engine, feature_map: Latents, plan: ExportPlan) -> _Pref
     the plan's rectangle) as a third of its memory budget holds, so a streamed export pays about the halos
     of a whole-photo encode, not one per band."""
     from viewer.engine.features import FeatureStore, clip_box
-    from viewer.engine.render import window_latents
+    from viewer.engine.render import grid_rect, window_latents
 
-    rect = plan.source_rect()
+    rect = grid_rect(feature_map, plan.source_rect())  # a tiny photo's region of its framed grid
     # As many rows ahead as a third of the store's budget holds (the store cuts them into encode passes).
     ahead = max(0, _budget_rows(feature_map, rect.w) or 0) if isinstance(feature_map, FeatureStore) else 0
 

@@ -49,6 +49,13 @@ class Latents:
         self.width = int(width)
         self.channels = int(channels)
         self.device = device
+        self.origin: tuple[int, int] = (0, 0)
+        """(row, col) of the photo's pixel (0, 0) in the latent grid. Not (0, 0) only for a tiny photo, which
+        the engine encodes inside an edge-replicated frame (`Engine.open_store`): renders take the photo's
+        own region of the grid (`render.grid_rect`)."""
+        self.photo_height = self.height
+        self.photo_width = self.width
+        """The photo's size in pixels: the grid's, less any frame."""
         self._caches: dict[int, ProjectionCache] = {}
         self._derived: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -56,6 +63,17 @@ class Latents:
     def crop(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Latents [y0, y1) x [x0, x1) (inside the map) as float32 (C, h, w) on the device."""
         raise NotImplementedError
+
+    def set_frame(self, pad: int) -> None:
+        """Mark the grid as the photo edge-replicated by `pad` pixels on every side (see `origin`)."""
+        self.origin = (pad, pad)
+        self.photo_height = self.height - 2 * pad
+        self.photo_width = self.width - 2 * pad
+
+    def photo_box(self) -> Box:
+        """The photo's own latents (y0, y1, x0, x1) in the grid: the whole grid unless it has a frame."""
+        oy, ox = self.origin
+        return (oy, oy + self.photo_height, ox, ox + self.photo_width)
 
     def prefetch(
         self,

@@ -23,6 +23,8 @@ import numpy as np
 from viewer.errors import ArgumentError
 
 if TYPE_CHECKING:
+    import torch
+
     from viewer.engine.render import Engine, Latents, SourceRect
 
 RGB = tuple[float, float, float]
@@ -44,7 +46,8 @@ class ProbeMember:
 
     name: str
     index: tuple[int, int]
-    """(row, col) of the latent code in the feature map."""
+    """(row, col) of the latent code, counted from the photo's first (negative or past the photo's end: in a
+    tiny photo's edge-replicated frame, `Latents.origin`)."""
     centre: tuple[float, float]
     """(x, y) of the latent's centre in source pixels."""
     rel: tuple[float, float]
@@ -78,7 +81,7 @@ class Probe:
     cell_decode: bool
     local_ensemble: bool
     feature_size: tuple[int, int]
-    """(width, height) of the feature map (= the photo)."""
+    """(width, height) of the feature map: the photo, or a tiny photo with its frame (`Latents.origin`)."""
     members: tuple[ProbeMember, ...]
     raw: RGB
     """Blended decoder output, normalised units."""
@@ -112,13 +115,15 @@ def probe_pixel(
     """
     import torch
 
-    from viewer.engine.render import pixel_grid
+    from viewer.engine.render import grid_rect, pixel_grid
     from viewer.liif.query import ensemble_terms, latent_centres
 
     if not (0 <= row < out_h and 0 <= col < out_w):
         raise ArgumentError(f"pixel ({row}, {col}) is outside the {out_w}x{out_h} grid")
     h, w = fm.height, fm.width
-    rows, cols, cell_np = pixel_grid(rect, out_w, out_h, h, w, (row, col, row + 1, col + 1))
+    oy, ox = fm.origin
+    grid = grid_rect(fm, rect)  # as `Engine.render` samples it
+    rows, cols, cell_np = pixel_grid(grid, out_w, out_h, h, w, (row, col, row + 1, col + 1))
     dev = engine.device
     with torch.inference_mode():
         coord = torch.stack((torch.from_numpy(rows), torch.from_numpy(cols)), dim=1).to(dev)
@@ -133,8 +138,8 @@ def probe_pixel(
         preds = terms.preds[:, 0].float().cpu()
         member_rgb = preds * 0.5 + 0.5
         member_clamped = member_rgb.clamp(0, 1)
-        idx_r = terms.rows[:, 0].cpu().tolist()
-        idx_c = terms.cols[:, 0].cpu().tolist()
+        idx_r = [int(i) - oy for i in terms.rows[:, 0].cpu().tolist()]
+        idx_c = [int(i) - ox for i in terms.cols[:, 0].cpu().tolist()]
         rel = terms.rel[:, 0].float().cpu().tolist()
         weights = terms.weights[:, 0].float().cpu().tolist()
     k = len(idx_r)
@@ -206,19 +211,25 @@ def _sample_stride(h: int, w: int, budget: int = PCA_SAMPLE) -> int:
 
 
 def _bands(fm: Latents, multiple: int = 1) -> list[tuple[int, int]]:
-    """Row bands of about a megapixel of latents (a multiple of `multiple` rows each), so a lazily encoded
-    store is read band by band in bounded memory."""
-    rows = max(1, (1 << 20) // max(1, fm.width))
+    """Row bands of about a megapixel of the photo's latents (a multiple of `multiple` rows each), so a
+    lazily encoded store is read band by band in bounded memory."""
+    rows = max(1, (1 << 20) // max(1, fm.photo_width))
     rows = max(multiple, rows // multiple * multiple)
-    return [(r0, min(fm.height, r0 + rows)) for r0 in range(0, fm.height, rows)]
+    return [(r0, min(fm.photo_height, r0 + rows)) for r0 in range(0, fm.photo_height, rows)]
+
+
+def _photo_rows(fm: Latents, r0: int, r1: int) -> torch.Tensor:
+    """Rows [r0, r1) of the photo's own latents (a tiny photo's frame left out), float32 (C, rows, width)."""
+    oy, ox = fm.origin
+    return fm.crop(oy + r0, oy + r1, ox, ox + fm.photo_width)
 
 
 def pca_basis(fm: Latents) -> PcaBasis:
     """PCA of the feature map's channels over a regular subsample of its pixels (deterministic).
 
     On a lazily encoded store this reads (so encodes) every latent of the photo, band by band."""
-    s = _sample_stride(fm.height, fm.width)
-    parts = [fm.crop(r0, r1, 0, fm.width)[:, ::s, ::s].cpu().numpy() for r0, r1 in _bands(fm, s)]
+    s = _sample_stride(fm.photo_height, fm.photo_width)
+    parts = [_photo_rows(fm, r0, r1)[:, ::s, ::s].cpu().numpy() for r0, r1 in _bands(fm, s)]
     sample = np.concatenate(parts, axis=1)
     c = sample.shape[0]
     x = sample.reshape(c, -1).astype(np.float64)
@@ -247,7 +258,7 @@ def pca_basis(fm: Latents) -> PcaBasis:
 def _pca_image(fm: Latents, basis: PcaBasis) -> np.ndarray:
     import torch
 
-    h, w = fm.height, fm.width
+    h, w = fm.photo_height, fm.photo_width
     dev = fm.device
     comps = torch.from_numpy(basis.components.astype(np.float32)).to(dev)
     offset = torch.from_numpy((basis.components @ basis.mean + basis.lo).astype(np.float32)).to(dev)
@@ -255,7 +266,7 @@ def _pca_image(fm: Latents, basis: PcaBasis) -> np.ndarray:
     out = np.empty((h, w, 3), dtype=np.uint8)
     with torch.inference_mode():
         for r0, r1 in _bands(fm):  # about a megapixel per step bounds the temporary memory
-            block = fm.crop(r0, r1, 0, w).reshape(fm.channels, -1)
+            block = _photo_rows(fm, r0, r1).reshape(fm.channels, -1)
             proj = (comps @ block - offset[:, None]) * scale[:, None]
             q = proj.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
             out[r0:r1] = q.reshape(3, r1 - r0, w).transpose(1, 2, 0)
@@ -281,8 +292,8 @@ def channel_image(fm: Latents, c: int) -> np.ndarray:
     n = fm.channels
     if not 0 <= c < n:
         raise ArgumentError(f"channel {c} does not exist: the feature map has channels 0-{n - 1}")
-    v = np.concatenate([fm.crop(r0, r1, 0, fm.width)[c].cpu().numpy() for r0, r1 in _bands(fm)], axis=0)
-    s = _sample_stride(fm.height, fm.width)
+    v = np.concatenate([_photo_rows(fm, r0, r1)[c].cpu().numpy() for r0, r1 in _bands(fm)], axis=0)
+    s = _sample_stride(fm.photo_height, fm.photo_width)
     scale = float(np.percentile(np.abs(v[::s, ::s]), 99.5)) or 1.0
     return colormap(0.5 + 0.5 * v / scale, DIVERGING)
 
