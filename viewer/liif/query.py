@@ -143,9 +143,24 @@ class Decoder:
         pad = (p - (c0 - x0), p - (x1 - c1), p - (r0 - y0), p - (y1 - r1))
         if any(pad):
             crop = F.pad(crop, pad)
-        out = F.conv2d(crop, self.proj_weight, self.proj_bias)
         if self.hyper is not None:
-            out = F.conv2d(torch.relu_(out), *self.hyper)
+            return self._shifts(crop)
+        out = F.conv2d(crop, self.proj_weight, self.proj_bias)
+        return out[0].permute(1, 2, 0).to(self.dtype).contiguous()
+
+    def _shifts(self, crop: torch.Tensor) -> torch.Tensor:
+        """A modulated decoder's per-latent shifts of a zero-padded feature crop (1, C, h+2p, w+2p), as
+        (h, w, latent width). Where the query runs in bf16, the hypernetwork's two convolutions do too
+        (autocast, fp32 accumulation): they are most of a low zoom's work, and the shifts are kept in
+        bf16 anyway."""
+        assert self.hyper is not None
+        w2, b2 = self.hyper
+        if self.dtype == torch.bfloat16 and self.device.type in ("cpu", "cuda"):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                h = torch.relu_(F.conv2d(crop, self.proj_weight, self.proj_bias))
+                out = F.conv2d(h, w2, b2)
+        else:
+            out = F.conv2d(torch.relu_(F.conv2d(crop, self.proj_weight, self.proj_bias)), w2, b2)
         return out[0].permute(1, 2, 0).to(self.dtype).contiguous()
 
 
