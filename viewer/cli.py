@@ -830,6 +830,10 @@ def _cmd_bench(argv: list[str]) -> int:
         from viewer.engine.bench_startup import main as startup_main
 
         return int(startup_main(argv) or 0)
+    if "--decoders" in argv:  # decoder cost and speed against the official model in the same run
+        from viewer.engine.bench_decoders import main as decoders_main
+
+        return int(decoders_main(argv) or 0)
     if "--big" in argv:  # big scans: viewer and region export against same-run references
         from viewer.engine.bench_big import main as big_main
 

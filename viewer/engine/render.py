@@ -28,7 +28,7 @@ from viewer.engine.diskcache import TileDiskCache, TileNamespace
 from viewer.engine.features import DEFAULT_TILE, Box, FeatureMap, FeatureStore, Latents, clip_box, photo_key
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
-from viewer.liif.query import Decoder, latent_centres, query
+from viewer.liif.query import Decoder, grid_query, latent_centres, query
 
 __all__ = [
     "TINY_PHOTO",
@@ -418,36 +418,37 @@ class Engine:
         self._prefetch_grid(fm, rect, out_w, out_h, (r0, c0, r1, c1), cancel)
         h, w = fm.height, fm.width
         ncols = c1 - c0
-        n = (r1 - r0) * ncols
+        n_rows = r1 - r0
         rows, cols, cell_np = pixel_grid(rect, out_w, out_h, h, w, (r0, c0, r1, c1))
         rows_t = torch.from_numpy(rows).to(self.device)
         cols_t = torch.from_numpy(cols).to(self.device)
         cell = torch.from_numpy(cell_np)
         cache = fm.projection(self.decoder)
         centres = (latent_centres(h, self.device), latent_centres(w, self.device))
-        out = np.empty((n, 3), dtype=np.float32)
-        total = max(1, math.ceil(n / self.chunk))
+        out = np.empty((n_rows, ncols, 3), dtype=np.float32)
+        # Whole rows at a time, about `chunk` pixels (at least one row), through the grid query.
+        band = max(1, self.chunk // ncols)
+        total = max(1, math.ceil(n_rows / band))
         done = 0
         s = 0
-        while s < n:
+        while s < n_rows:
             check(cancel)
-            e = min(n, s + self.chunk)
-            idx = torch.arange(s, e, device=self.device)
-            coord = torch.stack((rows_t[idx // ncols], cols_t[idx % ncols]), dim=1)
+            e = min(n_rows, s + band)
             try:
-                pred = query(self.decoder, cache, coord, cell, centres)
+                pred = grid_query(self.decoder, cache, rows_t[s:e], cols_t, cell, centres)
             except torch.OutOfMemoryError:
-                if self.chunk <= 1024:
+                if self.chunk <= 1024 or band == 1:
                     raise
-                self.chunk //= 2  # retry this chunk smaller; later renders keep the smaller size
-                total = done + math.ceil((n - s) / self.chunk)
+                self.chunk //= 2  # retry this band smaller; later renders keep the smaller size
+                band = max(1, self.chunk // ncols)
+                total = done + math.ceil((n_rows - s) / band)
                 continue
-            out[s:e] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy()
+            out[s:e] = (pred * 0.5 + 0.5).clamp_(0, 1).cpu().numpy().reshape(e - s, ncols, 3)
             s = e
             done += 1
             if progress is not None:
                 progress(done, max(total, done))
-        return out.reshape(r1 - r0, ncols, 3)
+        return out
 
     def render_scale(
         self,
