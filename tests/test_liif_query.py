@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from viewer.engine.cancel import CancelToken
-from viewer.engine.render import Engine, SourceRect
+from viewer.engine.render import Engine, SourceRect, pixel_grid
 from viewer.errors import ArgumentError, Cancelled
 from viewer.liif.liif import make_liif
 
@@ -222,3 +222,23 @@ def test_bf16_path_is_close() -> None:
     a = exact.render_scale(exact.encode(img), 48, 48)
     b = fast.render_scale(fast.encode(img), 48, 48)
     assert 0 < np.abs(a - b).max() < 0.05
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
+@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_rendered_grid_equals_the_per_query_path(flags: dict[str, Any], hyper: int, precision: str) -> None:
+    """`render` queries its grid by rows and columns (`grid_query`); every pixel is what `query` gives for
+    its centre and cell, with the same arithmetic (equal in fp32 and bf16 up to float rounding)."""
+    model = make_liif(n_resblocks=1, n_feats=6, hidden=(12, 10), hyper_hidden=hyper, seed=3, **flags)
+    engine = Engine(model, "cpu", precision, chunk=97)
+    img = np.random.default_rng(1).random((19, 23, 3), dtype=np.float32)
+    fm = engine.encode(img)
+    rect = SourceRect(-1.3, 2.2, 25.0, 14.5)  # reaches past the photo's left edge
+    got = engine.render(fm, rect, 61, 37)
+    rows, cols, cell = pixel_grid(rect, 61, 37, 19, 23, (0, 0, 37, 61))
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    coord = torch.from_numpy(np.stack([rr.ravel(), cc.ravel()], 1))
+    want = (engine.query(fm, coord, torch.from_numpy(cell)) * 0.5 + 0.5).clamp(0, 1).numpy()
+    assert float(np.ptp(want)) > 0.05
+    np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=1e-6)
