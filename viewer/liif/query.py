@@ -118,7 +118,8 @@ class Decoder:
             at = 0
             for weight, _bias in self.layers[:last]:
                 n = weight.shape[0]
-                x = torch.relu_(torch.addmm(shifts[:, at : at + n], x, weight.t()))
+                # In place on the gathered rows (a fresh tensor): no copy of the shifts.
+                x = torch.relu_(shifts[:, at : at + n].addmm_(x, weight.t()))
                 at += n
             return F.linear(x, *self.layers[last])
         for k, (weight, bias) in enumerate(self.layers):
@@ -308,7 +309,7 @@ def ensemble_terms(
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
     if decoder.modulated:
         w0 = decoder.first_width
-        first = torch.addmm(x[:, :w0], extra.to(decoder.dtype), w_extra.to(decoder.dtype))
+        first = x[:, :w0].addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype))
         y = decoder.hidden_layers(torch.relu_(first), x[:, w0:]).float()
     else:
         x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
@@ -393,32 +394,34 @@ def grid_query(
     w_extra = w_extra.to(decoder.dtype)
     n_r, n_c = rows.shape[0], cols.shape[0]
     members = [(vx, vy) for vx in shifts for vy in shifts]
-    idx_all, extra_all, area_all = [], [], []
-    for vx, vy in members:
+    k = len(members)
+    idx = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
+    extra = torch.ones((k, n_r, n_c, w_extra.shape[0]), device=dev, dtype=torch.float32)
+    area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
+    for m, (vx, vy) in enumerate(members):
         i, rel_r = by_row[vx]
         j, rel_c = by_col[vy]
-        idx = ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1) + (j - (c0 // b) * b).unsqueeze(0)
-        idx_all.append(idx.reshape(-1))
-        extra = torch.ones((n_r, n_c, w_extra.shape[0]), device=dev, dtype=torch.float32)
-        extra[..., 0] = rel_r.unsqueeze(1)
-        extra[..., 1] = rel_c.unsqueeze(0)
-        extra_all.append(extra.view(-1, extra.shape[-1]))
-        area_all.append((rel_r.unsqueeze(1) * rel_c.unsqueeze(0)).abs_().add_(1e-9).reshape(-1))
+        torch.add(
+            ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1), (j - (c0 // b) * b).unsqueeze(0), out=idx[m]
+        )
+        extra[m, ..., 0] = rel_r.unsqueeze(1)
+        extra[m, ..., 1] = rel_c.unsqueeze(0)
+        torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m]).abs_().add_(1e-9)
     # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
-    x = flat.index_select(0, torch.cat(idx_all))
-    q = torch.cat(extra_all).to(decoder.dtype)
+    x = flat.index_select(0, idx.view(-1))
+    q = extra.view(-1, extra.shape[-1]).to(decoder.dtype)
     if decoder.modulated:
-        first = torch.addmm(x[:, :w0], q, w_extra)
+        first = x[:, :w0].addmm_(q, w_extra)
         y = decoder.hidden_layers(torch.relu_(first), x[:, w0:])
     else:
         y = decoder.hidden_layers(torch.relu_(x.addmm_(q, w_extra)))
-    preds = y.float().view(len(members), n_r * n_c, -1)
-    if len(members) == 1:
+    preds = y.float().view(k, n_r * n_c, -1)
+    if k == 1:
         return preds[0]
-    area = torch.stack(area_all)
+    area = area.view(k, -1)
     # Diagonal swap (0<->3, 1<->2): each member is weighted by the area opposite it (as `ensemble_terms`).
     weights = area.flip(0) / area.sum(dim=0)
     out = preds[0] * weights[0].unsqueeze(-1)
-    for k in range(1, 4):
-        out = out + preds[k] * weights[k].unsqueeze(-1)
+    for m in range(1, k):
+        out = out + preds[m] * weights[m].unsqueeze(-1)
     return out
