@@ -143,7 +143,7 @@ def test_the_models_table_fits_100_columns(capsys: pytest.CaptureFixture[str], l
     lines = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in lines) <= 100
     header = lines[0]
-    for column in ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "STATUS"):
+    for column in ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "AT x4", "STATUS"):
         assert column in header
     text = " ".join(" ".join(lines).split())
     for m in W.list_models():

@@ -370,7 +370,7 @@ def test_cmd_models_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> No
     assert W.cmd_models(argparse.Namespace()) == 0
     out = capsys.readouterr().out
     header, *rows = out.splitlines()
-    for column in ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "STATUS"):
+    for column in ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "AT x4", "STATUS"):
         assert column in header
     row = next(r for r in rows if r.startswith(W.DEFAULT_MODEL))
     assert "not downloaded" in row and "1,383,424" in row  # its cost from the manifest's spec

@@ -4,6 +4,7 @@ runs `viewer.cli.main`."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from viewer.hugepages import reexec_with_hugepages
@@ -14,7 +15,17 @@ def main() -> None:
     reexec_with_hugepages()
     from viewer.cli import main as cli_main
 
-    sys.exit(cli_main())
+    try:
+        code = cli_main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`liif-viewer models | head`): stop quietly, as other command-line tools
+        # do, instead of a traceback. Python's own flush at exit would fail again, so point stdout at
+        # /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a command killed by a broken pipe
+    sys.exit(code)
 
 
 if __name__ == "__main__":

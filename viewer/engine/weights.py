@@ -708,7 +708,7 @@ def _status(m: ModelInfo) -> str:
 TABLE_WIDTH = 100
 """The widest line `liif-viewer models` prints (narrower where the terminal is, down to 60)."""
 _NAME_WIDTH = 30
-_HEADER = ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "STATUS")
+_HEADER = ("MODEL", "SIZE", "MACs/PX PAPER", "MACs/PX HERE", "AT x4", "STATUS")
 
 
 def _macs(n: int | None) -> str:
@@ -737,6 +737,7 @@ def format_table(models: Sequence[ModelInfo], *, long: bool = False, width: int 
             _format_size(m.size_bytes),
             _macs(m.cost.paper_per_pixel if m.cost else None),
             _macs(m.cost.here_per_pixel if m.cost else None),
+            _macs(round(m.cost.per_pixel_at(4)) if m.cost else None),
             _status(m),
         )
         for m in models
@@ -744,7 +745,7 @@ def format_table(models: Sequence[ModelInfo], *, long: bool = False, width: int 
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(_HEADER[1:])]
 
     def row(name: str, rest: Sequence[str]) -> str:
-        numbers = [c.rjust(w) if i < 3 else c for i, (c, w) in enumerate(zip(rest, widths, strict=True))]
+        numbers = [c.rjust(w) if i < 4 else c for i, (c, w) in enumerate(zip(rest, widths, strict=True))]
         return "  ".join([name.ljust(name_w), *numbers]).rstrip()
 
     lines = [row(_HEADER[0], _HEADER[1:])]
@@ -767,7 +768,12 @@ def format_table(models: Sequence[ModelInfo], *, long: bool = False, width: int 
                     f"{m.cost.members} evaluation{'s' if m.cost.members > 1 else ''} per pixel of "
                     f"{m.cost.paper_per_member:,} multiply-adds as the paper runs them; here "
                     f"{m.cost.here_per_member:,} each, plus {m.cost.per_latent:,} per latent (source pixel) "
-                    "for the first layer's feature part, computed once and cached",
+                    + (
+                        "for the hypernetwork that writes the query MLP's shifts"
+                        if m.cost.modulated
+                        else "for the first layer's feature part"
+                    )
+                    + ", computed once and cached",
                 )
             if m.path is not None:
                 lines += below("file", str(m.path))
@@ -789,8 +795,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     notes = [
         "MACs/PX: the decoder's multiply-adds per output pixel (biases, activations and the encoder left "
         "out). PAPER: the local ensemble's 4 evaluations of the whole MLP, as LIIF's paper runs them. HERE: "
-        "what this program computes per pixel; the first layer's feature part is computed once per source "
-        f"pixel and cached{'' if long else ' (see --long)'}.",
+        "what this program computes per pixel; the first layer's feature part (liif-lm: its hypernetwork) is "
+        f"computed once per source pixel and cached{'' if long else ' (see --long)'}. AT x4: HERE plus that "
+        "per-source-pixel part shared by the 16 output pixels of a x4 enlargement.",
         f"The viewer uses '{AUTO_MODEL}' until you choose a model: {FAST_MODEL} on a CPU when it is "
         f"installed, {DEFAULT_MODEL} on a GPU. Commands use {DEFAULT_MODEL} unless --model says otherwise.",
     ]

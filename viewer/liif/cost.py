@@ -39,7 +39,9 @@ class DecoderCost:
     here_per_member: int
     """One evaluation as this program's query runs it, the first layer's feature part excluded."""
     per_latent: int
-    """The first layer's feature part, computed once per latent and cached."""
+    """The first layer's feature part (a modulated decoder: its hypernetwork), once per latent, cached."""
+    modulated: bool = False
+    """A latent-modulated decoder (`lm-mlp`): per latent a hypernetwork, per query a narrow MLP."""
 
     @property
     def paper_per_pixel(self) -> int:
@@ -139,4 +141,4 @@ def _modulated_cost(margs: Mapping[str, Any], feat_in: int, query_dim: int, memb
     query += widths[-1] * out
     # Here a render's cell is constant, so its columns fold into one (as for an mlp's first layer).
     here = (query_dim - 1 if query_dim == 4 else query_dim) * widths[0] + query - query_dim * widths[0]
-    return DecoderCost(members, per_latent + query, here, per_latent)
+    return DecoderCost(members, per_latent + query, here, per_latent, modulated=True)
