@@ -131,6 +131,15 @@ class Decoder:
                 x = torch.relu_(F.linear(x, weight, bias))
         return x
 
+    def run(self, rows: torch.Tensor, extra: torch.Tensor, w_extra: torch.Tensor) -> torch.Tensor:
+        """The decoder on gathered per-latent `rows` (N, hidden; overwritten) and the per-query first-layer
+        columns `extra` (N, e) with their weights `w_extra` (e, first width): float32 (N, 3)."""
+        if self.modulated:
+            w0 = self.first_width
+            first = rows[:, :w0].addmm_(extra, w_extra)
+            return self.hidden_layers(torch.relu_(first), rows[:, w0:]).float()
+        return self.hidden_layers(torch.relu_(rows.addmm_(extra, w_extra))).float()
+
     def project(self, source: LatentSource, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Per-latent first-layer activations (pre-ReLU) for latents [r0, r1) x [c0, c1), shape (h, w, hidden).
 
@@ -307,13 +316,7 @@ def ensemble_terms(
         else:
             extra = torch.cat((rel_all, rel_cell.repeat(k, 1)), dim=1)
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
-    if decoder.modulated:
-        w0 = decoder.first_width
-        first = x[:, :w0].addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype))
-        y = decoder.hidden_layers(torch.relu_(first), x[:, w0:]).float()
-    else:
-        x = torch.relu_(x.addmm_(extra.to(decoder.dtype), w_extra.to(decoder.dtype)))
-        y = decoder.hidden_layers(x).float()
+    y = decoder.run(x, extra.to(decoder.dtype), w_extra.to(decoder.dtype))
     preds = y.view(k, -1, y.shape[-1])
     rel_k = rel_all.view(k, -1, 2)
     if k == 1:
@@ -384,7 +387,6 @@ def grid_query(
     box = cache.box(r0, r1, c0, c1)
     b = cache.block
     flat = box.reshape(-1, box.shape[-1])
-    w0 = decoder.first_width
     # The first layer's per-query columns, as `ensemble_terms` builds them: [rel_row, rel_col, 1] with the
     # render's constant cell folded into the last row of the weight.
     w_extra = decoder.w_rel
@@ -409,13 +411,7 @@ def grid_query(
         torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m]).abs_().add_(1e-9)
     # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
     x = flat.index_select(0, idx.view(-1))
-    q = extra.view(-1, extra.shape[-1]).to(decoder.dtype)
-    if decoder.modulated:
-        first = x[:, :w0].addmm_(q, w_extra)
-        y = decoder.hidden_layers(torch.relu_(first), x[:, w0:])
-    else:
-        y = decoder.hidden_layers(torch.relu_(x.addmm_(q, w_extra)))
-    preds = y.float().view(k, n_r * n_c, -1)
+    preds = decoder.run(x, extra.view(-1, extra.shape[-1]).to(decoder.dtype), w_extra).view(k, n_r * n_c, -1)
     if k == 1:
         return preds[0]
     area = area.view(k, -1)
