@@ -13,6 +13,7 @@ from viewer import paths
 from viewer.engine.evaluate import evaluate
 from viewer.engine.render import Engine
 from viewer.liif.checkpoint import load_model, read_metadata
+from viewer.liif.cost import decoder_cost
 from viewer.liif.liif import LIIF, make_liif
 from viewer.train.trainer import decoder_macs_per_pixel
 
@@ -50,6 +51,18 @@ def test_fast_model_needs_five_times_fewer_decoder_operations() -> None:
     assert fast
     ratio = decoder_macs_per_pixel(_official_architecture()) / decoder_macs_per_pixel(load_model(fast[0]))
     assert ratio >= 5.0, ratio
+
+
+def test_latent_modulated_models_need_thirty_times_fewer_decoder_operations_at_x4() -> None:
+    """liif-lm's cost goal: at x4, its per-pixel work plus its per-latent hypernetwork shared by the 16
+    pixels of each source pixel, at least 30x fewer multiply-adds than the official decoder as its paper
+    runs it."""
+    official = decoder_cost(_official_architecture().spec).paper_per_pixel
+    modulated = [p for p in SHIPPED if decoder_cost(load_model(p).spec).modulated]
+    assert {read_metadata(p).get("name") for p in modulated} >= {"liif-lm"}
+    for path in modulated:
+        ratio = official / decoder_cost(load_model(path).spec).per_pixel_at(4)
+        assert ratio >= 30.0, (path.name, ratio)
 
 
 @pytest.mark.slow
