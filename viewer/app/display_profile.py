@@ -4,9 +4,11 @@
 - **X11** (Qt's `xcb` platform): the `_ICC_PROFILE` property on the root window, as the "ICC Profiles in
   X" specification defines it and colord, GNOME and KDE set it (`_ICC_PROFILE_1` for screen 1, and so
   on). Read with ctypes from libX11, so no extra package is needed.
-- **macOS, Wayland and anything else**: not read (None). macOS's ColorSync and Wayland's colour management
-  have no call Pillow or plain Xlib can make; photos are then shown as sRGB, which is what most
-  screens and the platforms' own compositors expect.
+- **macOS** (Qt's `cocoa` platform): the main display's colour space from CoreGraphics
+  (`CGDisplayCopyColorSpace`, then `CGColorSpaceCopyICCData`), through ctypes. Written to Apple's
+  documented C API but not run on a Mac by this project (none was available); any failure means "not said".
+- **Wayland and anything else**: not read (None): Wayland's colour management has no call Pillow or plain
+  Xlib can make; photos are then shown as sRGB, which is what most screens and compositors expect.
 
 Every reader returns the profile's bytes, None when the platform says nothing, and never raises: a
 missing library, no X server or a property of the wrong type all mean "not said". The bytes are checked
@@ -40,7 +42,49 @@ def read_display_profile(platform: str) -> bytes | None:
         return windows_icc_profile()
     if platform == "xcb":
         return x11_icc_profile()
-    return None  # macOS (cocoa), Wayland, offscreen, ...: the platform does not say
+    if platform == "cocoa":
+        return macos_icc_profile()
+    return None  # Wayland, offscreen, ...: the platform does not say
+
+
+def macos_icc_profile() -> bytes | None:
+    """The main display's profile on macOS, from CoreGraphics (None elsewhere, or when it says none)."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        frameworks = "/System/Library/Frameworks/"
+        cg = ctypes.CDLL(frameworks + "CoreGraphics.framework/CoreGraphics")
+        cf = ctypes.CDLL(frameworks + "CoreFoundation.framework/CoreFoundation")
+        vp = ctypes.c_void_p
+        cg.CGMainDisplayID.restype = ctypes.c_uint32
+        cg.CGDisplayCopyColorSpace.argtypes = [ctypes.c_uint32]
+        cg.CGDisplayCopyColorSpace.restype = vp
+        cg.CGColorSpaceCopyICCData.argtypes = [vp]
+        cg.CGColorSpaceCopyICCData.restype = vp
+        cf.CFDataGetLength.argtypes = [vp]
+        cf.CFDataGetLength.restype = ctypes.c_long
+        cf.CFDataGetBytePtr.argtypes = [vp]
+        cf.CFDataGetBytePtr.restype = vp
+        cf.CFRelease.argtypes = [vp]
+        space = cg.CGDisplayCopyColorSpace(cg.CGMainDisplayID())
+        if not space:
+            return None
+        try:
+            data = cg.CGColorSpaceCopyICCData(space)
+            if not data:
+                return None
+            try:
+                n = int(cf.CFDataGetLength(data))
+                if not 0 < n <= MAX_PROFILE_BYTES:
+                    return None
+                return ctypes.string_at(cf.CFDataGetBytePtr(data), n)
+            finally:
+                cf.CFRelease(data)
+        finally:
+            cf.CFRelease(space)
+    except (OSError, AttributeError, ValueError) as exc:
+        log.info("no display profile from CoreGraphics: %s", exc)
+        return None
 
 
 def windows_icc_profile() -> bytes | None:
