@@ -74,8 +74,11 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any]) -> None:
-    model = make_liif(n_resblocks=1, n_feats=6, hidden=(24, 16), seed=3, **flags)
+@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any], hyper: int) -> None:
+    """The engine's query (for a latent-modulated decoder: its cached shifts) computes what the decoder
+    computes on the paper's input, one query at a time."""
+    model = make_liif(n_resblocks=1, n_feats=6, hidden=(24, 16), hyper_hidden=hyper, seed=3, **flags)
     engine = Engine(model, "cpu", "fp32", chunk=97)
     img = np.random.default_rng(1).random((9, 13, 3), dtype=np.float32)
     fm = engine.encode(img)
@@ -214,8 +217,9 @@ def test_bad_render_arguments() -> None:
         engine.render(fm, SourceRect(0, 0, 8, 8), 10, 10, window=(0, 0, 11, 10))
 
 
-def test_bf16_path_is_close() -> None:
-    model = make_liif(n_resblocks=1, n_feats=8, hidden=(64, 64), seed=4)
+@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+def test_bf16_path_is_close(hyper: int) -> None:
+    model = make_liif(n_resblocks=1, n_feats=8, hidden=(64, 64), hyper_hidden=hyper, seed=4)
     img = np.random.default_rng(5).random((16, 16, 3), dtype=np.float32)
     exact = Engine(model, "cpu", "fp32")
     fast = Engine(model, "cpu", "bf16")

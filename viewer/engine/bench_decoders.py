@@ -80,10 +80,10 @@ def decode_times(models: Sequence[str], rounds: int) -> list[dict[str, Any]]:
             if name == REFERENCE[0] and precision == "auto" and engine.precision == "fp32":
                 continue
             variants.append((name, precision, engine))
-    encoded = {
-        e.model_key: e.encode(pixels[max(0, y0) : y1, max(0, x0) : x1]).feat
-        for e in {v[2].model_key: v[2] for v in variants}.values()
-    }
+    encoded: dict[str, Any] = {}  # one encode per distinct encoder (all of these share the official one)
+    for _, _, engine in variants:
+        if engine.model_key not in encoded:
+            encoded[engine.model_key] = engine.encode(pixels[max(0, y0) : y1, max(0, x0) : x1]).feat
     sub = type(rect)(rect.x - max(0, x0), rect.y - max(0, y0), rect.w, rect.h)
     times: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     order = list(range(len(variants)))

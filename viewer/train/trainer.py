@@ -149,15 +149,20 @@ def _cleaned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
             "n_resblocks": cfg.cleanup_blocks,
         },
     }
-    model = LIIF(**args)
+    return _behind_teacher(LIIF(**args), teacher, cfg, "encoder.cleanup.")
+
+
+def _behind_teacher(model: LIIF, teacher: LIIF, cfg: TrainConfig, trainable: str) -> LIIF:
+    """`model` (a pre-pass network in front of the teacher's encoder) with the teacher's encoder and decoder
+    weights, started from `--init` if given; only the parameters under `trainable` train."""
     enc = model.encoder
-    assert isinstance(enc, CleanedEncoder)
+    assert isinstance(enc, CleanedEncoder | DeblurredEncoder)
     enc.inner.load_state_dict(teacher.encoder.state_dict())
     model.imnet.load_state_dict(teacher.imnet.state_dict())
     if cfg.init:
         _start_from(model, cfg.init)
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("encoder.cleanup."))
+        p.requires_grad_(name.startswith(trainable))
     return model
 
 
@@ -182,16 +187,7 @@ def _deblurred_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     """The teacher behind a new MSSNet; only the MSSNet trains."""
     args = dict(teacher.spec["args"])
     args["encoder_spec"] = deblur_spec(cfg, args["encoder_spec"])
-    model = LIIF(**args)
-    enc = model.encoder
-    assert isinstance(enc, DeblurredEncoder)
-    enc.inner.load_state_dict(teacher.encoder.state_dict())
-    model.imnet.load_state_dict(teacher.imnet.state_dict())
-    if cfg.init:
-        _start_from(model, cfg.init)
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("encoder.deblur."))
-    return model
+    return _behind_teacher(LIIF(**args), teacher, cfg, "encoder.deblur.")
 
 
 def _start_from(model: LIIF, path: str) -> None:
