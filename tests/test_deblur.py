@@ -13,7 +13,7 @@ from viewer.engine import degrade
 from viewer.errors import CheckpointError
 from viewer.liif.checkpoint import check_spec, load_model, save_safetensors
 from viewer.liif.liif import LIIF, make_liif
-from viewer.liif.mssnet import DeblurredEncoder, MSSNet
+from viewer.liif.mssnet import BlurGate, DeblurredEncoder, MSSNet
 from viewer.train import trainer
 from viewer.train.options import TrainConfig
 
@@ -96,6 +96,54 @@ def test_crops_on_the_grid_with_the_halo_equal_the_whole() -> None:
                 assert torch.allclose(got, whole[..., y0:y1, x0:x1], atol=1e-5), (y0, x0)
 
 
+def test_gated_crops_on_the_grid_with_the_halo_equal_the_whole() -> None:
+    """The blur gate is shift-equivariant too: with it, crops with the declared halo still equal the whole."""
+    net = _tiny_net(seed=1, halo=8, gate_lo=0.3, gate_hi=0.45)
+    assert net.receptive_radius == BlurGate.RADIUS  # the gate reaches further than the declared 8
+    m, halo = net.multiple, net.receptive_radius
+    x = torch.randn(1, 3, 90, 70)
+    with torch.no_grad():
+        whole = net(x)
+        for y0, x0 in ((0, 0), (3 * m, 2 * m), (8 * m, 4 * m)):
+            y1, x1 = min(90, y0 + 5 * m), min(70, x0 + 3 * m)
+            cy0, cx0 = max(0, y0 - halo), max(0, x0 - halo)
+            part = net(x[..., cy0 : min(90, y1 + halo), cx0 : min(70, x1 + halo)])
+            got = part[..., y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+            assert torch.allclose(got, whole[..., y0:y1, x0:x1], atol=1e-5), (y0, x0)
+
+
+def _edges(side: int = 96) -> torch.Tensor:
+    """A normalised test card of hard-edged squares and stripes: sharp everywhere it is not flat."""
+    y, x = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    card = ((x // 6 + y // 10) % 2).float() * 0.8 + ((x // 17) % 2).float() * 0.2
+    return (card * 2 - 1).expand(1, 3, side, side).contiguous()
+
+
+def test_the_blur_gate_leaves_sharp_regions_alone_and_opens_on_blurred_ones() -> None:
+    gate = BlurGate(0.30, 0.45)
+    sharp = _edges()
+    blurred = torch.from_numpy(
+        degrade.convolve(((sharp[0].permute(1, 2, 0) + 1) / 2).numpy(), degrade.disc_kernel(2.0))
+    )
+    blurred = (blurred.permute(2, 0, 1)[None] * 2 - 1).contiguous()
+    with torch.no_grad():
+        g_sharp, g_blur = gate(sharp), gate(blurred)
+    assert g_sharp.shape == (1, 1, 96, 96)
+    assert float(g_sharp.max()) == 0.0  # hard edges: the residual is not applied at all
+    assert float(g_blur[..., 16:-16, 16:-16].min()) == 1.0  # a 2-pixel defocus: fully applied
+    flat = torch.zeros(1, 3, 40, 40)
+    assert float(gate(flat).max()) == 0.0  # no detail: nothing to deblur, left alone
+    # the gated network is the identity where the gate is closed
+    net = _tiny_net(seed=3, gate_lo=0.30, gate_hi=0.45)
+    with torch.no_grad():
+        assert torch.equal(net(sharp), sharp)
+        assert (net(blurred) - blurred).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="gate"):
+        MSSNet(**TINY, gate_lo=0.5, gate_hi=0.4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="both"):
+        MSSNet(**TINY, gate_lo=0.5)  # type: ignore[arg-type]
+
+
 def test_a_halo_smaller_than_the_reach_breaks_tiling() -> None:
     """The equality above depends on the halo: with one of `multiple` pixels, crops differ from the whole."""
     net = _tiny_net(seed=1)
@@ -146,6 +194,9 @@ def test_the_spec_round_trips_and_is_checked(tmp_path: Path) -> None:
         ({"halo": -3}, "halo"),
         ({"depth": 2}, "unknown arguments"),
         ({"wf": True}, "whole number"),
+        ({"gate_lo": 0.5, "gate_hi": 0.4}, "blur gate"),
+        ({"gate_lo": 0.3}, "finite number"),
+        ({"gate_lo": "0.3", "gate_hi": 0.4}, "finite number"),
     ):
         spec = model.spec
         args = {**spec["args"]["encoder_spec"]["args"], **bad}
@@ -263,3 +314,33 @@ def test_the_engine_cuts_its_encode_pieces_on_the_deblur_grid() -> None:
         assert engine.encode_tile_size() % grid == 0, (budget, engine.encode_tile_size())
     plain = Engine(make_liif(n_resblocks=1, n_feats=8, hidden=(8,), seed=1), "cpu", "fp32")
     assert plain.encode_tile_size() == max(64, plain._encode_side() - 2 * plain.model.receptive_radius)
+
+
+def test_the_gate_option_reaches_the_spec_and_bad_values_are_refused() -> None:
+    from viewer.errors import ArgumentError
+
+    enc = {"name": "edsr-baseline", "args": {"no_upsampling": True}}
+    spec = trainer.deblur_spec(
+        TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_gate=[0.3, 0.45]), enc
+    )
+    assert (spec["args"]["gate_lo"], spec["args"]["gate_hi"]) == (0.3, 0.45)
+    check_spec(
+        {
+            "name": "liif",
+            "args": {
+                "encoder_spec": spec,
+                "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [8]}},
+            },
+        }
+    )
+    assert (
+        "gate_lo"
+        not in trainer.deblur_spec(TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1]), enc)[
+            "args"
+        ]
+    )
+    for bad in ([0.5, 0.4], [0.3], [0.3, 1.5]):
+        with pytest.raises(ArgumentError, match="deblur-gate"):
+            trainer.deblur_spec(
+                TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_gate=bad), enc
+            )

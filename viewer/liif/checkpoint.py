@@ -226,7 +226,7 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
         return out, inner + 2 * _conv_params(3, f, 3) + 2 * n * _conv_params(f, f, 3)
     if name == "deblurred":
         a.only("encoder_spec", *mssnet.DEBLUR_ARGS)
-        net = {
+        net: dict[str, Any] = {
             "wf": a.whole("wf", 20, 1, 256),
             "scale": a.whole("scale", 40, 0, 256),
             "vscale": a.whole("vscale", 40, 0, 256),
@@ -236,6 +236,11 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
         }
         if a.args.get("halo") is not None:
             net["halo"] = a.whole("halo", 0, 0, 4096)
+        if a.args.get("gate_lo") is not None or a.args.get("gate_hi") is not None:
+            lo, hi = a.number("gate_lo", math.nan), a.number("gate_hi", math.nan)
+            if not 0.0 <= lo < hi <= 1.0:
+                raise a.fail(f"blur gate [{lo}, {hi}] must satisfy 0 <= gate_lo < gate_hi <= 1")
+            net["gate_lo"], net["gate_hi"] = lo, hi
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + mssnet.count_parameters(net)
     raise CheckpointError(

@@ -128,6 +128,44 @@ def bound_radius(stages: Sequence[int], levels: int, blocks: int) -> int:
     return total
 
 
+class BlurGate(nn.Module):
+    """How blurred each region of a normalised image (B, 3, H, W) looks, as a weight in [0, 1] (B, 1, H, W).
+
+    A no-reference estimate: the share of the luma's gradient energy, in a 31-pixel window, that survives a
+    Gaussian blur of sigma 1. A blurred region has little fine detail to lose (a share near 0.5 to 0.8), a
+    sharp one loses most of it (0.1 to 0.35); flat regions count as sharp. The share maps linearly from
+    [lo, hi] to [0, 1], so the deblur residual leaves sharp photos and sharp regions alone. Thresholds are
+    set on training crops (see models/liif-deblur.md). Stride-1 operations only: shift-equivariant, with a
+    reach of `RADIUS` pixels.
+    """
+
+    WINDOW = 31
+    RADIUS = WINDOW // 2 + 3 + 1  # window, Gaussian taps, forward difference
+
+    def __init__(self, lo: float, hi: float) -> None:
+        super().__init__()
+        self.lo, self.hi = float(lo), float(hi)
+        c = torch.arange(-3, 4, dtype=torch.float32)
+        g = torch.exp(-(c**2) / 2.0)
+        self.register_buffer("kernel", (g / g.sum()).reshape(1, 1, 1, 7), persistent=False)
+
+    @staticmethod
+    def _energy(y: torch.Tensor) -> torch.Tensor:
+        gx = F.pad(y[..., :, 1:] - y[..., :, :-1], (0, 1, 0, 0))
+        gy = F.pad(y[..., 1:, :] - y[..., :-1, :], (0, 0, 0, 1))
+        return F.avg_pool2d(
+            gx * gx + gy * gy, BlurGate.WINDOW, 1, BlurGate.WINDOW // 2, count_include_pad=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.float().mean(dim=1, keepdim=True)
+        k = cast(torch.Tensor, self.kernel)
+        smooth = F.conv2d(F.pad(y, (3, 3, 0, 0), mode="replicate"), k)
+        smooth = F.conv2d(F.pad(smooth, (0, 0, 3, 3), mode="replicate"), k.transpose(2, 3))
+        share = self._energy(smooth) / (self._energy(y) + 4e-6)  # 4e-6: 1e-6 in [0, 1] units; flat = sharp
+        return ((share - self.lo) / (self.hi - self.lo)).clamp_(0.0, 1.0).to(x.dtype)
+
+
 class MSSNet(nn.Module):
     """The deblurring network on a normalised image (B, 3, H, W); any H, W (padded to `multiple`)."""
 
@@ -140,8 +178,19 @@ class MSSNet(nn.Module):
         levels: int = 3,
         blocks: int = 2,
         halo: int | None = None,
+        gate_lo: float | None = None,
+        gate_hi: float | None = None,
     ) -> None:
         super().__init__()
+        if gate_lo is None or gate_hi is None:
+            if gate_lo is not None or gate_hi is not None:
+                raise ValueError("a blur gate needs both gate_lo and gate_hi")
+            self.gate: BlurGate | None = None
+        elif not 0 <= gate_lo < gate_hi <= 1:
+            raise ValueError(f"invalid blur gate [{gate_lo}, {gate_hi}]: needs 0 <= lo < hi <= 1")
+        else:
+            self.gate = BlurGate(gate_lo, gate_hi)
+        """Scales the residual by how blurred each region looks (None: the residual as it is)."""
         if not stages or min(stages) < 1 or levels < 1 or blocks < 1:
             raise ValueError("MSSNet needs at least one scale, stage, level and block")
         widths = unet_widths(wf, scale, vscale, levels)
@@ -169,8 +218,10 @@ class MSSNet(nn.Module):
         bound = bound_radius(stages, levels, blocks)
         self.bound_radius = -(-bound // self.multiple) * self.multiple
         """The analytic upper bound of the receptive radius, rounded up to `multiple`."""
-        self.receptive_radius = self.bound_radius if halo is None else int(halo)
-        """The halo tiled encoding uses: the bound, or a measured one given as `halo` (see the card)."""
+        reach = self.bound_radius if halo is None else int(halo)
+        self.receptive_radius = max(reach, BlurGate.RADIUS) if self.gate is not None else reach
+        """The halo tiled encoding uses: the bound, or a measured one given as `halo` (see the card), and
+        at least the gate's reach."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -192,7 +243,8 @@ class MSSNet(nn.Module):
                 y = prev[1][0]
             feat = y
         assert feat is not None
-        out = xp + self.tail(feat)
+        residual = self.tail(feat)
+        out = xp + (residual if self.gate is None else residual * self.gate(xp))
         return out[..., :h, :w] if ph or pw else out
 
 
@@ -214,7 +266,7 @@ class DeblurredEncoder(nn.Module):
         return self.inner(self.deblur(x))
 
 
-DEBLUR_ARGS = ("wf", "scale", "vscale", "stages", "levels", "blocks", "halo")
+DEBLUR_ARGS = ("wf", "scale", "vscale", "stages", "levels", "blocks", "halo", "gate_lo", "gate_hi")
 """The arguments of a `deblurred` spec besides `encoder_spec`."""
 
 

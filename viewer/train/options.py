@@ -59,6 +59,8 @@ class TrainConfig:
     """Recipe deblur: the MSSNet's wf, scale, vscale, then U-Net stages per scale, coarsest first."""
     deblur_halo: int = -1
     """Recipe deblur: the halo its spec declares (-1: the analytic bound; see `mssnet.MSSNet`)."""
+    deblur_gate: list[float] = field(default_factory=list)
+    """Recipe deblur: the blur gate's [lo, hi] (`mssnet.BlurGate`), or empty for none."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -167,6 +169,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         type=int,
         default=d.deblur_halo,
         help="halo its spec declares for tiled encoding; -1: the analytic bound (deblur)",
+    )
+    p.add_argument(
+        "--deblur-gate",
+        default="",
+        help="LO,HI: scale the residual by a blur estimate mapped from [LO, HI] to [0, 1], so sharp "
+        "regions are left alone; empty: no gate (deblur)",
     )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(

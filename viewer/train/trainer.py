@@ -180,6 +180,10 @@ def deblur_spec(cfg: TrainConfig, encoder_spec: dict[str, Any]) -> dict[str, Any
     }
     if cfg.deblur_halo >= 0:
         args["halo"] = cfg.deblur_halo
+    if cfg.deblur_gate:
+        if len(cfg.deblur_gate) != 2 or not 0.0 <= cfg.deblur_gate[0] < cfg.deblur_gate[1] <= 1.0:
+            raise ArgumentError(f"--deblur-gate needs LO,HI with 0 <= LO < HI <= 1, got {cfg.deblur_gate}")
+        args["gate_lo"], args["gate_hi"] = (float(v) for v in cfg.deblur_gate)
     return {"name": "deblurred", "args": args}
 
 
@@ -312,9 +316,10 @@ def save_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
     os.replace(work / "state.json.part", work / "state.json")
 
 
-_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every", "deblur_halo"})
-"""The only settings a resumed run may change: they label or report on the run. Any other one (the loss,
-its weights, the data, the schedule) would silently continue a different run than the one saved."""
+_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every", "deblur_halo", "deblur_gate"})
+"""The only settings a resumed run may change: they label or report on the run, or (the deblur halo and
+gate) are what `--export-now` writes into a finished run's spec. Any other one (the loss, its weights, the
+data, the schedule) would silently continue a different run than the one saved."""
 
 
 def load_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optimizer) -> int:
@@ -716,6 +721,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         clean_weight=args.clean_weight,
         deblur_net=_deblur_net(args),
         deblur_halo=args.deblur_halo,
+        deblur_gate=_deblur_gate(args),
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
@@ -757,6 +763,14 @@ def _deblur_net(args: argparse.Namespace) -> list[int]:
         raise ArgumentError(
             f"--deblur-net must be comma-separated integers, got '{args.deblur_net}'"
         ) from None
+
+
+def _deblur_gate(args: argparse.Namespace) -> list[float]:
+    text = str(getattr(args, "deblur_gate", "") or "")
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ArgumentError(f"--deblur-gate must be two numbers LO,HI, got '{text}'") from None
 
 
 def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:
