@@ -28,13 +28,16 @@ def test_event_loop_latency_during_refine_and_export(
 
     export_progress: list[int] = []
     cancelled: list[int] = []
+    finished: list[int] = []
     applied: list[object] = []
     w.controller.export_progress.connect(lambda i, d, t: export_progress.append(d))
     w.controller.export_cancelled.connect(cancelled.append)
+    w.controller.export_finished.connect(lambda i, path, secs: finished.append(i))
     w.view.tile_applied.connect(lambda *a: applied.append(a))
 
     out = tmp_path / "big-export.png"
-    w.start_export(plan_export(400, 300, None, PixelSize(4000, 3000), 300, "crop"), out)
+    # 48 MP: long enough to outlast the measurement and be cancelled (12 MP could finish within it)
+    w.start_export(plan_export(400, 300, None, PixelSize(8000, 6000), 300, "crop"), out)
     w.view.zoom_to(3.0)
     w.view.flush()
 
@@ -68,8 +71,10 @@ def test_event_loop_latency_during_refine_and_export(
     timer.stop()
     wiggle.stop()
 
+    assert not finished, "the export finished before the measurement ended; make it bigger"
     w.cancel_export()
-    qtbot.waitUntil(lambda: bool(cancelled), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: bool(cancelled or finished), timeout=TIMEOUT)
+    assert cancelled and not finished
     assert not out.exists()
     assert applied, "no tile was refined during the measurement"
     assert export_progress, "the export did not progress during the measurement"
