@@ -74,11 +74,19 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
-def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any], hyper: int) -> None:
-    """The engine's query (for a latent-modulated decoder: its cached shifts) computes what the decoder
-    computes on the paper's input, one query at a time."""
-    model = make_liif(n_resblocks=1, n_feats=6, hidden=(24, 16), hyper_hidden=hyper, seed=3, **flags)
+@pytest.mark.parametrize("hyper", [(0, 0), (20, 0), (20, 2)], ids=["mlp", "lm-mlp", "lm-mlp-blocks"])
+def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any], hyper: tuple[int, int]) -> None:
+    """The engine's query (for a latent-modulated decoder: its cached shifts, hypernetwork blocks included)
+    computes what the decoder computes on the paper's input, one query at a time."""
+    model = make_liif(
+        n_resblocks=1,
+        n_feats=6,
+        hidden=(24, 16),
+        hyper_hidden=hyper[0],
+        hyper_blocks=hyper[1],
+        seed=3,
+        **flags,
+    )
     engine = Engine(model, "cpu", "fp32", chunk=97)
     img = np.random.default_rng(1).random((9, 13, 3), dtype=np.float32)
     fm = engine.encode(img)

@@ -5,6 +5,7 @@ against the paper form, and its bf16 path, are in test_liif_query.py with the ml
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 from test_train import _photos, _tiny_cfg, _tiny_teacher
 
 from viewer.engine.render import Engine
-from viewer.errors import CheckpointError
+from viewer.errors import ArgumentError, CheckpointError
 from viewer.liif.checkpoint import build_model, check_spec, load_model, save_safetensors
 from viewer.liif.cost import decoder_cost
 from viewer.liif.liif import LIIF, make_liif
@@ -29,20 +30,22 @@ FLAGS = [
 ]
 
 
-def _lm(seed: int = 3, **flags: bool) -> LIIF:
+def _lm(seed: int = 3, blocks: int = 0, **flags: bool) -> LIIF:
     return make_liif(
         n_resblocks=1,
         n_feats=6,
         hidden=(12, 10, 8),
         hyper_hidden=20,
+        hyper_blocks=blocks,
         seed=seed,
         **flags,  # type: ignore[arg-type]
     )
 
 
+@pytest.mark.parametrize("blocks", [0, 2], ids=["plain", "blocks"])
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-def test_training_query_equals_the_reference(flags: dict[str, bool]) -> None:
-    model = _lm(seed=4, **flags)
+def test_training_query_equals_the_reference(flags: dict[str, bool], blocks: int) -> None:
+    model = _lm(seed=4, blocks=blocks, **flags)
     inp = torch.rand(2, 3, 11, 13) * 2 - 1
     feat = model.encode(inp)
     coord = torch.rand(2, 60, 2) * 2 - 1
@@ -63,6 +66,11 @@ def test_cost_is_counted_from_the_spec_as_the_model_computes() -> None:
     # here: rel (2) + the folded cell (1) columns, then 12x10, 10x8 and 8x3
     assert cost.here_per_member == 3 * 12 + 12 * 10 + 10 * 8 + 8 * 3
     assert cost.per_pixel_at(4) == pytest.approx(cost.here_per_pixel + cost.per_latent / 16)
+    deeper = _lm(blocks=2)
+    assert isinstance(deeper.imnet, ModulatedMLP)
+    grown = decoder_cost(deeper.spec)
+    assert grown.per_latent == deeper.imnet.per_latent_macs() == cost.per_latent + 2 * 2 * 20 * 20
+    assert grown.here_per_member == cost.here_per_member  # blocks run per latent only
 
 
 def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -> None:
@@ -87,6 +95,8 @@ def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -
         {"hidden_list": [32], "hyper_hidden": 10**9},
         {"hidden_list": [32], "query_dim": 7},
         {"hidden_list": [32], "ranks": [0, 0]},
+        {"hidden_list": [32], "hyper_blocks": -1},
+        {"hidden_list": [32], "hyper_blocks": 1.5},
     ]
     for args in bad:
         spec["args"]["imnet_spec"] = {"name": "lm-mlp", "args": {"out_dim": 3, **args}}
@@ -122,6 +132,43 @@ def test_the_hypernetwork_starts_as_the_teachers_first_layer(tmp_path: Path) -> 
     n = student.imnet.feat_in
     assert torch.equal(student.imnet.hyper_in.weight, first.weight[:, :n])
     assert torch.equal(student.imnet.hyper_in.bias, first.bias)
+
+
+def test_a_model_grown_by_hypernetwork_blocks_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
+    """`--init` from the same model with fewer hypernetwork blocks: its weights load, the new block is an
+    identity, so the grown model answers exactly as its start; then training moves the new block."""
+    teacher_path = _tiny_teacher(tmp_path)
+    start_cfg = _tiny_cfg(
+        recipe="fast", teacher=teacher_path, hidden=[8, 8], hyper_hidden=16, pool=8, steps=8
+    )
+    start, _ = trainer.train(start_cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
+    start_path = tmp_path / "start.safetensors"
+    save_safetensors(start, start_path)
+    cfg = _tiny_cfg(
+        recipe="fast",
+        teacher=teacher_path,
+        hidden=[8, 8],
+        hyper_hidden=16,
+        hyper_blocks=1,
+        init=str(start_path),
+    )
+    grown = trainer.build_student(cfg, load_model(teacher_path))
+    assert isinstance(grown.imnet, ModulatedMLP) and len(grown.imnet.blocks) == 1
+    feat = start.encode(torch.rand(1, 3, 10, 12) * 2 - 1)
+    coord = torch.rand(1, 80, 2) * 2 - 1
+    cell = torch.full((1, 80, 2), 2 / 30)
+    with torch.no_grad():
+        assert torch.equal(
+            query_rgb(grown.eval(), feat, coord, cell), query_rgb(start.eval(), feat, coord, cell)
+        )
+    trained, _ = trainer.train(
+        replace(cfg, steps=6, lr=1e-2), tmp_path / "b", images=_photos(), log=lambda m: None
+    )
+    assert isinstance(trained.imnet, ModulatedMLP)
+    assert trained.imnet.block_layers()[0][1].weight.abs().sum().item() > 0
+    other = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=[8], hyper_hidden=16, init=str(start_path))
+    with pytest.raises(ArgumentError):
+        trainer.build_student(other, load_model(teacher_path))
 
 
 def test_models_sharing_an_encoder_share_cached_tiles() -> None:

@@ -136,7 +136,8 @@ def _modulated_cost(margs: Mapping[str, Any], feat_in: int, query_dim: int, memb
     widths = [_positive(w, "hidden_list") for w in margs["hidden_list"]]
     hyper = _positive(margs.get("hyper_hidden", 256), "hyper_hidden")
     out = _positive(margs.get("out_dim", 3), "out_dim")
-    per_latent = feat_in * hyper + hyper * sum(widths)
+    blocks = int(margs.get("hyper_blocks", 0))
+    per_latent = feat_in * hyper + 2 * hyper * hyper * blocks + hyper * sum(widths)
     query = query_dim * widths[0] + sum(a * b for a, b in itertools.pairwise(widths))
     query += widths[-1] * out
     # Here a render's cell is constant, so its columns fold into one (as for an mlp's first layer).

@@ -86,9 +86,11 @@ def make_liif(
     feat_unfold: bool = True,
     cell_decode: bool = True,
     hyper_hidden: int = 0,
+    hyper_blocks: int = 0,
 ) -> LIIF:
     """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery); with
-    `hyper_hidden`, its decoder is a latent-modulated one (`lm-mlp`) with that hypernetwork width."""
+    `hyper_hidden`, its decoder is a latent-modulated one (`lm-mlp`) with that hypernetwork width and
+    `hyper_blocks` residual blocks (random, not the identities training starts them as)."""
     if encoder == "edsr-baseline":
         enc: dict[str, Any] = {
             "name": "edsr-baseline",
@@ -110,6 +112,8 @@ def make_liif(
     imnet: dict[str, Any] = {"name": "mlp", "args": {"out_dim": 3, "hidden_list": list(hidden)}}
     if hyper_hidden:
         imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": hyper_hidden}}
+        if hyper_blocks:
+            imnet["args"]["hyper_blocks"] = hyper_blocks
     gen = torch.random.fork_rng()
     with gen:
         torch.manual_seed(seed)
@@ -118,4 +122,8 @@ def make_liif(
         with torch.no_grad():
             last = model.imnet.out if isinstance(model.imnet, ModulatedMLP) else model.imnet.linears()[-1]
             last.weight.mul_(4.0)
+            if isinstance(model.imnet, ModulatedMLP):
+                for _inner, outer in model.imnet.block_layers():
+                    nn.init.normal_(outer.weight, std=0.1)
+                    nn.init.normal_(outer.bias, std=0.1)
     return model.eval()

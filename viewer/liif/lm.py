@@ -5,8 +5,9 @@ pixel (about 1.39M multiply-adds per pixel). Following the idea of latent modula
 CVPR 2024), this decoder splits the work by what it depends on:
 
 - per latent (once per source pixel, cached with the latents): a hypernetwork reads the 3x3 neighbourhood
-  of the latent, `h = relu(W_h · unfold(z) + b_h)`, and writes one shift vector per layer of the query
-  MLP, `s = W_s · h + b_s`;
+  of the latent, `h = relu(W_h · unfold(z) + b_h)`, optionally refines it with residual blocks,
+  `h += B_k · relu(A_k · h + a_k) + b_k` (their last layer starts at zero, so a model grown by blocks starts
+  as the model it grew from), and writes one shift vector per layer of the query MLP, `s = W_s · h + b_s`;
 - per query (every ensemble member of every output pixel): a narrow MLP of the relative coordinate and
   cell, `x1 = relu(s_1 + W_q · [rel, cell])`, `x_{k+1} = relu(W_k · x_k + s_{k+1})`, `rgb = W_o · x_L + b_o`.
 
@@ -32,7 +33,7 @@ class ModulatedMLP(nn.Module):
     """A per-latent hypernetwork that shifts the hidden units of a narrow per-query MLP (see module doc).
 
     `in_dim` is LIIF's decoder input width (unfolded features + `query_dim`), `hidden_list` the query
-    MLP's widths, `hyper_hidden` the hypernetwork's one hidden width.
+    MLP's widths, `hyper_hidden` the hypernetwork's hidden width, `hyper_blocks` its residual blocks.
     """
 
     def __init__(
@@ -42,15 +43,26 @@ class ModulatedMLP(nn.Module):
         hidden_list: Sequence[int],
         hyper_hidden: int = 256,
         query_dim: int = 4,
+        hyper_blocks: int = 0,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in hidden_list]
-        if not widths or min(widths) < 1 or hyper_hidden < 1 or not 0 < query_dim < in_dim:
+        bad = hyper_blocks < 0 or not 0 < query_dim < in_dim
+        if not widths or min(widths) < 1 or hyper_hidden < 1 or bad:
             raise ValueError("a modulated decoder needs positive widths and a query part of its input")
         self.widths = widths
         self.query_dim = int(query_dim)
         self.feat_in = int(in_dim) - self.query_dim
         self.hyper_in = nn.Linear(self.feat_in, hyper_hidden)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([nn.Linear(hyper_hidden, hyper_hidden), nn.Linear(hyper_hidden, hyper_hidden)])
+            for _ in range(int(hyper_blocks))
+        )
+        with torch.no_grad():
+            for block in self.blocks:
+                last = cast(nn.Linear, cast(nn.ModuleList, block)[1])
+                last.weight.zero_()
+                last.bias.zero_()
         self.hyper_out = nn.Linear(hyper_hidden, sum(widths))
         self.query = nn.Linear(self.query_dim, widths[0], bias=False)
         self.mids = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths))
@@ -59,6 +71,23 @@ class ModulatedMLP(nn.Module):
     def linears(self) -> list[nn.Linear]:
         """The per-query MLP's Linear layers in order (the hypernetwork's are `hyper_in`, `hyper_out`)."""
         return [self.query, *(cast(nn.Linear, m) for m in self.mids), self.out]
+
+    def block_layers(self) -> list[tuple[nn.Linear, nn.Linear]]:
+        """The hypernetwork's residual blocks as (inner, outer) Linear pairs."""
+        return [
+            (cast(nn.Linear, b[0]), cast(nn.Linear, b[1])) for b in cast(list[nn.ModuleList], self.blocks)
+        ]
+
+    def _refine(self, h: torch.Tensor, conv: bool) -> torch.Tensor:
+        """Apply the residual blocks to hidden units `h`: (N, hidden), or (B, hidden, H, W) with `conv`."""
+        for inner, outer in self.block_layers():
+            if conv:
+                wa, wb = inner.weight[:, :, None, None], outer.weight[:, :, None, None]
+                t = torch.relu(F.conv2d(h, wa.to(h.dtype), inner.bias.to(h.dtype)))
+                h = h + F.conv2d(t, wb.to(h.dtype), outer.bias.to(h.dtype))
+            else:
+                h = h + outer(torch.relu(inner(h)))
+        return h
 
     @property
     def latent_width(self) -> int:
@@ -76,6 +105,7 @@ class ModulatedMLP(nn.Module):
         h = torch.relu(
             F.conv2d(feat, w.to(feat.dtype), self.hyper_in.bias.to(feat.dtype), padding=kernel // 2)
         )
+        h = self._refine(h, conv=True)
         w2 = self.hyper_out.weight.to(feat.dtype)[:, :, None, None]
         return F.conv2d(h, w2, self.hyper_out.bias.to(feat.dtype))
 
@@ -94,14 +124,15 @@ class ModulatedMLP(nn.Module):
         """The paper's form: `inp` (..., in_dim) is [unfold(z), rel_coord, rel_cell] for one member."""
         shape = inp.shape[:-1]
         flat = inp.reshape(-1, inp.shape[-1])
-        s = self.hyper_out(torch.relu(self.hyper_in(flat[:, : self.feat_in])))
+        s = self.hyper_out(self._refine(torch.relu(self.hyper_in(flat[:, : self.feat_in])), conv=False))
         w0 = self.widths[0]
         first = s[:, :w0] + self.query(flat[:, self.feat_in :])
         return self.tail(first, s[:, w0:]).view(*shape, -1)
 
     def per_latent_macs(self) -> int:
         """Multiply-adds of the hypernetwork for one latent."""
-        return self.feat_in * self.hyper_in.out_features + self.hyper_in.out_features * self.latent_width
+        hidden = self.hyper_in.out_features
+        return self.feat_in * hidden + 2 * hidden * hidden * len(self.blocks) + hidden * self.latent_width
 
     def per_member_macs(self) -> int:
         """Multiply-adds of one query-MLP evaluation (one ensemble member of one pixel)."""
@@ -111,7 +142,13 @@ class ModulatedMLP(nn.Module):
 
 @registry.register("lm-mlp")
 def make_lm_mlp(
-    in_dim: int, out_dim: int, hidden_list: list[int], hyper_hidden: int = 256, query_dim: int = 4
+    in_dim: int,
+    out_dim: int,
+    hidden_list: list[int],
+    hyper_hidden: int = 256,
+    query_dim: int = 4,
+    hyper_blocks: int = 0,
 ) -> nn.Module:
-    """`{'name': 'lm-mlp', 'args': {'out_dim': 3, 'hidden_list': [...], 'hyper_hidden': 256}}`."""
-    return ModulatedMLP(in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim)
+    """`{'name': 'lm-mlp', 'args': {'out_dim': 3, 'hidden_list': [...], 'hyper_hidden': 256}}`, with
+    optional `'hyper_blocks': n` (residual blocks in the hypernetwork; absent means none)."""
+    return ModulatedMLP(in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim, hyper_blocks)

@@ -83,11 +83,21 @@ class Decoder:
         """A latent-modulated decoder (liif-lm): the cached rows are its hypernetwork's shifts for every
         query layer, and the query MLP adds them (see `viewer.liif.lm`)."""
         self.hyper: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.hyper_blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         if isinstance(imnet, ModulatedMLP):
             width = imnet.hyper_in.out_features
             self.proj_weight = exact(imnet.hyper_in.weight).reshape(width, c, k, k)
             self.proj_bias = exact(imnet.hyper_in.bias)
             self.hyper = (exact(imnet.hyper_out.weight)[:, :, None, None], exact(imnet.hyper_out.bias))
+            self.hyper_blocks = [
+                (
+                    exact(a.weight)[:, :, None, None],
+                    exact(a.bias),
+                    exact(b.weight)[:, :, None, None],
+                    exact(b.bias),
+                )
+                for a, b in imnet.block_layers()
+            ]
             self.hidden = imnet.latent_width
             self.first_width = imnet.widths[0]
             q = exact(imnet.query.weight).t()
@@ -165,12 +175,18 @@ class Decoder:
         bf16 anyway."""
         assert self.hyper is not None
         w2, b2 = self.hyper
+
+        def hypernet() -> torch.Tensor:
+            h = torch.relu_(F.conv2d(crop, self.proj_weight, self.proj_bias))
+            for wa, ba, wb, bb in self.hyper_blocks:
+                h = h + F.conv2d(torch.relu_(F.conv2d(h, wa, ba)), wb, bb)
+            return F.conv2d(h, w2, b2)
+
         if self.dtype == torch.bfloat16 and self.device.type in ("cpu", "cuda"):
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                h = torch.relu_(F.conv2d(crop, self.proj_weight, self.proj_bias))
-                out = F.conv2d(h, w2, b2)
+                out = hypernet()
         else:
-            out = F.conv2d(torch.relu_(F.conv2d(crop, self.proj_weight, self.proj_bias)), w2, b2)
+            out = hypernet()
         return out[0].permute(1, 2, 0).to(self.dtype).contiguous()
 
 

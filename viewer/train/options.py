@@ -37,6 +37,8 @@ class TrainConfig:
     hyper_hidden: int = 0
     """Recipe fast: 0 trains an `mlp` decoder; above 0, a latent-modulated `lm-mlp` (liif-lm) whose
     per-latent hypernetwork has this width; `hidden` are then its query MLP's widths."""
+    hyper_blocks: int = 0
+    """Residual blocks in a latent-modulated decoder's hypernetwork; `init` may be the same model with fewer."""
     first_rank: int = 0
     """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
@@ -101,6 +103,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=d.hyper_hidden,
         help="train a latent-modulated decoder (liif-lm) with a per-latent hypernetwork this wide; "
         "--hidden are then its per-query widths (fast)",
+    )
+    p.add_argument(
+        "--hyper-blocks",
+        type=int,
+        default=d.hyper_blocks,
+        help="residual blocks in the hypernetwork of --hyper-hidden; --init may have fewer, and the new "
+        "ones start as identities (fast)",
     )
     p.add_argument(
         "--first-rank",

@@ -109,6 +109,10 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         if cfg.first_rank:
             raise ArgumentError("--first-rank applies to an mlp decoder, not with --hyper-hidden")
         imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": cfg.hyper_hidden}}
+        if cfg.hyper_blocks:
+            imnet["args"]["hyper_blocks"] = cfg.hyper_blocks
+    elif cfg.hyper_blocks:
+        raise ArgumentError("--hyper-blocks needs --hyper-hidden")
     if cfg.first_rank:
         imnet["args"]["ranks"] = [cfg.first_rank] + [0] * len(cfg.hidden)
     model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
@@ -205,7 +209,7 @@ def _start_from(model: LIIF, path: str) -> None:
             model.load_state_dict(start.state_dict())
         except RuntimeError:
             raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
-    elif not _grow_cleanup(model, start):
+    elif not _grow_cleanup(model, start) and not _grow_hypernet(model, start):
         raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
 
 
@@ -239,6 +243,28 @@ def _grow_cleanup(model: LIIF, start: LIIF) -> bool:
         assert isinstance(last, nn.Conv2d) and last.bias is not None
         last.weight.zero_()
         last.bias.zero_()
+    return True
+
+
+@torch.no_grad()
+def _grow_hypernet(model: LIIF, start: LIIF) -> bool:
+    """Start `model` from `start` when they differ only in `model`'s hypernetwork having more residual
+    blocks (a latent-modulated decoder): new blocks start as identities (their last layer at zero, as built),
+    so `model` starts as exactly `start`. Returns False, loading nothing, when they differ otherwise."""
+
+    def split(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        other = copy.deepcopy(spec)
+        imnet = other["args"]["imnet_spec"]
+        if imnet.get("name") != "lm-mlp":
+            return -1, other
+        return int(imnet["args"].pop("hyper_blocks", 0)), other
+
+    deep, spec = split(model.spec)
+    shallow, start_spec = split(start.spec)
+    if spec != start_spec or not 0 <= shallow < deep:
+        return False
+    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("imnet.blocks.") for k in missing), missing
     return True
 
 
@@ -708,6 +734,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         hidden=hidden,
         local_ensemble=not args.no_ensemble,
         hyper_hidden=args.hyper_hidden,
+        hyper_blocks=args.hyper_blocks,
         first_rank=args.first_rank,
         init=str(args.init),
         inherit_layers=args.inherit_layers,
