@@ -3,6 +3,7 @@ training recipe and `eval --blurred`. Random weights, small sizes, CPU."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from viewer.engine import degrade
 from viewer.errors import CheckpointError
 from viewer.liif.checkpoint import check_spec, load_model, save_safetensors
 from viewer.liif.liif import LIIF, make_liif
+from viewer.liif.models import CleanedEncoder
 from viewer.liif.mssnet import BlurGate, DeblurredEncoder, MSSNet
 from viewer.train import trainer
 from viewer.train.options import TrainConfig
@@ -344,3 +346,64 @@ def test_the_gate_option_reaches_the_spec_and_bad_values_are_refused() -> None:
             trainer.deblur_spec(
                 TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_gate=bad), enc
             )
+
+
+def _cleaned_deblur(seed: int = 2) -> LIIF:
+    """`_tiny_liif` with a clean-up network in front (as liif-oldphoto-deblur), put there by `combine`."""
+    from viewer.liif.checkpoint import build_model
+    from viewer.train.combine import combine
+
+    deblur = _tiny_liif(seed=seed)
+    spec = json.loads(json.dumps(deblur.spec))
+    inner = {"name": "edsr-baseline", "args": spec["args"]["encoder_spec"]["args"]["encoder_spec"]["args"]}
+    spec["args"]["encoder_spec"] = {
+        "name": "cleaned",
+        "args": {"encoder_spec": inner, "n_feats": 4, "n_resblocks": 1},
+    }
+    old = build_model(spec)
+    assert isinstance(deblur.encoder, DeblurredEncoder) and isinstance(old.encoder, CleanedEncoder)
+    old.encoder.inner.load_state_dict(deblur.encoder.inner.state_dict())
+    with torch.no_grad():
+        old.encoder.cleanup.tail.weight.normal_(0.0, 0.1)
+    return combine(deblur, deblur, old)
+
+
+def test_a_cleanup_in_front_of_the_deblur_pass_tiles_exactly_and_runs_first() -> None:
+    """liif-oldphoto-deblur's order: clean-up, then deblur, then the encoder. Its halo adds the clean-up's
+    reach and stays on the deblur grid, so the lazy store's tiles equal a whole encode."""
+    from viewer.engine.render import Engine
+    from viewer.liif.models import encoder_grid
+
+    model = _cleaned_deblur()
+    enc = model.encoder
+    assert isinstance(enc, CleanedEncoder) and isinstance(enc.inner, DeblurredEncoder)
+    grid = encoder_grid(enc)
+    assert grid == enc.inner.deblur.multiple > 1
+    total = enc.cleanup.receptive_radius + enc.inner.receptive_radius
+    assert model.receptive_radius == -(-total // grid) * grid and model.receptive_radius % grid == 0
+    x = torch.rand(1, 3, 40, 44) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.encode(x), enc.inner(enc.cleanup(x)))
+    engine = Engine(model, "cpu", "fp32")
+    rng = np.random.default_rng(0)
+    photo = (rng.random((80, 96, 3)) * 255).astype(np.uint8)
+    whole = engine.render_scale(engine.encode(photo), 192, 160)
+    side = 16 + 2 * model.receptive_radius
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    assert small.encode_tile_size() % grid == 0
+    store = small.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = small.render_scale(store, 192, 160)
+    assert store.encoded >= 20
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_combine_refuses_a_second_cleanup_or_a_model_without_one() -> None:
+    from viewer.errors import ArgumentError
+    from viewer.train.combine import combine
+
+    both = _cleaned_deblur()
+    deblur = _tiny_liif(seed=2)
+    with pytest.raises(ArgumentError, match="has no clean-up network"):
+        combine(deblur, deblur, deblur)
+    with pytest.raises(ArgumentError, match="clean-up network already"):
+        combine(both, both, both)

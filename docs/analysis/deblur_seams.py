@@ -1,5 +1,7 @@
 """Seam error of liif-deblur's tiled encoding: the rendered x2 output of tiled encodes against a whole
-encode, on blur-v1 Set14 inputs, for halos of the deblur network (usage: MODEL [HALO ...] [--off-grid]).
+encode, on blur-v1 Set14 inputs, for halos of the deblur network (usage: MODEL [HALO ...] [--off-grid]);
+with --as-built, only the model's own halo (for a model whose deblur pass sits behind another, such as
+liif-oldphoto-deblur's clean-up network).
 
 "grid": the viewer's lazy store (64-pixel tiles: crops start on the network's 16-pixel grid);
 "off-grid" (with --off-grid; about as slow again): 50-pixel tiles, whose crops start off that grid (the
@@ -23,16 +25,20 @@ def main() -> None:
     """Print the largest difference (in 1/255) over Set14's 14 images for each halo and tiling."""
     torch.set_num_threads(2)
     engine = Engine.from_name(sys.argv[1], "cpu", "fp32")
-    deblur = engine.model.encoder.deblur
+    flags = {"--off-grid", "--as-built"}
     off_grid = "--off-grid" in sys.argv[2:]
-    halos = [int(h) for h in sys.argv[2:] if h != "--off-grid"] or [16, 32, 48]
+    halos: list[int | None] = [int(h) for h in sys.argv[2:] if h not in flags] or [16, 32, 48]
+    if "--as-built" in sys.argv[2:]:
+        halos = [None]
     pairs = load_pairs("Set14", 2)
     for halo in halos:
-        deblur.receptive_radius = halo
-        total = (
-            halo + engine.model.encoder.inner.receptive_radius
-        )  # rounded up to the grid, as the model does
-        engine.model.encoder.receptive_radius = -(-total // deblur.multiple) * deblur.multiple
+        if halo is not None:
+            deblur = engine.model.encoder.deblur
+            deblur.receptive_radius = halo
+            total = (
+                halo + engine.model.encoder.inner.receptive_radius
+            )  # rounded up to the grid, as the model does
+            engine.model.encoder.receptive_radius = -(-total // deblur.multiple) * deblur.multiple
         worst = {"grid": 0.0, "off-grid": 0.0}
         for i, pair in enumerate(pairs):
             lr = benchmark_blur(pair.lr, i)
@@ -52,7 +58,8 @@ def main() -> None:
                 worst["off-grid"] = max(worst["off-grid"], float(np.abs(off - whole).max()) * 255)
             print(f"  image {i}: grid so far {worst['grid']:.3f}/255", flush=True)
         both = f", off-grid {worst['off-grid']:.3f}/255" if off_grid else ""
-        print(f"halo {halo}: grid {worst['grid']:.3f}/255{both}", flush=True)
+        label = f"halo {halo}" if halo is not None else f"as built (radius {engine.model.receptive_radius})"
+        print(f"{label}: grid {worst['grid']:.3f}/255{both}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from viewer.engine.diskcache import TileDiskCache, TileNamespace
 from viewer.engine.features import DEFAULT_TILE, Box, FeatureMap, FeatureStore, Latents, clip_box, photo_key
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
+from viewer.liif.models import encoder_grid
 from viewer.liif.query import Decoder, grid_query, latent_centres, query
 
 __all__ = [
@@ -200,7 +201,7 @@ class Engine:
     def encode_tile_size(self) -> int:
         """Tile edge (source pixels) so one tile's activations, halo included, stay within the budget;
         a multiple of the grid a deblur pre-pass is shift-equivariant on, so its pieces equal the whole."""
-        grid = int(getattr(getattr(self.model.encoder, "deblur", None), "multiple", 1))
+        grid = encoder_grid(self.model.encoder)
         side = max(64, self._encode_side() - 2 * self.model.receptive_radius)
         return max(grid, side // grid * grid)
 

@@ -210,6 +210,20 @@ class CleanupNet(nn.Module):
         return x + self.tail(self.body(self.head(x)))
 
 
+def encoder_grid(encoder: nn.Module) -> int:
+    """The pixel grid an encoder is shift-equivariant on: a deblur pre-pass's (MSSNet pools by its
+    `multiple`), found through any wrappers in front of it (`inner`), else 1. Tiles and their crops must start
+    on it for tiled encoding to equal the whole."""
+    enc: nn.Module | None = encoder
+    while enc is not None:
+        deblur = getattr(enc, "deblur", None)
+        if deblur is not None:
+            return int(getattr(deblur, "multiple", 1))
+        inner = getattr(enc, "inner", None)
+        enc = inner if isinstance(inner, nn.Module) else None
+    return 1
+
+
 class CleanedEncoder(nn.Module):
     """An encoder behind a `CleanupNet`: the old-photo model's encoder (see models/liif-oldphoto.md)."""
 
@@ -219,8 +233,11 @@ class CleanedEncoder(nn.Module):
         self.inner = encoder
         self.out_dim = int(cast(int, encoder.out_dim))
         self.depth = int(getattr(encoder, "depth", 0))
-        self.receptive_radius = self.cleanup.receptive_radius + int(cast(int, encoder.receptive_radius))
-        """The two radii add up: tiled encoding stays exact."""
+        total = self.cleanup.receptive_radius + int(cast(int, encoder.receptive_radius))
+        grid = encoder_grid(encoder)
+        self.receptive_radius = -(-total // grid) * grid
+        """The two radii add up, so tiled encoding stays exact; rounded up to the grid of a deblur pass
+        behind the clean-up, so a tile's crop starts on that grid (see `encoder_grid`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(self.cleanup(x))

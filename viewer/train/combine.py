@@ -12,6 +12,10 @@ model's refine cost (see models/liif-oldphoto-fast.md for its measured figures).
 
 It refuses a pair whose decoder was trained on other features than the encoder gives: the decoder
 model's encoder must hold exactly the same weights as the encoder model's (inner) official encoder.
+
+With `--cleanup`, a third model's clean-up network goes in front of the encoder model's whole encoder, a
+deblur pass included: `liif-oldphoto-deblur` is `liif-oldphoto`'s clean-up, then `liif-deblur`'s deblur
+network, encoder and decoder (see models/liif-oldphoto-deblur.md for what that order measures).
 """
 
 from __future__ import annotations
@@ -43,16 +47,20 @@ def _sha256(path: Path) -> str:
 
 
 def _official_part(model: LIIF) -> dict[str, torch.Tensor]:
-    """The weights of the encoder a decoder reads features from (inside a clean-up wrapper, if any)."""
-    enc = model.encoder
-    inner = enc.inner if isinstance(enc, CleanedEncoder) else enc
-    return dict(inner.state_dict())
+    """The weights of the encoder a decoder reads features from (inside any clean-up or deblur wrappers)."""
+    enc: torch.nn.Module = model.encoder
+    inner = getattr(enc, "inner", None)
+    while isinstance(inner, torch.nn.Module):
+        enc, inner = inner, getattr(inner, "inner", None)
+    return dict(enc.state_dict())
 
 
-def combine(encoder_model: LIIF, decoder_model: LIIF) -> LIIF:
-    """A model with `encoder_model`'s encoder and `decoder_model`'s decoder (imnet), weights copied.
+def combine(encoder_model: LIIF, decoder_model: LIIF, cleanup_model: LIIF | None = None) -> LIIF:
+    """A model with `encoder_model`'s encoder and `decoder_model`'s decoder (imnet), weights copied; with
+    `cleanup_model`, its clean-up network in front of that whole encoder.
 
-    Raises ArgumentError when the decoder was not trained on the features that encoder produces.
+    Raises ArgumentError when the decoder was not trained on the features that encoder produces, or the
+    clean-up network was not trained in front of the same official encoder, or the encoder has one already.
     """
     enc_args, dec_args = encoder_model.spec.get("args", {}), decoder_model.spec.get("args", {})
     for key in _SHARED_ARGS:
@@ -65,8 +73,24 @@ def combine(encoder_model: LIIF, decoder_model: LIIF) -> LIIF:
         )
     spec = copy.deepcopy(encoder_model.spec)
     spec["args"]["imnet_spec"] = copy.deepcopy(dec_args["imnet_spec"])
-    model = build_model(spec, source="combined model")
     state = {k: v for k, v in encoder_model.state_dict().items() if k.startswith("encoder.")}
+    if cleanup_model is not None:
+        cleaned = cleanup_model.encoder
+        if not isinstance(cleaned, CleanedEncoder):
+            raise ArgumentError("the --cleanup model has no clean-up network")
+        if isinstance(encoder_model.encoder, CleanedEncoder):
+            raise ArgumentError("the encoder model has a clean-up network already")
+        official = _official_part(cleanup_model)
+        if official.keys() != mine.keys() or any(not torch.equal(official[k], mine[k]) for k in mine):
+            raise ArgumentError("the clean-up network was trained in front of another encoder")
+        args = dict(cleanup_model.spec["args"]["encoder_spec"]["args"])
+        args["encoder_spec"] = spec["args"]["encoder_spec"]
+        spec["args"]["encoder_spec"] = {"name": "cleaned", "args": args}
+        state = {"encoder.inner." + k[len("encoder.") :]: v for k, v in state.items()}
+        state.update(
+            {k: v for k, v in cleanup_model.state_dict().items() if k.startswith("encoder.cleanup.")}
+        )
+    model = build_model(spec, source="combined model")
     state.update({k: v for k, v in decoder_model.state_dict().items() if k.startswith("imnet.")})
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -81,6 +105,14 @@ def _part_record(path: Path) -> dict[str, object]:
     return {"file": path.name, "sha256": _sha256(path), "name": meta.get("name", ""), "training": training}
 
 
+def _licences(enc_meta: dict[str, str], dec_meta: dict[str, str], cleanup: Path | None) -> str:
+    """The default licence line: each part's own."""
+    line = f"encoder: {enc_meta.get('licence', '?')}; decoder: {dec_meta.get('licence', '?')}"
+    if cleanup is not None:
+        line = f"clean-up: {read_metadata(cleanup).get('licence', '?')}; " + line
+    return line
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `python -m viewer.train.combine`."""
     p = argparse.ArgumentParser(
@@ -89,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--encoder", type=Path, required=True, help="weights whose encoder (and clean-up) to take")
     p.add_argument("--decoder", type=Path, required=True, help="weights whose decoder to take")
+    p.add_argument(
+        "--cleanup", type=Path, default=None, help="weights whose clean-up network to put in front (optional)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
     p.add_argument("--name", required=True, help="registry name, e.g. liif-oldphoto-fast")
     p.add_argument("--display-name", default="", help="the name the viewer's Model menu shows")
@@ -105,28 +140,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not str(args.out).endswith(".safetensors"):
             raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
-        for path in (args.encoder, args.decoder):
+        for path in (args.encoder, args.decoder, *([args.cleanup] if args.cleanup else [])):
             if not path.is_file():
                 raise ArgumentError(f"{path}: no such weights file")
         enc_meta, dec_meta = read_metadata(args.encoder), read_metadata(args.decoder)
-        model = combine(load_model(args.encoder), load_model(args.decoder))
+        cleanup = load_model(args.cleanup) if args.cleanup else None
+        model = combine(load_model(args.encoder), load_model(args.decoder), cleanup)
     except (ArgumentError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     encoder_name = str(model.spec["args"]["encoder_spec"]["name"])
+    parts = {"encoder": _part_record(args.encoder), "decoder": _part_record(args.decoder)}
+    if args.cleanup:
+        parts["cleanup"] = _part_record(args.cleanup)
     meta = {
         "name": args.name,
         "display_name": args.display_name or args.name,
         "architecture": architecture_label(model, _ENCODER_LABELS.get(encoder_name, f"{encoder_name}-LIIF")),
         "source": "combined by this project from two of its trained models (see the model card)",
-        "licence": args.licence
-        or f"encoder: {enc_meta.get('licence', '?')}; decoder: {dec_meta.get('licence', '?')}",
+        "licence": args.licence or _licences(enc_meta, dec_meta, args.cleanup),
         "decoder_macs_per_pixel": str(decoder_macs_per_pixel(model)),
         "parameters": str(sum(p.numel() for p in model.parameters())),
-        "training": json.dumps(
-            {"combined": {"encoder": _part_record(args.encoder), "decoder": _part_record(args.decoder)}},
-            sort_keys=True,
-        ),
+        "training": json.dumps({"combined": parts}, sort_keys=True),
     }
     if args.quality:
         meta["quality"] = args.quality

@@ -622,15 +622,19 @@ LICENCES = {
 def architecture_label(model: LIIF, base: str) -> str:
     """What `liif-viewer models` shows as a model's architecture: `base` (or the clean-up network in front
     of the encoder, when there is one) and the decoder's hidden widths, e.g. "... (88-88-88)"."""
-    if isinstance(model.encoder, CleanedEncoder):
-        net = model.encoder.cleanup
-        width = net.head.out_channels
-        base = f"EDSR-baseline-LIIF behind a clean-up CNN ({len(net.body)} blocks of {width} channels)"
-    if isinstance(model.encoder, DeblurredEncoder):
-        d = model.encoder.deblur
-        stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in d.stages)
-        widths = "/".join(str(w) for w in d.widths)
-        base = f"EDSR-baseline-LIIF behind an MSSNet deblur network (stages {stages}, widths {widths})"
+    passes = []  # the pre-passes in front of the official encoder, outermost first
+    enc = model.encoder
+    while isinstance(enc, CleanedEncoder | DeblurredEncoder):
+        if isinstance(enc, CleanedEncoder):
+            net = enc.cleanup
+            passes.append(f"a clean-up CNN ({len(net.body)} blocks of {net.head.out_channels} channels)")
+        else:
+            stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in enc.deblur.stages)
+            widths = "/".join(str(w) for w in enc.deblur.widths)
+            passes.append(f"an MSSNet deblur network (stages {stages}, widths {widths})")
+        enc = enc.inner
+    if passes:
+        base = "EDSR-baseline-LIIF behind " + ", then ".join(passes)  # in the order the photo meets them
     if isinstance(model.imnet, ModulatedMLP):
         widths = "-".join(str(w) for w in model.imnet.widths)
         base = base.removesuffix(", small decoder")
