@@ -1,7 +1,7 @@
 """Seam error of liif-deblur's tiled encoding: the rendered x2 output of tiled encodes against a whole
 encode, on blur-v1 Set14 inputs, for halos of the deblur network (usage: MODEL [HALO ...] [--off-grid]);
 with --as-built, only the model's own halo (for a model whose deblur pass sits behind another, such as
-liif-oldphoto-deblur's clean-up network).
+liif-oldphoto-deblur's clean-up network); with --first N, only Set14's first N images.
 
 "grid": the viewer's lazy store (64-pixel tiles: crops start on the network's 16-pixel grid);
 "off-grid" (with --off-grid; about as slow again): 50-pixel tiles, whose crops start off that grid (the
@@ -25,12 +25,18 @@ def main() -> None:
     """Print the largest difference (in 1/255) over Set14's 14 images for each halo and tiling."""
     torch.set_num_threads(2)
     engine = Engine.from_name(sys.argv[1], "cpu", "fp32")
+    argv = sys.argv[2:]
+    first = None
+    if "--first" in argv:
+        at = argv.index("--first")
+        first = int(argv[at + 1])
+        del argv[at : at + 2]
     flags = {"--off-grid", "--as-built"}
-    off_grid = "--off-grid" in sys.argv[2:]
-    halos: list[int | None] = [int(h) for h in sys.argv[2:] if h not in flags] or [16, 32, 48]
-    if "--as-built" in sys.argv[2:]:
+    off_grid = "--off-grid" in argv
+    halos: list[int | None] = [int(h) for h in argv if h not in flags] or [16, 32, 48]
+    if "--as-built" in argv:
         halos = [None]
-    pairs = load_pairs("Set14", 2)
+    pairs = load_pairs("Set14", 2)[:first]
     for halo in halos:
         if halo is not None:
             deblur = engine.model.encoder.deblur
