@@ -210,17 +210,25 @@ class CleanupNet(nn.Module):
         return x + self.tail(self.body(self.head(x)))
 
 
+def encoder_chain(encoder: nn.Module) -> list[nn.Module]:
+    """An encoder and the encoders it wraps, outermost first: a clean-up or deblur pre-pass keeps the encoder
+    behind it as `inner`, so the last one is the encoder whose features a decoder reads."""
+    chain = [encoder]
+    inner = getattr(encoder, "inner", None)
+    while isinstance(inner, nn.Module):
+        chain.append(inner)
+        inner = getattr(inner, "inner", None)
+    return chain
+
+
 def encoder_grid(encoder: nn.Module) -> int:
     """The pixel grid an encoder is shift-equivariant on: a deblur pre-pass's (MSSNet pools by its
-    `multiple`), found through any wrappers in front of it (`inner`), else 1. Tiles and their crops must start
-    on it for tiled encoding to equal the whole."""
-    enc: nn.Module | None = encoder
-    while enc is not None:
+    `multiple`), found through any wrappers in front of it, else 1. Tiles and their crops must start on it
+    for tiled encoding to equal the whole."""
+    for enc in encoder_chain(encoder):
         deblur = getattr(enc, "deblur", None)
         if deblur is not None:
             return int(getattr(deblur, "multiple", 1))
-        inner = getattr(enc, "inner", None)
-        enc = inner if isinstance(inner, nn.Module) else None
     return 1
 
 

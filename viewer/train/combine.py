@@ -33,7 +33,7 @@ import torch
 from viewer.errors import ArgumentError, CheckpointError
 from viewer.liif.checkpoint import build_model, load_model, read_metadata, save_safetensors
 from viewer.liif.liif import LIIF
-from viewer.liif.models import CleanedEncoder
+from viewer.liif.models import CleanedEncoder, encoder_chain
 
 _ENCODER_LABELS = {"edsr-baseline": "EDSR-baseline-LIIF", "rdn": "RDN-LIIF"}
 """How `liif-viewer models` names a plain encoder (one with a clean-up network names itself)."""
@@ -48,11 +48,7 @@ def _sha256(path: Path) -> str:
 
 def _official_part(model: LIIF) -> dict[str, torch.Tensor]:
     """The weights of the encoder a decoder reads features from (inside any clean-up or deblur wrappers)."""
-    enc: torch.nn.Module = model.encoder
-    inner = getattr(enc, "inner", None)
-    while isinstance(inner, torch.nn.Module):
-        enc, inner = inner, getattr(inner, "inner", None)
-    return dict(enc.state_dict())
+    return dict(encoder_chain(model.encoder)[-1].state_dict())
 
 
 def combine(encoder_model: LIIF, decoder_model: LIIF, cleanup_model: LIIF | None = None) -> LIIF:

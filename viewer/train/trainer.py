@@ -44,7 +44,7 @@ from viewer.engine.degrade import random_blur
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.lm import ModulatedMLP
-from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, ResBlock
+from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, ResBlock, encoder_chain
 from viewer.liif.mssnet import DeblurredEncoder
 from viewer.train import data as tdata
 from viewer.train.options import RECIPES, TrainConfig
@@ -620,21 +620,19 @@ LICENCES = {
 
 
 def architecture_label(model: LIIF, base: str) -> str:
-    """What `liif-viewer models` shows as a model's architecture: `base` (or the clean-up network in front
-    of the encoder, when there is one) and the decoder's hidden widths, e.g. "... (88-88-88)"."""
-    passes = []  # the pre-passes in front of the official encoder, outermost first
-    enc = model.encoder
-    while isinstance(enc, CleanedEncoder | DeblurredEncoder):
+    """What `liif-viewer models` shows as a model's architecture: `base` (or the pre-passes in front of the
+    encoder, when there are any) and the decoder's hidden widths, e.g. "... (88-88-88)"."""
+    passes = []  # the pre-passes in front of the official encoder, in the order the photo meets them
+    for enc in encoder_chain(model.encoder):
         if isinstance(enc, CleanedEncoder):
             net = enc.cleanup
             passes.append(f"a clean-up CNN ({len(net.body)} blocks of {net.head.out_channels} channels)")
-        else:
+        elif isinstance(enc, DeblurredEncoder):
             stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in enc.deblur.stages)
             widths = "/".join(str(w) for w in enc.deblur.widths)
             passes.append(f"an MSSNet deblur network (stages {stages}, widths {widths})")
-        enc = enc.inner
     if passes:
-        base = "EDSR-baseline-LIIF behind " + ", then ".join(passes)  # in the order the photo meets them
+        base = "EDSR-baseline-LIIF behind " + ", then ".join(passes)
     if isinstance(model.imnet, ModulatedMLP):
         widths = "-".join(str(w) for w in model.imnet.widths)
         base = base.removesuffix(", small decoder")
