@@ -171,6 +171,47 @@ def test_a_model_grown_by_hypernetwork_blocks_starts_as_the_model_it_grew_from(t
         trainer.build_student(other, load_model(teacher_path))
 
 
+def test_a_model_grown_wider_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
+    """`--init` from the same model with a narrower query MLP: old units keep their weights, new ones have
+    zero outgoing weights, so the grown model answers as its start (up to float summation order) (the reference query and the
+    engine's); then training gives the new units a say. Fewer layers, or a narrower layer, is refused."""
+    teacher_path = _tiny_teacher(tmp_path)
+    start_cfg = _tiny_cfg(
+        recipe="fast", teacher=teacher_path, hidden=[8, 6], hyper_hidden=16, pool=8, steps=8
+    )
+    start, _ = trainer.train(start_cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
+    start_path = tmp_path / "start.safetensors"
+    save_safetensors(start, start_path)
+    cfg = _tiny_cfg(
+        recipe="fast", teacher=teacher_path, hidden=[12, 10], hyper_hidden=16, init=str(start_path)
+    )
+    grown = trainer.build_student(cfg, load_model(teacher_path))
+    assert isinstance(grown.imnet, ModulatedMLP) and grown.imnet.widths == [12, 10]
+    feat = start.encode(torch.rand(1, 3, 10, 12) * 2 - 1)
+    coord = torch.rand(1, 80, 2) * 2 - 1
+    cell = torch.full((1, 80, 2), 2 / 30)
+    with torch.no_grad():
+        want = query_rgb(start.eval(), feat, coord, cell)
+        got = query_rgb(grown.eval(), feat, coord, cell)  # equal up to float summation order
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    img = np.random.default_rng(2).random((10, 12, 3), dtype=np.float32)
+    a, b = Engine(start, "cpu", "fp32"), Engine(grown, "cpu", "fp32")
+    np.testing.assert_allclose(
+        b.render_scale(b.encode(img), 30, 25), a.render_scale(a.encode(img), 30, 25), rtol=0, atol=1e-6
+    )
+    trained, _ = trainer.train(
+        replace(cfg, steps=6, lr=1e-2), tmp_path / "b", images=_photos(), log=lambda m: None
+    )
+    assert isinstance(trained.imnet, ModulatedMLP)
+    assert trained.imnet.out.weight[:, 6:].abs().sum().item() > 0  # the new last-layer units now count
+    for hidden in ([12], [6, 10]):
+        other = _tiny_cfg(
+            recipe="fast", teacher=teacher_path, hidden=hidden, hyper_hidden=16, init=str(start_path)
+        )
+        with pytest.raises(ArgumentError):
+            trainer.build_student(other, load_model(teacher_path))
+
+
 def test_models_sharing_an_encoder_share_cached_tiles() -> None:
     """The disk cache's model key covers the encoder only: liif-lm reads tiles the official model wrote."""
     official_like = make_liif(n_resblocks=1, n_feats=6, hidden=(16, 16), seed=3)

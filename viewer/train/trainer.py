@@ -209,7 +209,7 @@ def _start_from(model: LIIF, path: str) -> None:
             model.load_state_dict(start.state_dict())
         except RuntimeError:
             raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
-    elif not _grow_cleanup(model, start) and not _grow_hypernet(model, start):
+    elif not any(grow(model, start) for grow in (_grow_cleanup, _grow_hypernet, _grow_query)):
         raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
 
 
@@ -265,6 +265,56 @@ def _grow_hypernet(model: LIIF, start: LIIF) -> bool:
         return False
     missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("imnet.blocks.") for k in missing), missing
+    return True
+
+
+@torch.no_grad()
+def _grow_query(model: LIIF, start: LIIF) -> bool:
+    """Start `model` from `start` when they differ only in `model`'s query MLP being wider (a latent-
+    modulated decoder with as many layers, each at least as wide). Old units keep their weights; a new
+    unit's incoming weights (query, hidden and hypernetwork rows) start as small random values and its
+    outgoing weights at zero, so `model` starts as exactly `start` and the new units learn from there.
+    Returns False, loading nothing, when they differ otherwise."""
+
+    def split(spec: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
+        other = copy.deepcopy(spec)
+        imnet = other["args"]["imnet_spec"]
+        if imnet.get("name") != "lm-mlp":
+            return [], other
+        return [int(w) for w in imnet["args"].pop("hidden_list")], other
+
+    wide, spec = split(model.spec)
+    narrow, start_spec = split(start.spec)
+    grows = len(wide) == len(narrow) and all(a >= b for a, b in zip(wide, narrow, strict=True))
+    if spec != start_spec or not narrow or not grows or wide == narrow:
+        return False
+    mine, theirs = model.imnet, start.imnet
+    assert isinstance(mine, ModulatedMLP) and isinstance(theirs, ModulatedMLP)
+    state = {k: v for k, v in start.state_dict().items() if not k.startswith("imnet.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("imnet.") for k in missing), missing
+    for name in ("hyper_in", "blocks"):  # the hypernetwork's trunk does not depend on the widths
+        getattr(mine, name).load_state_dict(getattr(theirs, name).state_dict())
+    # hyper_out writes the layers' shifts one after another: copy each layer's old rows into its new block.
+    at_new = at_old = 0
+    for w_new, w_old in zip(wide, narrow, strict=True):
+        rows = slice(at_new, at_new + w_old)
+        mine.hyper_out.weight[rows] = theirs.hyper_out.weight[at_old : at_old + w_old]
+        mine.hyper_out.bias[rows] = theirs.hyper_out.bias[at_old : at_old + w_old]
+        # New units' shifts start at the old units' mean so they are alive (not stuck below the ReLU).
+        fresh = slice(at_new + w_old, at_new + w_new)
+        mine.hyper_out.weight[fresh] *= 0.1
+        mine.hyper_out.bias[fresh] = theirs.hyper_out.bias[at_old : at_old + w_old].mean().clamp(min=0.05)
+        at_new, at_old = at_new + w_new, at_old + w_old
+    pairs = list(zip(mine.linears(), theirs.linears(), strict=True))
+    for k, (lin, old) in enumerate(pairs):
+        n_out, n_in = old.weight.shape
+        if k > 0:  # inputs from new units of the layer before start at zero: the output is unchanged
+            lin.weight[:, n_in:] = 0.0
+        lin.weight[:n_out, :n_in] = old.weight
+        if k == len(pairs) - 1:
+            assert lin.bias is not None and old.bias is not None
+            lin.bias.copy_(old.bias)
     return True
 
 
