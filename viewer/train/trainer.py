@@ -449,7 +449,7 @@ def build_pool(
             continue
         rng = _rng(cfg.seed, c, stream=1)
         n = min(_POOL_CHUNK, cfg.pool - c * _POOL_CHUNK)
-        b = tdata.make_batch(images, rng, n, n_points=cfg.points)
+        b = tdata.make_batch(images, rng, n, n_points=cfg.points, shrink_p=cfg.pool_shrink)
         rc, rcell = tdata.random_queries(rng, n, cfg.distill_points, scale_range=cfg.distill_scales)
         feats, t_gt, t_rnd = [], [], []
         for s in range(0, n, 8):
@@ -791,6 +791,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init=str(args.init),
         inherit_layers=args.inherit_layers,
         pool=args.pool,
+        pool_shrink=args.pool_shrink,
         gt_weight=args.gt_weight,
         loss=args.loss,
         degrade_p=args.degrade_p,
