@@ -414,7 +414,8 @@ def grid_query(
     members = [(vx, vy) for vx in shifts for vy in shifts]
     k = len(members)
     idx = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
-    extra = torch.ones((k, n_r, n_c, w_extra.shape[0]), device=dev, dtype=torch.float32)
+    # Written in the decoder's dtype directly (the same rounding as casting a float32 copy, without one).
+    extra = torch.ones((k, n_r, n_c, w_extra.shape[0]), device=dev, dtype=decoder.dtype)
     area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
     for m, (vx, vy) in enumerate(members):
         i, rel_r = by_row[vx]
@@ -427,7 +428,7 @@ def grid_query(
         torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m]).abs_().add_(1e-9)
     # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
     x = flat.index_select(0, idx.view(-1))
-    preds = decoder.run(x, extra.view(-1, extra.shape[-1]).to(decoder.dtype), w_extra).view(k, n_r * n_c, -1)
+    preds = decoder.run(x, extra.view(-1, extra.shape[-1]), w_extra).view(k, n_r * n_c, -1)
     if k == 1:
         return preds[0]
     area = area.view(k, -1)
