@@ -273,7 +273,8 @@ def _grow_query(model: LIIF, start: LIIF) -> bool:
     """Start `model` from `start` when they differ only in `model`'s query MLP being wider (a latent-
     modulated decoder with as many layers, each at least as wide). Old units keep their weights; a new
     unit's incoming weights (query, hidden and hypernetwork rows) start as small random values and its
-    outgoing weights at zero, so `model` starts as exactly `start` and the new units learn from there.
+    outgoing weights at zero, so `model` answers as `start` (up to float summation order) and the new units
+    learn from there.
     Returns False, loading nothing, when they differ otherwise."""
 
     def split(spec: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
@@ -301,7 +302,7 @@ def _grow_query(model: LIIF, start: LIIF) -> bool:
         rows = slice(at_new, at_new + w_old)
         mine.hyper_out.weight[rows] = theirs.hyper_out.weight[at_old : at_old + w_old]
         mine.hyper_out.bias[rows] = theirs.hyper_out.bias[at_old : at_old + w_old]
-        # New units' shifts start at the old units' mean so they are alive (not stuck below the ReLU).
+        # New units' shifts start near the old units' mean bias, so they are alive (not stuck below the ReLU).
         fresh = slice(at_new + w_old, at_new + w_new)
         mine.hyper_out.weight[fresh] *= 0.1
         mine.hyper_out.bias[fresh] = theirs.hyper_out.bias[at_old : at_old + w_old].mean().clamp(min=0.05)
