@@ -134,16 +134,21 @@ def test_the_hypernetwork_starts_as_the_teachers_first_layer(tmp_path: Path) -> 
     assert torch.equal(student.imnet.hyper_in.bias, first.bias)
 
 
+def _trained_start(tmp_path: Path, hidden: list[int]) -> tuple[str, LIIF, Path]:
+    """A tiny teacher, and a latent-modulated student with these query widths trained 8 steps and saved:
+    what a grown model starts from."""
+    teacher_path = _tiny_teacher(tmp_path)
+    cfg = _tiny_cfg(recipe="fast", teacher=teacher_path, hidden=hidden, hyper_hidden=16, pool=8, steps=8)
+    start, _ = trainer.train(cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
+    start_path = tmp_path / "start.safetensors"
+    save_safetensors(start, start_path)
+    return teacher_path, start, start_path
+
+
 def test_a_model_grown_by_hypernetwork_blocks_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
     """`--init` from the same model with fewer hypernetwork blocks: its weights load, the new block is an
     identity, so the grown model answers exactly as its start; then training moves the new block."""
-    teacher_path = _tiny_teacher(tmp_path)
-    start_cfg = _tiny_cfg(
-        recipe="fast", teacher=teacher_path, hidden=[8, 8], hyper_hidden=16, pool=8, steps=8
-    )
-    start, _ = trainer.train(start_cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
-    start_path = tmp_path / "start.safetensors"
-    save_safetensors(start, start_path)
+    teacher_path, start, start_path = _trained_start(tmp_path, [8, 8])
     cfg = _tiny_cfg(
         recipe="fast",
         teacher=teacher_path,
@@ -173,15 +178,9 @@ def test_a_model_grown_by_hypernetwork_blocks_starts_as_the_model_it_grew_from(t
 
 def test_a_model_grown_wider_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
     """`--init` from the same model with a narrower query MLP: old units keep their weights, new ones have
-    zero outgoing weights, so the grown model answers as its start (up to float summation order) (the reference query and the
-    engine's); then training gives the new units a say. Fewer layers, or a narrower layer, is refused."""
-    teacher_path = _tiny_teacher(tmp_path)
-    start_cfg = _tiny_cfg(
-        recipe="fast", teacher=teacher_path, hidden=[8, 6], hyper_hidden=16, pool=8, steps=8
-    )
-    start, _ = trainer.train(start_cfg, tmp_path / "a", images=_photos(), log=lambda m: None)
-    start_path = tmp_path / "start.safetensors"
-    save_safetensors(start, start_path)
+    zero outgoing weights, so the grown model answers as its start, in the reference query and the engine,
+    up to float summation order; then training gives the new units a say. Fewer layers, or a narrower layer, is refused."""
+    teacher_path, start, start_path = _trained_start(tmp_path, [8, 6])
     cfg = _tiny_cfg(
         recipe="fast", teacher=teacher_path, hidden=[12, 10], hyper_hidden=16, init=str(start_path)
     )
