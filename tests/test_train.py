@@ -17,6 +17,7 @@ from viewer.liif.liif import LIIF, make_liif
 from viewer.liif.reference import query_rgb
 from viewer.train import data as tdata
 from viewer.train import trainer
+from viewer.train.graphics import synthetic_graphic
 from viewer.train.options import TrainConfig
 from viewer.train.query import train_query
 
@@ -86,6 +87,39 @@ def test_shrunk_photos_give_sharper_inputs() -> None:
         return float(np.abs(np.diff(b.lr, axis=3)).mean())
 
     assert roughness(1.0) > 1.3 * roughness(0.0)
+
+
+def test_synthetic_graphics_are_seeded_flat_colour_with_hard_edges() -> None:
+    """A drawing is the same for the same seed and differs between seeds; it is mostly flat colour (many
+    pixels equal their neighbour) cut by hard edges (some neighbours differ by a quarter of the range),
+    unlike a photo; `graphics_p` = 1 cuts every crop from one, and 0 leaves batches as they were."""
+    a = synthetic_graphic(np.random.default_rng([5, 1]))
+    assert a.shape == (256, 256, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, synthetic_graphic(np.random.default_rng([5, 1])))
+    assert not np.array_equal(a, synthetic_graphic(np.random.default_rng([5, 2])))
+    flat, hard = [], []
+    for seed in range(12):
+        g = synthetic_graphic(np.random.default_rng([9, seed])).astype(np.int16)
+        d = np.abs(np.diff(g, axis=1)).max(axis=2)
+        flat.append(float((d == 0).mean()))
+        hard.append(float((d >= 64).mean()))
+    assert np.median(flat) > 0.5 and np.median(hard) > 0.002
+
+    photos = _photos()
+    plain = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32)
+    again = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32, graphics_p=0.0)
+    assert np.array_equal(plain.lr, again.lr) and np.array_equal(plain.rgb, again.rgb)
+    drawn = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32, graphics_p=1.0)
+    assert drawn.lr.shape == plain.lr.shape and drawn.lr.min() >= 0 and drawn.lr.max() <= 1
+
+    # Against the test photos (gradients and a few discs), the drawings' crops have more flat colour and
+    # more hard edges.
+    def shares(lr: np.ndarray) -> tuple[float, float]:
+        d = np.abs(np.diff(lr, axis=3))
+        return float((d < 1e-6).mean()), float((d > 0.25).mean())
+
+    (flat_drawn, hard_drawn), (flat_photo, hard_photo) = shares(drawn.lr), shares(plain.lr)
+    assert flat_drawn > 1.5 * flat_photo and hard_drawn > 2 * hard_photo
 
 
 def _tiny_cfg(**kw: object) -> TrainConfig:

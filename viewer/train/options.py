@@ -51,6 +51,9 @@ class TrainConfig:
     pool_shrink: float = 0.0
     """Recipe fast: share of the pool crops built in this run whose photo is first shrunk (see
     `data.make_batch`): sharper inputs than the training photos give, on which the teacher still answers."""
+    pool_graphics: float = 0.0
+    """Recipe fast: share of the pool crops built in this run cut from synthetic drawings of shapes and text
+    (`graphics.synthetic_graphic`), which the training photos lack."""
     degrade_p: float = 0.8
     cleanup_width: int = 32
     """Recipe cleanup: channels of the clean-up network in front of the teacher's encoder."""
@@ -149,6 +152,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=d.pool_shrink,
         help="share of the pool crops built in this run cut from photos first shrunk by 1 to 2.5x, for "
         "sharper inputs (fast; default 0)",
+    )
+    p.add_argument(
+        "--pool-graphics",
+        type=float,
+        default=d.pool_graphics,
+        help="share of the pool crops built in this run cut from synthetic drawings of shapes and text "
+        "(fast; default 0)",
     )
     p.add_argument(
         "--gt-weight", type=float, default=d.gt_weight, help="weight of the ground-truth loss (fast)"

@@ -444,13 +444,16 @@ def build_pool(
     teacher = teacher.to(device).eval()
     n_chunks = math.ceil(cfg.pool / _POOL_CHUNK)
     t0 = time.perf_counter()
+    built = 0  # chunks built in this run (the ETA counts only these: a resumed pool skips the others)
     for c in range(n_chunks):
         path = work / f"pool_{c:03d}.npz"
         if path.is_file():
             continue
         rng = _rng(cfg.seed, c, stream=1)
         n = min(_POOL_CHUNK, cfg.pool - c * _POOL_CHUNK)
-        b = tdata.make_batch(images, rng, n, n_points=cfg.points, shrink_p=cfg.pool_shrink)
+        b = tdata.make_batch(
+            images, rng, n, n_points=cfg.points, shrink_p=cfg.pool_shrink, graphics_p=cfg.pool_graphics
+        )
         rc, rcell = tdata.random_queries(rng, n, cfg.distill_points, scale_range=cfg.distill_scales)
         feats, t_gt, t_rnd = [], [], []
         for s in range(0, n, 8):
@@ -477,8 +480,8 @@ def build_pool(
             t_rnd=torch.cat(t_rnd).cpu().numpy(),
         )
         os.replace(work / f"pool_{c:03d}.tmp.npz", path)
-        done = c + 1
-        eta = (time.perf_counter() - t0) / done * (n_chunks - done)
+        done, built = c + 1, built + 1
+        eta = (time.perf_counter() - t0) / built * (n_chunks - done)
         log(f"pool: {min(cfg.pool, done * _POOL_CHUNK)}/{cfg.pool} crops encoded ({eta:.0f} s left)")
     parts: dict[str, list[np.ndarray]] = {}
     for c in range(n_chunks):
@@ -793,6 +796,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         inherit_layers=args.inherit_layers,
         pool=args.pool,
         pool_shrink=args.pool_shrink,
+        pool_graphics=args.pool_graphics,
         gt_weight=args.gt_weight,
         loss=args.loss,
         degrade_p=args.degrade_p,
