@@ -254,3 +254,22 @@ def test_a_rendered_grid_equals_the_per_query_path(flags: dict[str, Any], hyper:
     want = (engine.query(fm, coord, torch.from_numpy(cell)) * 0.5 + 0.5).clamp(0, 1).numpy()
     assert float(np.ptp(want)) > 0.05
     np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+def test_a_grid_query_reused_across_bands_equals_the_per_query_path(hyper: int) -> None:
+    """One `GridQuery` serves a whole render: bands of 3 rows and a last one of 2 (its column buffers are
+    made again), over a photo taller than a projection block (its box is assembled again as bands move
+    down), still give every pixel what `query` gives."""
+    model = make_liif(n_resblocks=1, n_feats=6, hidden=(12, 10), hyper_hidden=hyper, seed=5)
+    engine = Engine(model, "cpu", "bf16", chunk=350)
+    img = np.random.default_rng(2).random((70, 45, 3), dtype=np.float32)
+    fm = engine.encode(img)
+    rect = SourceRect(0.0, 0.0, 45.0, 70.0)
+    got = engine.render(fm, rect, 103, 161)  # 350 // 103 = 3 rows a band; 161 = 53 * 3 + 2
+    rows, cols, cell = pixel_grid(rect, 103, 161, 70, 45, (0, 0, 161, 103))
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    coord = torch.from_numpy(np.stack([rr.ravel(), cc.ravel()], 1))
+    want = (engine.query(fm, coord, torch.from_numpy(cell)) * 0.5 + 0.5).clamp(0, 1).numpy()
+    assert float(np.ptp(want)) > 0.05
+    np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=1e-6)

@@ -29,7 +29,7 @@ from viewer.engine.features import DEFAULT_TILE, Box, FeatureMap, FeatureStore, 
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.models import encoder_grid
-from viewer.liif.query import Decoder, grid_query, latent_centres, query
+from viewer.liif.query import Decoder, GridQuery, latent_centres, query
 
 __all__ = [
     "TINY_PHOTO",
@@ -432,7 +432,13 @@ class Engine:
         cols_t = torch.from_numpy(cols).to(self.device)
         cell = torch.from_numpy(cell_np)
         cache = fm.projection(self.decoder)
-        centres = (latent_centres(h, self.device), latent_centres(w, self.device))
+        grid = GridQuery(
+            self.decoder,
+            cache,
+            cols_t,
+            cell,
+            (latent_centres(h, self.device), latent_centres(w, self.device)),
+        )
         out = np.empty((n_rows, ncols, 3), dtype=np.float32)
         # Whole rows at a time, about `chunk` pixels (at least one row), through the grid query.
         band = max(1, self.chunk // ncols)
@@ -443,7 +449,7 @@ class Engine:
             check(cancel)
             e = min(n_rows, s + band)
             try:
-                pred = grid_query(self.decoder, cache, rows_t[s:e], cols_t, cell, centres)
+                pred = grid(rows_t[s:e])
             except torch.OutOfMemoryError:
                 if self.chunk <= 1024 or band == 1:
                     raise
