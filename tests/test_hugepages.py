@@ -138,10 +138,34 @@ def test_a_small_job_does_not_restart(tmp_path: Path) -> None:
     big = _photo(tmp_path / "big.png", 640, 480)
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", H.OPT_OUT)}
     applies = H.should_reexec(env, platform.system(), platform.libc_ver(), H.thp_mode())
-    for photo, restarts in ((small, False), (big, applies)):
-        code = f"import sys; sys.argv = ['liif-viewer', 'render', {str(photo)!r}]; {_SHOW}"
+    official = ["--model", "edsr-baseline-liif"]
+    cases = ((small, official, False), (big, official, applies), (big, ["--model", "liif-lm"], False))
+    for photo, model, restarts in cases:
+        argv = ["liif-viewer", "render", str(photo), *model]
+        code = f"import sys; sys.argv = {argv!r}; {_SHOW}"
         proc = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
         )
         assert proc.returncode == 0, proc.stderr
         assert ("hugetlb" in proc.stdout) == restarts
+
+
+def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
+    """Renders and exports with a small decoder skip the restart (it made them slower; see the module);
+    the official decoder, a weights file, an unknown name and other commands do not count."""
+    from viewer.engine.weights import auto_model, list_models
+
+    photo = str(_photo(tmp_path / "p.png", 640, 480))
+    assert H.light_decoder_job(["render", photo, "-o", "x.png", "--model", "liif-lm"])
+    assert H.light_decoder_job(["export", photo, "--model=liif-fast", "--print", "A4"])
+    assert not H.light_decoder_job(["render", photo, "--model", "liif-lm"], limit=1000)  # 31,104 > 1,000
+    assert not H.light_decoder_job(["render", photo, "--model", "edsr-baseline-liif"])
+    assert not H.light_decoder_job(["render", photo, "--model", "liif-lm", "--model", "edsr-baseline-liif"])
+    assert not H.light_decoder_job(["render", photo, "--model", str(tmp_path / "weights.safetensors")])
+    assert not H.light_decoder_job(["render", photo, "--model", "no-such-model"])
+    assert not H.light_decoder_job(["batch", photo, "--model", "liif-lm"])
+    assert not H.light_decoder_job([photo])
+    # `auto` is judged as the model it stands for on a CPU.
+    auto = next(m.cost for m in list_models() if m.name == auto_model("cpu"))
+    light = auto is not None and auto.per_pixel_at(4) <= H.LIGHT_DECODER_MACS
+    assert H.light_decoder_job(["render", photo]) == light
