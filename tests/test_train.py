@@ -17,7 +17,7 @@ from viewer.liif.liif import LIIF, make_liif
 from viewer.liif.reference import query_rgb
 from viewer.train import data as tdata
 from viewer.train import trainer
-from viewer.train.graphics import synthetic_graphic
+from viewer.train.graphics import synthetic_graphic, text_page
 from viewer.train.options import TrainConfig
 from viewer.train.query import train_query
 
@@ -120,6 +120,29 @@ def test_synthetic_graphics_are_seeded_flat_colour_with_hard_edges() -> None:
 
     (flat_drawn, hard_drawn), (flat_photo, hard_photo) = shares(drawn.lr), shares(plain.lr)
     assert flat_drawn > 1.5 * flat_photo and hard_drawn > 2 * hard_photo
+
+
+def test_text_pages_are_seeded_lines_of_print_on_paper() -> None:
+    """A page is the same for the same seed; most of it is paper (its commonest colour), crossed by rows
+    of ink: some rows are all paper (between lines), others are not; `text_p` = 1 cuts every crop from
+    pages, and 0 leaves batches as they were."""
+    page = text_page(np.random.default_rng([6, 0]))
+    assert page.shape == (256, 256, 3) and page.dtype == np.uint8
+    assert np.array_equal(page, text_page(np.random.default_rng([6, 0])))
+    for seed in range(6):
+        g = text_page(np.random.default_rng([6, seed]))
+        colours, counts = np.unique(g.reshape(-1, 3), axis=0, return_counts=True)
+        paper = colours[counts.argmax()]
+        is_paper = (g == paper).all(axis=2)
+        assert is_paper.mean() > 0.4
+        blank_rows = is_paper.all(axis=1)
+        assert 0 < blank_rows.sum() < 256  # gaps between lines, and lines
+    photos = _photos()
+    plain = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32)
+    again = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32, text_p=0.0)
+    assert np.array_equal(plain.lr, again.lr)
+    pages = tdata.make_batch(photos, np.random.default_rng(4), 8, n_points=32, text_p=1.0)
+    assert pages.lr.shape == plain.lr.shape and not np.array_equal(pages.lr, plain.lr)
 
 
 def _tiny_cfg(**kw: object) -> TrainConfig:

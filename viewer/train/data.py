@@ -18,7 +18,7 @@ from PIL import Image
 
 from viewer.engine.degrade import downscale, random_degrade
 from viewer.errors import ArgumentError
-from viewer.train.graphics import synthetic_graphic
+from viewer.train.graphics import synthetic_graphic, text_page
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -155,16 +155,20 @@ def make_batch(
     degrade_p: float = 0.0,
     shrink_p: float = 0.0,
     graphics_p: float = 0.0,
+    text_p: float = 0.0,
 ) -> Batch:
     """A batch of samples from random photos; with probability `degrade_p` a sample's input is damaged,
     with probability `shrink_p` its photo is first shrunk by a factor from U(1, SHRINK_MAX), and with
     probability `graphics_p` a sample is cut from a synthetic drawing of shapes and text instead of a photo
-    (`graphics.synthetic_graphic`). Each option draws from `rng` only when it is on, so batches made
-    without it stay what they were."""
+    (`graphics.synthetic_graphic`), and with probability `text_p` from a page of small print
+    (`graphics.text_page`). Each option draws from `rng` only when it is on, so batches made without it
+    stay what they were."""
     parts = []
     for _ in range(batch_size):
         img = images[int(rng.integers(0, len(images)))]
-        if graphics_p > 0 and rng.random() < graphics_p:
+        if text_p > 0 and rng.random() < text_p:
+            img = text_page(rng)
+        elif graphics_p > 0 and rng.random() < graphics_p:
             img = synthetic_graphic(rng)
         elif shrink_p > 0 and rng.random() < shrink_p:
             img = shrink(img, float(rng.uniform(1.0, SHRINK_MAX)))

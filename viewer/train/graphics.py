@@ -1,4 +1,5 @@
-"""Synthetic graphics for distillation: flat colours, hard outlines and printed text.
+"""Synthetic graphics for distillation: flat colours, hard outlines and printed text (`synthetic_graphic`),
+and pages of lines of small print (`text_page`).
 
 The training photos (BSDS500, T91) hold almost no lettering, clip art or flat colour, while scans do:
 captions, postcards, book covers, signs. The official model answers on any input, so a student distilled
@@ -89,6 +90,45 @@ def synthetic_graphic(rng: np.random.Generator, side: int = 256) -> np.ndarray:
             _shape(draw, rng, big, ss)
         else:
             _text(draw, rng, big, ss)
+    if ss > 1:
+        img = img.reduce(ss)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _paper_and_ink(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """A light paper and a dark or saturated ink (three quarters), or the reverse (light print on dark)."""
+    paper = tuple(int(v) for v in rng.integers(215, 256, size=3))
+    ink = tuple(
+        int(v) for v in (rng.integers(0, 160, size=3) if rng.random() < 0.7 else rng.integers(0, 256, 3))
+    )
+    if rng.random() < 0.25:
+        paper, ink = tuple(int(v) for v in rng.integers(0, 70, size=3)), paper
+    return paper, ink  # type: ignore[return-value]
+
+
+def text_page(rng: np.random.Generator, side: int = 256) -> np.ndarray:
+    """A uint8 (side, side, 3) page of lines of random words: one print size of 8 to 28 pixels (small
+    likelier), a few inks, some lines bold; drawn 1 to 4 times larger and box-reduced as
+    `synthetic_graphic` is. Small print is where the student decoders were furthest from their teacher."""
+    ss = int(rng.integers(1, 5))
+    big = side * ss
+    paper, ink = _paper_and_ink(rng)
+    img = Image.new("RGB", (big, big), paper)
+    draw = ImageDraw.Draw(img)
+    size = int(8 + 20 * rng.random() ** 1.5)
+    font = ImageFont.load_default(size=size * ss)
+    y = int(rng.integers(-size, size)) * ss
+    while y < big:
+        if rng.random() < 0.25:  # a new paragraph: maybe another ink
+            _, ink = _paper_and_ink(rng) if rng.random() < 0.5 else (paper, ink)
+        words = [
+            "".join(string.ascii_letters[int(i)] for i in rng.integers(0, 52, size=int(rng.integers(1, 10))))
+            for _ in range(int(rng.integers(3, 12)))
+        ]
+        bold = int(rng.random() < 0.3) * max(1, size * ss // 20)
+        x = int(rng.integers(-size, 2 * size)) * ss
+        draw.text((x, y), " ".join(words), fill=ink, font=font, stroke_width=bold, stroke_fill=ink)
+        y += int(size * ss * rng.uniform(1.1, 1.6))
     if ss > 1:
         img = img.reduce(ss)
     return np.asarray(img, dtype=np.uint8)

@@ -54,6 +54,9 @@ class TrainConfig:
     pool_graphics: float = 0.0
     """Recipe fast: share of the pool crops built in this run cut from synthetic drawings of shapes and text
     (`graphics.synthetic_graphic`), which the training photos lack."""
+    pool_text: float = 0.0
+    """Recipe fast: share of the pool crops built in this run cut from pages of small print
+    (`graphics.text_page`)."""
     degrade_p: float = 0.8
     cleanup_width: int = 32
     """Recipe cleanup: channels of the clean-up network in front of the teacher's encoder."""
@@ -159,6 +162,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=d.pool_graphics,
         help="share of the pool crops built in this run cut from synthetic drawings of shapes and text "
         "(fast; default 0)",
+    )
+    p.add_argument(
+        "--pool-text",
+        type=float,
+        default=d.pool_text,
+        help="share of the pool crops built in this run cut from pages of small print (fast; default 0)",
     )
     p.add_argument(
         "--gt-weight", type=float, default=d.gt_weight, help="weight of the ground-truth loss (fast)"

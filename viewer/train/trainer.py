@@ -452,7 +452,13 @@ def build_pool(
         rng = _rng(cfg.seed, c, stream=1)
         n = min(_POOL_CHUNK, cfg.pool - c * _POOL_CHUNK)
         b = tdata.make_batch(
-            images, rng, n, n_points=cfg.points, shrink_p=cfg.pool_shrink, graphics_p=cfg.pool_graphics
+            images,
+            rng,
+            n,
+            n_points=cfg.points,
+            shrink_p=cfg.pool_shrink,
+            graphics_p=cfg.pool_graphics,
+            text_p=cfg.pool_text,
         )
         rc, rcell = tdata.random_queries(rng, n, cfg.distill_points, scale_range=cfg.distill_scales)
         feats, t_gt, t_rnd = [], [], []
@@ -797,6 +803,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         pool=args.pool,
         pool_shrink=args.pool_shrink,
         pool_graphics=args.pool_graphics,
+        pool_text=args.pool_text,
         gt_weight=args.gt_weight,
         loss=args.loss,
         degrade_p=args.degrade_p,
