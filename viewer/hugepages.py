@@ -8,18 +8,19 @@ glibc tunable `glibc.malloc.hugetlb=1` (glibc 2.35 and later), malloc asks for t
 only when a process starts, so the command re-executes itself once, with the tunable added, before it
 imports anything heavy. Set LIIF_VIEWER_NO_HUGEPAGES=1 to turn this off.
 
-A small job does not restart (`small_job`): there huge pages cost more than they save. Nor does a render
-or export with a small decoder (`light_decoder_job`: `liif-lm`, `liif-fast` and the others of at most
-`LIGHT_DECODER_MACS` multiply-adds per output pixel), which allocates far less than the official one: on
-the 2-core AMD EPYC (bf16), a whole `render --scale 8` of a 320 px photo took 4.13 to 4.23 s with
-`liif-lm` without huge pages and 4.42 to 5.03 s with them (5 alternating rounds), and 6.02 / 6.66 s against
-6.56 / 6.98 s with `liif-fast` (2 rounds); renders of 512, 1024 and 2048 px photos at x2 and x1.1 with
-`liif-lm` took the same time either way (within 0.5 s of 4, 16 and 57 s), while the official model's x8
-render still gained (32.8 s against 34.6 s, 1 round). On the 2-core AMD
+A small job does not restart (`small_job`): there huge pages cost more than they save. On the 2-core AMD
 EPYC development machine (bf16), rendering a 128 px photo to 512 px took 0.05 to 0.15 s longer with them
 (3 to 5 %; `liif-viewer bench --startup` and two runs of 12 and 16 alternating rounds), and a 256 px one
 to 1024 px was slower with them too (medians of 6 rounds, under heavy load: 72 s against 59 s wall, 43
 against 36 s CPU).
+
+Nor does a render or export with a small decoder (`light_decoder_job`: `liif-lm`, `liif-fast` and the
+others of at most `LIGHT_DECODER_MACS` multiply-adds per output pixel), which allocates far less than the
+official one: on the same machine, a whole `render --scale 8` of a 320 px photo took 4.13 to 4.23 s with
+`liif-lm` without huge pages and 4.42 to 5.03 s with them (5 alternating rounds), and 6.02 / 6.66 s against
+6.56 / 6.98 s with `liif-fast` (2 rounds); renders of 512, 1024 and 2048 px photos at x2 and x1.1 with
+`liif-lm` took the same time either way (within 0.5 s of 4, 16 and 57 s), while the official model's x8
+render still gained (32.8 s against 34.6 s, 1 round).
 """
 
 from __future__ import annotations
