@@ -11,6 +11,7 @@ engine never cuts there: `Engine.encode_tile_size` is a multiple of the grid).
 from __future__ import annotations
 
 import sys
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from viewer.engine.degrade import benchmark_blur
 from viewer.engine.evaluate import load_pairs
 from viewer.engine.features import FeatureMap
 from viewer.engine.render import Engine
+from viewer.liif.mssnet import DeblurredEncoder
 
 
 def main() -> None:
@@ -39,12 +41,13 @@ def main() -> None:
     pairs = load_pairs("Set14", 2)[:first]
     for halo in halos:
         if halo is not None:
-            deblur = engine.model.encoder.deblur
+            encoder = engine.model.encoder
+            assert isinstance(encoder, DeblurredEncoder), "this script measures a deblur model"
+            deblur = encoder.deblur
             deblur.receptive_radius = halo
-            total = (
-                halo + engine.model.encoder.inner.receptive_radius
-            )  # rounded up to the grid, as the model does
-            engine.model.encoder.receptive_radius = -(-total // deblur.multiple) * deblur.multiple
+            inner_radius = int(cast(int, encoder.inner.receptive_radius))
+            total = halo + inner_radius  # rounded up to the grid, as the model does
+            encoder.receptive_radius = -(-total // deblur.multiple) * deblur.multiple
         worst = {"grid": 0.0, "off-grid": 0.0}
         for i, pair in enumerate(pairs):
             lr = benchmark_blur(pair.lr, i)
