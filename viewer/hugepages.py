@@ -133,16 +133,16 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
 
 def light_decoder_job(args: Sequence[str], limit: int = LIGHT_DECODER_MACS) -> bool:
     """Whether `args` render or export with a registry model whose decoder costs at most `limit`
-    multiply-adds per output pixel (`auto` counts as the model it stands for on a CPU). Reads only the
-    model registry (no torch); a weights file, an unknown name or any failure counts as not light."""
+    multiply-adds per output pixel (`auto` counts as `liif-fast`, what it stands for on a CPU where that is
+    installed). Reads one model file's header (no torch); a weights file, an unknown name or any failure
+    counts as not light."""
     if len(args) < 2 or args[0] not in ("render", "export"):
         return False
     try:
-        from viewer.engine.weights import AUTO_MODEL, auto_model, list_models
+        from viewer.engine.weights import AUTO_MODEL, FAST_MODEL, registry_cost
 
         model = _option(args, "--model", AUTO_MODEL)
-        name = auto_model("cpu") if model == AUTO_MODEL else model
-        cost = next((m.cost for m in list_models() if m.name == name), None)
+        cost = registry_cost(FAST_MODEL if model == AUTO_MODEL else model)
     except Exception:  # any failure only means "restart as usual"
         return False
     return cost is not None and cost.per_pixel_at(4) <= limit

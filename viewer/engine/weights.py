@@ -277,6 +277,26 @@ def list_models(registry_dirs: Iterable[Path] | None = None) -> list[ModelInfo]:
     return result + sorted(others, key=lambda m: m.name)
 
 
+def registry_cost(name: str, registry_dirs: Iterable[Path] | None = None) -> DecoderCost | None:
+    """The decoder cost of registry model `name`, reading one file's header at most (not every model's, as
+    `list_models` does): a manifest entry's file (or its spec, not downloaded), else `<name>.safetensors`
+    in a registry folder whose metadata names it. None where that finds nothing (a model whose file is
+    named otherwise: `list_models` knows it). For decisions made before torch is imported."""
+    dirs = list(registry_dirs) if registry_dirs is not None else _default_dirs()
+    for d in dirs:
+        entry = load_manifest(d / MANIFEST_NAME).get(name)
+        if entry is not None:
+            found = _find_weights(entry.weights, dirs)
+            return _cost(_file_spec(found)) if found is not None else _cost(entry.liif_spec)
+    for d in dirs:
+        f = d / f"{name}{WEIGHTS_SUFFIX}"
+        if f.is_file():
+            info = _info_from_file(f)
+            if info.name == name:
+                return info.cost
+    return None
+
+
 def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.endswith((WEIGHTS_SUFFIX, ".pth", ".pt"))
 
