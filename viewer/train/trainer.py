@@ -444,7 +444,7 @@ def build_pool(
     teacher = teacher.to(device).eval()
     n_chunks = math.ceil(cfg.pool / _POOL_CHUNK)
     t0 = time.perf_counter()
-    built = 0  # chunks built in this run (the ETA counts only these: a resumed pool skips the others)
+    built = 0  # chunks built by this run (the ETA counts these only)
     for c in range(n_chunks):
         path = work / f"pool_{c:03d}.npz"
         if path.is_file():
