@@ -28,8 +28,7 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     if kind < 0.25:
         v = int(rng.integers(205, 256))
         return (v, v, v)
-    c = rng.integers(0, 256, size=3)
-    return (int(c[0]), int(c[1]), int(c[2]))
+    return _rgb(rng.integers(0, 256, size=3))
 
 
 def _background(rng: np.random.Generator, side: int) -> Image.Image:
@@ -95,15 +94,18 @@ def synthetic_graphic(rng: np.random.Generator, side: int = 256) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def _rgb(values: np.ndarray) -> tuple[int, int, int]:
+    """Three integers of an array, as Pillow takes a colour."""
+    return (int(values[0]), int(values[1]), int(values[2]))
+
+
 def _paper_and_ink(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """A light paper and a dark or saturated ink (three quarters), or the reverse (light print on dark)."""
-    paper = tuple(int(v) for v in rng.integers(215, 256, size=3))
-    ink = tuple(
-        int(v) for v in (rng.integers(0, 160, size=3) if rng.random() < 0.7 else rng.integers(0, 256, 3))
-    )
+    paper = _rgb(rng.integers(215, 256, size=3))
+    ink = _rgb(rng.integers(0, 160, size=3) if rng.random() < 0.7 else rng.integers(0, 256, 3))
     if rng.random() < 0.25:
-        paper, ink = tuple(int(v) for v in rng.integers(0, 70, size=3)), paper
-    return paper, ink  # type: ignore[return-value]
+        paper, ink = _rgb(rng.integers(0, 70, size=3)), paper
+    return paper, ink
 
 
 def text_page(rng: np.random.Generator, side: int = 256) -> np.ndarray:
@@ -119,8 +121,8 @@ def text_page(rng: np.random.Generator, side: int = 256) -> np.ndarray:
     font = ImageFont.load_default(size=size * ss)
     y = int(rng.integers(-size, size)) * ss
     while y < big:
-        if rng.random() < 0.25:  # a new paragraph: maybe another ink
-            _, ink = _paper_and_ink(rng) if rng.random() < 0.5 else (paper, ink)
+        if rng.random() < 0.25 and rng.random() < 0.5:  # a new paragraph in another ink
+            ink = _paper_and_ink(rng)[1]
         words = [
             "".join(string.ascii_letters[int(i)] for i in rng.integers(0, 52, size=int(rng.integers(1, 10))))
             for _ in range(int(rng.integers(3, 12)))
