@@ -74,16 +74,22 @@ FLAGS = [
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-@pytest.mark.parametrize("hyper", [(0, 0), (20, 0), (20, 2)], ids=["mlp", "lm-mlp", "lm-mlp-blocks"])
-def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any], hyper: tuple[int, int]) -> None:
-    """The engine's query (for a latent-modulated decoder: its cached shifts, hypernetwork blocks included)
-    computes what the decoder computes on the paper's input, one query at a time."""
+@pytest.mark.parametrize(
+    "hyper",
+    [(0, 0, False), (20, 0, False), (20, 2, False), (20, 0, True)],
+    ids=["mlp", "lm-mlp", "lm-mlp-blocks", "lm-mlp-coord"],
+)
+def test_fast_fp32_matches_paper_formulation(flags: dict[str, Any], hyper: tuple[int, int, bool]) -> None:
+    """The engine's query (for a latent-modulated decoder: its cached shifts, hypernetwork blocks and
+    coordinate weights included) computes what the decoder computes on the paper's input, one query at a
+    time."""
     model = make_liif(
         n_resblocks=1,
         n_feats=6,
         hidden=(24, 16),
         hyper_hidden=hyper[0],
         hyper_blocks=hyper[1],
+        coord_weights=hyper[2],
         seed=3,
         **flags,
     )
@@ -237,12 +243,21 @@ def test_bf16_path_is_close(hyper: int) -> None:
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
-@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+@pytest.mark.parametrize("hyper", [0, 20, -20], ids=["mlp", "lm-mlp", "lm-mlp-coord"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_rendered_grid_equals_the_per_query_path(flags: dict[str, Any], hyper: int, precision: str) -> None:
     """`render` queries its grid by rows and columns (`GridQuery`); every pixel is what `query` gives for
-    its centre and cell, with the same arithmetic (equal in fp32 and bf16 up to float rounding)."""
-    model = make_liif(n_resblocks=1, n_feats=6, hidden=(12, 10), hyper_hidden=hyper, seed=3, **flags)
+    its centre and cell, with the same arithmetic (equal in fp32 and bf16 up to float rounding). A negative
+    `hyper` is a latent-modulated decoder with coordinate weights."""
+    model = make_liif(
+        n_resblocks=1,
+        n_feats=6,
+        hidden=(12, 10),
+        hyper_hidden=abs(hyper),
+        coord_weights=hyper < 0,
+        seed=3,
+        **flags,
+    )
     engine = Engine(model, "cpu", precision, chunk=97)
     img = np.random.default_rng(1).random((19, 23, 3), dtype=np.float32)
     _assert_render_is_per_query(engine, img, SourceRect(-1.3, 2.2, 25.0, 14.5), 61, 37)  # past the left edge

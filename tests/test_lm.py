@@ -30,22 +30,24 @@ FLAGS = [
 ]
 
 
-def _lm(seed: int = 3, blocks: int = 0, **flags: bool) -> LIIF:
+def _lm(seed: int = 3, blocks: int = 0, coord: bool = False, **flags: bool) -> LIIF:
     return make_liif(
         n_resblocks=1,
         n_feats=6,
         hidden=(12, 10, 8),
         hyper_hidden=20,
         hyper_blocks=blocks,
+        coord_weights=coord,
         seed=seed,
         **flags,  # type: ignore[arg-type]
     )
 
 
-@pytest.mark.parametrize("blocks", [0, 2], ids=["plain", "blocks"])
+@pytest.mark.parametrize("blocks", [0, 2, -1], ids=["plain", "blocks", "coord"])
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
 def test_training_query_equals_the_reference(flags: dict[str, bool], blocks: int) -> None:
-    model = _lm(seed=4, blocks=blocks, **flags)
+    """The training query computes the paper form (blocks -1: coordinate weights, no blocks)."""
+    model = _lm(seed=4, blocks=max(blocks, 0), coord=blocks < 0, **flags)
     inp = torch.rand(2, 3, 11, 13) * 2 - 1
     feat = model.encode(inp)
     coord = torch.rand(2, 60, 2) * 2 - 1
@@ -71,6 +73,13 @@ def test_cost_is_counted_from_the_spec_as_the_model_computes() -> None:
     grown = decoder_cost(deeper.spec)
     assert grown.per_latent == deeper.imnet.per_latent_macs() == cost.per_latent + 2 * 2 * 20 * 20
     assert grown.here_per_member == cost.here_per_member  # blocks run per latent only
+    turned = _lm(coord=True)
+    assert isinstance(turned.imnet, ModulatedMLP)
+    coord = decoder_cost(turned.spec)
+    # two more values per first-layer unit cached per latent, two multiply-adds per unit and query
+    assert coord.per_latent == turned.imnet.per_latent_macs() == cost.per_latent + 20 * 2 * 12
+    assert coord.here_per_member == cost.here_per_member + 2 * 12
+    assert coord.paper_per_member == turned.imnet.per_latent_macs() + turned.imnet.per_member_macs()
 
 
 def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -> None:
@@ -97,6 +106,7 @@ def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -
         {"hidden_list": [32], "ranks": [0, 0]},
         {"hidden_list": [32], "hyper_blocks": -1},
         {"hidden_list": [32], "hyper_blocks": 1.5},
+        {"hidden_list": [32], "coord_weights": 1},
     ]
     for args in bad:
         spec["args"]["imnet_spec"] = {"name": "lm-mlp", "args": {"out_dim": 3, **args}}
@@ -209,6 +219,52 @@ def test_a_model_grown_wider_starts_as_the_model_it_grew_from(tmp_path: Path) ->
         )
         with pytest.raises(ArgumentError):
             trainer.build_student(other, load_model(teacher_path))
+
+
+def test_a_model_grown_with_coordinate_weights_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
+    """`--init` from the same model without coordinate weights: their hypernetwork rows start at zero, so
+    the grown model answers exactly as its start, in the reference query and the engine; then training
+    moves them. A start that already has them, with a different width, is refused."""
+    teacher_path, start, start_path = _trained_start(tmp_path, [8, 6])
+    cfg = _tiny_cfg(
+        recipe="fast",
+        teacher=teacher_path,
+        hidden=[8, 6],
+        hyper_hidden=16,
+        coord_weights=True,
+        init=str(start_path),
+    )
+    grown = trainer.build_student(cfg, load_model(teacher_path))
+    assert isinstance(grown.imnet, ModulatedMLP) and grown.imnet.latent_width == 8 + 6 + 2 * 8
+    feat = start.encode(torch.rand(1, 3, 10, 12) * 2 - 1)
+    coord = torch.rand(1, 80, 2) * 2 - 1
+    cell = torch.full((1, 80, 2), 2 / 30)
+    with torch.no_grad():
+        assert torch.equal(
+            query_rgb(grown.eval(), feat, coord, cell), query_rgb(start.eval(), feat, coord, cell)
+        )
+    img = np.random.default_rng(2).random((10, 12, 3), dtype=np.float32)
+    a, b = Engine(start, "cpu", "fp32"), Engine(grown, "cpu", "fp32")
+    np.testing.assert_array_equal(
+        b.render_scale(b.encode(img), 30, 25), a.render_scale(a.encode(img), 30, 25)
+    )
+    trained, _ = trainer.train(
+        replace(cfg, steps=6, lr=1e-2), tmp_path / "b", images=_photos(), log=lambda m: None
+    )
+    assert isinstance(trained.imnet, ModulatedMLP)
+    assert trained.imnet.hyper_out.weight[14:].abs().sum().item() > 0  # the coordinate weights now count
+    path = tmp_path / "grown.safetensors"
+    save_safetensors(trained, path)
+    other = _tiny_cfg(
+        recipe="fast",
+        teacher=teacher_path,
+        hidden=[10, 6],
+        hyper_hidden=16,
+        coord_weights=True,
+        init=str(path),
+    )
+    with pytest.raises(ArgumentError):
+        trainer.build_student(other, load_model(teacher_path))
 
 
 def test_models_sharing_an_encoder_share_cached_tiles() -> None:

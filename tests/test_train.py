@@ -16,7 +16,7 @@ from viewer.liif.checkpoint import load_model, save_safetensors
 from viewer.liif.liif import LIIF, make_liif
 from viewer.liif.reference import query_rgb
 from viewer.train import data as tdata
-from viewer.train import trainer
+from viewer.train import grow, trainer
 from viewer.train.graphics import synthetic_graphic, text_page
 from viewer.train.options import TrainConfig
 from viewer.train.query import train_query
@@ -366,7 +366,7 @@ def test_a_factored_first_layer_starts_as_the_teachers_principal_part() -> None:
 
     def error(rank: int) -> float:
         student = _low_rank_liif(rank, hidden=(32, 8))
-        assert trainer.inherit_decoder_layers(student, teacher, feats) == 1
+        assert grow.inherit_decoder_layers(student, teacher, feats) == 1
         s_first = student.imnet.linears()[0]
         # Coordinate and cell inputs keep their exact weights; the feature part is a rank-limited copy.
         assert torch.allclose(s_first.weight[:, n_feat:], t_first.weight[:, n_feat:], atol=1e-5)

@@ -137,8 +137,9 @@ def _modulated_cost(margs: Mapping[str, Any], feat_in: int, query_dim: int, memb
     hyper = _positive(margs.get("hyper_hidden", 256), "hyper_hidden")
     out = _positive(margs.get("out_dim", 3), "out_dim")
     blocks = int(margs.get("hyper_blocks", 0))
-    per_latent = feat_in * hyper + 2 * hyper * hyper * blocks + hyper * sum(widths)
-    query = query_dim * widths[0] + sum(a * b for a, b in itertools.pairwise(widths))
+    coord = 2 * widths[0] if margs.get("coord_weights", False) else 0  # per-latent coordinate weights
+    per_latent = feat_in * hyper + 2 * hyper * hyper * blocks + hyper * (sum(widths) + coord)
+    query = query_dim * widths[0] + coord + sum(a * b for a, b in itertools.pairwise(widths))
     query += widths[-1] * out
     # Here a render's cell is constant, so its columns fold into one (as for an mlp's first layer).
     here = (query_dim - 1 if query_dim == 4 else query_dim) * widths[0] + query - query_dim * widths[0]

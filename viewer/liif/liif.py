@@ -87,10 +87,12 @@ def make_liif(
     cell_decode: bool = True,
     hyper_hidden: int = 0,
     hyper_blocks: int = 0,
+    coord_weights: bool = False,
 ) -> LIIF:
     """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery); with
     `hyper_hidden`, its decoder is a latent-modulated one (`lm-mlp`) with that hypernetwork width and
-    `hyper_blocks` residual blocks (random, not the identities training starts them as)."""
+    `hyper_blocks` residual blocks (random, not the identities training starts them as) and, with
+    `coord_weights`, per-latent coordinate weights."""
     if encoder == "edsr-baseline":
         enc: dict[str, Any] = {
             "name": "edsr-baseline",
@@ -114,6 +116,8 @@ def make_liif(
         imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": hyper_hidden}}
         if hyper_blocks:
             imnet["args"]["hyper_blocks"] = hyper_blocks
+        if coord_weights:
+            imnet["args"]["coord_weights"] = True
     gen = torch.random.fork_rng()
     with gen:
         torch.manual_seed(seed)

@@ -10,6 +10,11 @@ CVPR 2024), this decoder splits the work by what it depends on:
   as the model it grew from), and writes one shift vector per layer of the query MLP, `s = W_s · h + b_s`;
 - per query (every ensemble member of every output pixel): a narrow MLP of the relative coordinate and
   cell, `x1 = relu(s_1 + W_q · [rel, cell])`, `x_{k+1} = relu(W_k · x_k + s_{k+1})`, `rgb = W_o · x_L + b_o`.
+- optionally (`coord_weights`), the hypernetwork also writes per-latent additions `d_r, d_c` to the first
+  layer's weights of the relative coordinate, `x1 = relu(s_1 + W_q · [rel, cell] + d_r * rel_r + d_c *
+  rel_c)`: each latent can then turn and steepen its units' ramps across the pixel (where an edge runs),
+  for 2 multiply-adds per first-layer unit and query. The additions come last in the cached row, so a
+  model grown with them (their hypernetwork rows at zero) starts as the model it grew from.
 
 Nothing cached depends on the cell, so one cache serves every zoom level; the cell enters the query's first
 layer, as in LIIF. The same function is computed three ways: `forward` on the paper's concatenated input
@@ -44,6 +49,7 @@ class ModulatedMLP(nn.Module):
         hyper_hidden: int = 256,
         query_dim: int = 4,
         hyper_blocks: int = 0,
+        coord_weights: bool = False,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in hidden_list]
@@ -51,6 +57,7 @@ class ModulatedMLP(nn.Module):
         if not widths or min(widths) < 1 or hyper_hidden < 1 or bad:
             raise ValueError("a modulated decoder needs positive widths and a query part of its input")
         self.widths = widths
+        self.coord_weights = bool(coord_weights)
         self.query_dim = int(query_dim)
         self.feat_in = int(in_dim) - self.query_dim
         self.hyper_in = nn.Linear(self.feat_in, hyper_hidden)
@@ -63,7 +70,7 @@ class ModulatedMLP(nn.Module):
                 last = cast(nn.Linear, cast(nn.ModuleList, block)[1])
                 last.weight.zero_()
                 last.bias.zero_()
-        self.hyper_out = nn.Linear(hyper_hidden, sum(widths))
+        self.hyper_out = nn.Linear(hyper_hidden, self.latent_width)
         self.query = nn.Linear(self.query_dim, widths[0], bias=False)
         self.mids = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(widths[-1], out_dim)
@@ -90,9 +97,26 @@ class ModulatedMLP(nn.Module):
         return h
 
     @property
-    def latent_width(self) -> int:
-        """Values cached per latent: every layer's shift."""
+    def shift_width(self) -> int:
+        """Values cached per latent for the shifts: one per query-MLP unit."""
         return sum(self.widths)
+
+    @property
+    def latent_width(self) -> int:
+        """Values cached per latent: every layer's shift, then the coordinate weights' additions if any."""
+        return self.shift_width + (2 * self.widths[0] if self.coord_weights else 0)
+
+    def first_layer(self, rows: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        """The first layer's pre-activations (N, widths[0]) from cached `rows` (N, latent_width) and the
+        query part `extra` (N, query_dim): [rel_r, rel_c, cell...]."""
+        w0 = self.widths[0]
+        first = torch.addmm(rows[:, :w0], extra, self.query.weight.t())
+        if self.coord_weights:
+            at = self.shift_width
+            first = (
+                first + rows[:, at : at + w0] * extra[:, 0:1] + rows[:, at + w0 : at + 2 * w0] * extra[:, 1:2]
+            )
+        return first
 
     def latent_rows(self, feat: torch.Tensor, kernel: int) -> torch.Tensor:
         """Per-latent shifts (B, latent_width, H, W) of a feature map (B, C, H, W), zero-padded as unfold.
@@ -125,9 +149,8 @@ class ModulatedMLP(nn.Module):
         shape = inp.shape[:-1]
         flat = inp.reshape(-1, inp.shape[-1])
         s = self.hyper_out(self._refine(torch.relu(self.hyper_in(flat[:, : self.feat_in])), conv=False))
-        w0 = self.widths[0]
-        first = s[:, :w0] + self.query(flat[:, self.feat_in :])
-        return self.tail(first, s[:, w0:]).view(*shape, -1)
+        first = self.first_layer(s, flat[:, self.feat_in :])
+        return self.tail(first, s[:, self.widths[0] : self.shift_width]).view(*shape, -1)
 
     def per_latent_macs(self) -> int:
         """Multiply-adds of the hypernetwork for one latent."""
@@ -137,7 +160,8 @@ class ModulatedMLP(nn.Module):
     def per_member_macs(self) -> int:
         """Multiply-adds of one query-MLP evaluation (one ensemble member of one pixel)."""
         mids = sum(m.in_features * m.out_features for m in self.linears()[1:-1])
-        return self.query_dim * self.widths[0] + mids + self.widths[-1] * self.out.out_features
+        coord = 2 * self.widths[0] if self.coord_weights else 0
+        return self.query_dim * self.widths[0] + coord + mids + self.widths[-1] * self.out.out_features
 
 
 @registry.register("lm-mlp")
@@ -148,7 +172,11 @@ def make_lm_mlp(
     hyper_hidden: int = 256,
     query_dim: int = 4,
     hyper_blocks: int = 0,
+    coord_weights: bool = False,
 ) -> nn.Module:
     """`{'name': 'lm-mlp', 'args': {'out_dim': 3, 'hidden_list': [...], 'hyper_hidden': 256}}`, with
-    optional `'hyper_blocks': n` (residual blocks in the hypernetwork; absent means none)."""
-    return ModulatedMLP(in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim, hyper_blocks)
+    optional `'hyper_blocks': n` (residual blocks in the hypernetwork; absent means none) and
+    `'coord_weights': true` (per-latent coordinate weights; absent means none)."""
+    return ModulatedMLP(
+        in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim, hyper_blocks, coord_weights
+    )

@@ -100,6 +100,8 @@ class Decoder:
             ]
             self.hidden = imnet.latent_width
             self.first_width = imnet.widths[0]
+            self.shift_width = imnet.shift_width
+            self.coord_weights = imnet.coord_weights
             q = exact(imnet.query.weight).t()
             self.w_rel = q[:2].contiguous()
             self.w_cell = q[2:4].contiguous() if self.cell_decode else None
@@ -111,7 +113,8 @@ class Decoder:
             lins = imnet.linears()
             w1, b1 = exact(lins[0].weight), exact(lins[0].bias)
             self.hidden = int(w1.shape[0])
-            self.first_width = self.hidden
+            self.first_width = self.shift_width = self.hidden
+            self.coord_weights = False
             # unfold's channel order is (c, ky, kx), which is exactly a conv kernel's (out, c, ky, kx) layout.
             self.proj_weight = w1[:, :n_feat_in].reshape(self.hidden, c, k, k).contiguous()
             self.proj_bias = b1
@@ -145,9 +148,13 @@ class Decoder:
         """The decoder on gathered per-latent `rows` (N, hidden; overwritten) and the per-query first-layer
         columns `extra` (N, e) with their weights `w_extra` (e, first width): float32 (N, 3)."""
         if self.modulated:
-            w0 = self.first_width
+            w0, at = self.first_width, self.shift_width
             first = rows[:, :w0].addmm_(extra, w_extra)
-            return self.hidden_layers(torch.relu_(first), rows[:, w0:]).float()
+            if self.coord_weights:  # per-latent additions to the relative coordinate's weights
+                first.addcmul_(rows[:, at : at + w0], extra[:, 0:1]).addcmul_(
+                    rows[:, at + w0 :], extra[:, 1:2]
+                )
+            return self.hidden_layers(torch.relu_(first), rows[:, w0:at]).float()
         return self.hidden_layers(torch.relu_(rows.addmm_(extra, w_extra))).float()
 
     def project(self, source: LatentSource, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:

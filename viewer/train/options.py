@@ -39,6 +39,8 @@ class TrainConfig:
     per-latent hypernetwork has this width; `hidden` are then its query MLP's widths."""
     hyper_blocks: int = 0
     """Residual blocks in a latent-modulated decoder's hypernetwork; `init` may be the same model with fewer."""
+    coord_weights: bool = False
+    """A latent-modulated decoder's per-latent coordinate weights (`viewer.liif.lm`); `init` may lack them."""
     first_rank: int = 0
     """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
@@ -119,6 +121,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=d.hyper_blocks,
         help="residual blocks in the hypernetwork of --hyper-hidden; --init may have fewer, and the new "
         "ones start as identities (fast)",
+    )
+    p.add_argument(
+        "--coord-weights",
+        action="store_true",
+        help="give the decoder of --hyper-hidden per-latent weights of the relative coordinate; --init may "
+        "lack them, and they start at zero (fast)",
     )
     p.add_argument(
         "--first-rank",

@@ -71,8 +71,7 @@ def train_query(model: LIIF, feat: torch.Tensor, coord: torch.Tensor, cell: torc
     rows = proj.index_select(0, torch.stack(idx, dim=1).reshape(-1))  # (B*K*Q, width)
     extra = extra.reshape(-1, extra.shape[-1])
     if isinstance(imnet, ModulatedMLP):
-        w0 = imnet.widths[0]
-        y = imnet.tail(torch.addmm(rows[:, :w0], extra, imnet.query.weight.t()), rows[:, w0:])
+        y = imnet.tail(imnet.first_layer(rows, extra), rows[:, imnet.widths[0] : imnet.shift_width])
     else:
         first = imnet.linears()[0]
         n_feat = feat.shape[1] * (9 if model.feat_unfold else 1)

@@ -24,7 +24,6 @@ resumes with `--resume` to the same result as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -44,11 +43,12 @@ from viewer.engine.degrade import random_blur
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.lm import ModulatedMLP
-from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, ResBlock, encoder_chain
+from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, encoder_chain
 from viewer.liif.mssnet import DeblurredEncoder
 from viewer.train import data as tdata
+from viewer.train.grow import inherit_decoder_layers, start_from
 from viewer.train.options import RECIPES, TrainConfig
-from viewer.train.query import project, train_query
+from viewer.train.query import train_query
 
 Log = Callable[[str], None]
 
@@ -111,8 +111,10 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": cfg.hyper_hidden}}
         if cfg.hyper_blocks:
             imnet["args"]["hyper_blocks"] = cfg.hyper_blocks
-    elif cfg.hyper_blocks:
-        raise ArgumentError("--hyper-blocks needs --hyper-hidden")
+        if cfg.coord_weights:
+            imnet["args"]["coord_weights"] = True
+    elif cfg.hyper_blocks or cfg.coord_weights:
+        raise ArgumentError("--hyper-blocks and --coord-weights need --hyper-hidden")
     if cfg.first_rank:
         imnet["args"]["ranks"] = [cfg.first_rank] + [0] * len(cfg.hidden)
     model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
@@ -124,7 +126,7 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         if isinstance(model.imnet, ModulatedMLP):
             _hyper_from_teacher(model.imnet, teacher)
     if cfg.init:
-        _start_from(model, cfg.init)
+        start_from(model, cfg.init)
     return model
 
 
@@ -164,7 +166,7 @@ def _behind_teacher(model: LIIF, teacher: LIIF, cfg: TrainConfig, trainable: str
     enc.inner.load_state_dict(teacher.encoder.state_dict())
     model.imnet.load_state_dict(teacher.imnet.state_dict())
     if cfg.init:
-        _start_from(model, cfg.init)
+        start_from(model, cfg.init)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(trainable))
     return model
@@ -196,172 +198,6 @@ def _deblurred_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     args = dict(teacher.spec["args"])
     args["encoder_spec"] = deblur_spec(cfg, args["encoder_spec"])
     return _behind_teacher(LIIF(**args), teacher, cfg, "encoder.deblur.")
-
-
-def _start_from(model: LIIF, path: str) -> None:
-    """Load `path`'s weights into `model`, which must have the same architecture, or the same one with a
-    deeper clean-up network (see `_grow_cleanup`)."""
-    from viewer.liif.checkpoint import load_model
-
-    start = load_model(Path(path), "cpu")
-    if start.spec == model.spec or isinstance(model.encoder, DeblurredEncoder):
-        try:
-            model.load_state_dict(start.state_dict())
-        except RuntimeError:
-            raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
-    elif not any(grow(model, start) for grow in (_grow_cleanup, _grow_hypernet, _grow_query)):
-        raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
-
-
-def _cleanup_blocks_of(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """A cleaned model's clean-up depth and its spec with that depth set to -1; (0, spec) for others."""
-    enc = spec["args"]["encoder_spec"]
-    if enc.get("name") != "cleaned":
-        return 0, spec
-    other = copy.deepcopy(spec)
-    other["args"]["encoder_spec"]["args"]["n_resblocks"] = -1
-    return int(enc["args"].get("n_resblocks", 8)), other
-
-
-@torch.no_grad()
-def _grow_cleanup(model: LIIF, start: LIIF) -> bool:
-    """Start `model` from `start` when they differ only in `model`'s clean-up network having more residual
-    blocks: the first ones are `start`'s, and each new block's last convolution starts at zero, so the new
-    blocks pass their input through and `model` starts as exactly `start` (with room to learn more).
-    Returns False, loading nothing, when the two differ in any other way."""
-    deep, spec = _cleanup_blocks_of(model.spec)
-    shallow, start_spec = _cleanup_blocks_of(start.spec)
-    if spec != start_spec or not 0 < shallow < deep:
-        return False
-    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("encoder.cleanup.body.") for k in missing), missing
-    enc = model.encoder
-    assert isinstance(enc, CleanedEncoder)
-    for block in list(enc.cleanup.body)[shallow:]:
-        assert isinstance(block, ResBlock)
-        last = block.body[-1]
-        assert isinstance(last, nn.Conv2d) and last.bias is not None
-        last.weight.zero_()
-        last.bias.zero_()
-    return True
-
-
-@torch.no_grad()
-def _grow_hypernet(model: LIIF, start: LIIF) -> bool:
-    """Start `model` from `start` when they differ only in `model`'s hypernetwork having more residual
-    blocks (a latent-modulated decoder): new blocks start as identities (their last layer at zero, as built),
-    so `model` starts as exactly `start`. Returns False, loading nothing, when they differ otherwise."""
-
-    def split(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        other = copy.deepcopy(spec)
-        imnet = other["args"]["imnet_spec"]
-        if imnet.get("name") != "lm-mlp":
-            return -1, other
-        return int(imnet["args"].pop("hyper_blocks", 0)), other
-
-    deep, spec = split(model.spec)
-    shallow, start_spec = split(start.spec)
-    if spec != start_spec or not 0 <= shallow < deep:
-        return False
-    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("imnet.blocks.") for k in missing), missing
-    return True
-
-
-@torch.no_grad()
-def _grow_query(model: LIIF, start: LIIF) -> bool:
-    """Start `model` from `start` when they differ only in `model`'s query MLP being wider (a latent-
-    modulated decoder with as many layers, each at least as wide). Old units keep their weights; a new
-    unit's incoming weights (query, hidden and hypernetwork rows) start as small random values and its
-    outgoing weights at zero, so `model` answers as `start` (up to float summation order) and the new units
-    learn from there.
-    Returns False, loading nothing, when they differ otherwise."""
-
-    def split(spec: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
-        other = copy.deepcopy(spec)
-        imnet = other["args"]["imnet_spec"]
-        if imnet.get("name") != "lm-mlp":
-            return [], other
-        return [int(w) for w in imnet["args"].pop("hidden_list")], other
-
-    wide, spec = split(model.spec)
-    narrow, start_spec = split(start.spec)
-    grows = len(wide) == len(narrow) and all(a >= b for a, b in zip(wide, narrow, strict=True))
-    if spec != start_spec or not narrow or not grows or wide == narrow:
-        return False
-    mine, theirs = model.imnet, start.imnet
-    assert isinstance(mine, ModulatedMLP) and isinstance(theirs, ModulatedMLP)
-    state = {k: v for k, v in start.state_dict().items() if not k.startswith("imnet.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("imnet.") for k in missing), missing
-    for name in ("hyper_in", "blocks"):  # the hypernetwork's trunk does not depend on the widths
-        getattr(mine, name).load_state_dict(getattr(theirs, name).state_dict())
-    # hyper_out writes the layers' shifts one after another: copy each layer's old rows into its new block.
-    at_new = at_old = 0
-    for w_new, w_old in zip(wide, narrow, strict=True):
-        rows = slice(at_new, at_new + w_old)
-        mine.hyper_out.weight[rows] = theirs.hyper_out.weight[at_old : at_old + w_old]
-        mine.hyper_out.bias[rows] = theirs.hyper_out.bias[at_old : at_old + w_old]
-        # New units' shifts start near the old units' mean bias, so they are alive (not stuck below the ReLU).
-        fresh = slice(at_new + w_old, at_new + w_new)
-        mine.hyper_out.weight[fresh] *= 0.1
-        mine.hyper_out.bias[fresh] = theirs.hyper_out.bias[at_old : at_old + w_old].mean().clamp(min=0.05)
-        at_new, at_old = at_new + w_new, at_old + w_old
-    pairs = list(zip(mine.linears(), theirs.linears(), strict=True))
-    for k, (lin, old) in enumerate(pairs):
-        n_out, n_in = old.weight.shape
-        if k > 0:  # inputs from new units of the layer before start at zero: the output is unchanged
-            lin.weight[:, n_in:] = 0.0
-        lin.weight[:n_out, :n_in] = old.weight
-        if k == len(pairs) - 1:
-            assert lin.bias is not None and old.bias is not None
-            lin.bias.copy_(old.bias)
-    return True
-
-
-@torch.no_grad()
-def inherit_decoder_layers(student: LIIF, teacher: LIIF, feats: torch.Tensor | None = None) -> int:
-    """Start the student's leading decoder layers from the teacher's; returns how many were set.
-
-    Layers shaped as the teacher's are copied while the shapes match. A factored first layer
-    (`LowRankLinear`) with the teacher's input and output sizes is set to the teacher's first layer
-    restricted to the principal directions of its feature part on `feats` (B, C, H, W), plus the exact
-    directions of its coordinate and cell inputs, so it starts as the best rank-r copy of the teacher's
-    first layer on real photos.
-    """
-    copied = 0
-    if not isinstance(student.imnet, MLP) or not isinstance(teacher.imnet, MLP):
-        return copied
-    for mine, theirs in zip(student.imnet.linears(), teacher.imnet.linears(), strict=False):
-        if isinstance(mine, LowRankLinear) and isinstance(theirs, nn.Linear):
-            if copied or feats is None or mine.weight.shape != theirs.weight.shape:
-                break
-            _low_rank_copy(mine, teacher, feats)
-        elif isinstance(mine, nn.Linear) and mine.weight.shape == theirs.weight.shape:
-            mine.weight.copy_(theirs.weight)
-            mine.bias.copy_(theirs.bias)
-        else:
-            break
-        copied += 1
-    return copied
-
-
-def _low_rank_copy(mine: LowRankLinear, teacher: LIIF, feats: torch.Tensor) -> None:
-    assert isinstance(teacher.imnet, MLP)
-    w, b = teacher.imnet.linears()[0].weight.float(), teacher.imnet.linears()[0].bias.float()
-    # The teacher's per-latent first-layer part on real features (bias included), one row per latent.
-    y = project(teacher, feats.float()).permute(0, 2, 3, 1).reshape(-1, w.shape[0])
-    mean = y.mean(dim=0)
-    n_feat = w.shape[1] - (4 if teacher.cell_decode else 2)
-    extra = w[:, n_feat:]  # coordinate and cell columns: kept exactly
-    n_pc = mine.rank - extra.shape[1]
-    if n_pc < 1:
-        raise ArgumentError(f"--first-rank must be above {extra.shape[1]}")
-    _, _, vh = torch.linalg.svd(y - mean, full_matrices=False)
-    basis, _ = torch.linalg.qr(torch.cat((extra, vh[:n_pc].t()), dim=1))
-    mine.down.weight.copy_(basis.t() @ w)
-    mine.up.weight.copy_(basis)
-    mine.up.bias.copy_(mean - basis @ (basis.t() @ (mean - b)))
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
@@ -797,6 +633,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         local_ensemble=not args.no_ensemble,
         hyper_hidden=args.hyper_hidden,
         hyper_blocks=args.hyper_blocks,
+        coord_weights=args.coord_weights,
         first_rank=args.first_rank,
         init=str(args.init),
         inherit_layers=args.inherit_layers,
