@@ -169,3 +169,27 @@ def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
     auto = next(m.cost for m in list_models() if m.name == auto_model("cpu"))
     light = auto is not None and auto.per_pixel_at(4) <= H.LIGHT_DECODER_MACS
     assert H.light_decoder_job(["render", photo]) == light
+
+
+def test_a_job_on_a_big_photo_is_a_big_job(tmp_path: Path) -> None:
+    """Renders, exports and the viewer on a photo of more than the limit skip the restart (the kernel's
+    compaction for huge pages made a big photo's buffers slower; see the module); the header decides."""
+    photo = str(_photo(tmp_path / "p.png", 40, 30))  # 1,200 pixels
+    assert H.big_photo_job(["render", photo, "-o", "x.png", "--scale", "2"], limit=1199)
+    assert H.big_photo_job(["export", photo, "--print", "A4"], limit=1199)
+    assert H.big_photo_job([photo, "--model", "liif-lm"], limit=1199)  # the viewer
+    assert not H.big_photo_job(["render", photo], limit=1200)
+    assert not H.big_photo_job([photo])  # the default limit, 8 MP
+    assert not H.big_photo_job(["batch", photo], limit=10)
+    assert not H.big_photo_job(["render", "--help"], limit=10)
+    assert not H.big_photo_job([str(tmp_path / "missing.png")], limit=10)
+    assert not H.big_photo_job([], limit=10)
+    assert H.skips_restart(["render", photo, "--model", "edsr-baseline-liif"])  # small: 1,200 <= 65,536
+    assert not H.skips_restart([photo])
+
+
+def test_a_child_can_be_given_the_environment_without_the_tunable() -> None:
+    tuned = H.tuned_environment({"GLIBC_TUNABLES": "glibc.malloc.check=0", "HOME": "/h"})
+    assert H.untuned_environment(tuned) == {"GLIBC_TUNABLES": "glibc.malloc.check=0", "HOME": "/h"}
+    assert H.untuned_environment(H.tuned_environment({"HOME": "/h"})) == {"HOME": "/h"}
+    assert H.untuned_environment({"HOME": "/h"}) == {"HOME": "/h"}

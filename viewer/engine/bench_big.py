@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from viewer import hugepages
+
 SIZES = {"12mp": (4000, 3000), "100mp": (11547, 8660)}
 REGION = (400, 500)
 MARGIN = 64
@@ -83,8 +85,8 @@ def _child_export(photo: str, out: str, region: str, model: str) -> dict[str, An
     }
 
 
-def _run(cmd: list[str]) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{' '.join(cmd[:6])}… failed: {' / '.join(tail)}")
@@ -92,6 +94,10 @@ def _run(cmd: list[str]) -> str:
 
 
 def _export(photo: Path, out: Path, region: tuple[int, int, int, int], model: str) -> dict[str, Any]:
+    # The child runs in the environment `liif-viewer export` would give itself: without glibc's huge pages
+    # (inherited from this bench's own restart) where that command would not restart with them.
+    cli = ["export", str(photo), "--model", model]
+    env = hugepages.untuned_environment(os.environ) if hugepages.skips_restart(cli) else None
     text = _run(
         [
             sys.executable,
@@ -102,7 +108,8 @@ def _export(photo: Path, out: Path, region: tuple[int, int, int, int], model: st
             str(out),
             ",".join(map(str, region)),
             model,
-        ]
+        ],
+        env,
     )
     result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
     return result
@@ -115,7 +122,10 @@ def _gui(photo: Path, model: str, json_path: Path, cold: bool = True) -> dict[st
         cmd.append("--cold")
     if model != "auto":
         cmd += ["--model", model]
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    # As `liif-viewer PHOTO` would start: without glibc's huge pages (inherited from this bench's own
+    # restart) on a photo the viewer would not restart for.
+    base = hugepages.untuned_environment(os.environ) if hugepages.big_photo_job([str(photo)]) else os.environ
+    env = {**base, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"the GUI benchmark failed on {photo.name}: {proc.stderr.strip()[-300:]}")
