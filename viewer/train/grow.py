@@ -44,6 +44,13 @@ def _cleanup_blocks_of(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return int(enc["args"].get("n_resblocks", 8)), other
 
 
+def _load_all_but(model: LIIF, start: LIIF, prefix: str) -> None:
+    """Load `start`'s weights into `model`, except those named under `prefix`, which the caller sets."""
+    state = {k: v for k, v in start.state_dict().items() if not k.startswith(prefix)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(prefix) for k in missing), missing
+
+
 @torch.no_grad()
 def _grow_cleanup(model: LIIF, start: LIIF) -> bool:
     """Start `model` from `start` when they differ only in `model`'s clean-up network having more residual
@@ -112,9 +119,7 @@ def _grow_query(model: LIIF, start: LIIF) -> bool:
         return False
     mine, theirs = model.imnet, start.imnet
     assert isinstance(mine, ModulatedMLP) and isinstance(theirs, ModulatedMLP)
-    state = {k: v for k, v in start.state_dict().items() if not k.startswith("imnet.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("imnet.") for k in missing), missing
+    _load_all_but(model, start, "imnet.")
     for name in ("hyper_in", "blocks"):  # the hypernetwork's trunk does not depend on the widths
         getattr(mine, name).load_state_dict(getattr(theirs, name).state_dict())
     # hyper_out writes the layers' shifts one after another: copy each layer's old rows into its new block.
@@ -201,9 +206,7 @@ def _grow_coord(model: LIIF, start: LIIF) -> bool:
         return False
     mine, theirs = model.imnet, start.imnet
     assert isinstance(mine, ModulatedMLP) and isinstance(theirs, ModulatedMLP)
-    state = {k: v for k, v in start.state_dict().items() if not k.startswith("imnet.hyper_out.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("imnet.hyper_out.") for k in missing), missing
+    _load_all_but(model, start, "imnet.hyper_out.")
     n = theirs.latent_width
     mine.hyper_out.weight.zero_()
     mine.hyper_out.bias.zero_()
