@@ -30,24 +30,27 @@ FLAGS = [
 ]
 
 
-def _lm(seed: int = 3, blocks: int = 0, coord: bool = False, **flags: bool) -> LIIF:
+def _lm(seed: int = 3, blocks: int = 0, coord: int = 0, **flags: bool) -> LIIF:
+    """A small random liif-lm; `coord` terms of per-latent coordinate weights: 0, 2 (linear) or 5."""
     return make_liif(
         n_resblocks=1,
         n_feats=6,
         hidden=(12, 10, 8),
         hyper_hidden=20,
         hyper_blocks=blocks,
-        coord_weights=coord,
+        coord_weights=coord > 0,
+        coord_quadratic=coord == 5,
         seed=seed,
         **flags,  # type: ignore[arg-type]
     )
 
 
-@pytest.mark.parametrize("blocks", [0, 2, -1], ids=["plain", "blocks", "coord"])
+@pytest.mark.parametrize("blocks", [0, 2, -2, -5], ids=["plain", "blocks", "coord", "coord-quadratic"])
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "-".join(k for k, v in f.items() if v) or "none")
 def test_training_query_equals_the_reference(flags: dict[str, bool], blocks: int) -> None:
-    """The training query computes the paper form (blocks -1: coordinate weights, no blocks)."""
-    model = _lm(seed=4, blocks=max(blocks, 0), coord=blocks < 0, **flags)
+    """The training query computes the paper form (negative blocks: that many terms of coordinate
+    weights, no blocks)."""
+    model = _lm(seed=4, blocks=max(blocks, 0), coord=max(-blocks, 0), **flags)
     inp = torch.rand(2, 3, 11, 13) * 2 - 1
     feat = model.encode(inp)
     coord = torch.rand(2, 60, 2) * 2 - 1
@@ -73,13 +76,14 @@ def test_cost_is_counted_from_the_spec_as_the_model_computes() -> None:
     grown = decoder_cost(deeper.spec)
     assert grown.per_latent == deeper.imnet.per_latent_macs() == cost.per_latent + 2 * 2 * 20 * 20
     assert grown.here_per_member == cost.here_per_member  # blocks run per latent only
-    turned = _lm(coord=True)
-    assert isinstance(turned.imnet, ModulatedMLP)
-    coord = decoder_cost(turned.spec)
-    # two more values per first-layer unit cached per latent, two multiply-adds per unit and query
-    assert coord.per_latent == turned.imnet.per_latent_macs() == cost.per_latent + 20 * 2 * 12
-    assert coord.here_per_member == cost.here_per_member + 2 * 12
-    assert coord.paper_per_member == turned.imnet.per_latent_macs() + turned.imnet.per_member_macs()
+    for terms in (2, 5):
+        turned = _lm(coord=terms)
+        assert isinstance(turned.imnet, ModulatedMLP)
+        coord = decoder_cost(turned.spec)
+        # `terms` more values per first-layer unit cached per latent, as many multiply-adds per unit and query
+        assert coord.per_latent == turned.imnet.per_latent_macs() == cost.per_latent + 20 * terms * 12
+        assert coord.here_per_member == cost.here_per_member + terms * 12
+        assert coord.paper_per_member == turned.imnet.per_latent_macs() + turned.imnet.per_member_macs()
 
 
 def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -> None:
@@ -107,6 +111,7 @@ def test_a_modulated_model_saves_loads_and_its_spec_is_checked(tmp_path: Path) -
         {"hidden_list": [32], "hyper_blocks": -1},
         {"hidden_list": [32], "hyper_blocks": 1.5},
         {"hidden_list": [32], "coord_weights": 1},
+        {"hidden_list": [32], "coord_quadratic": True},  # second-order terms without the linear ones
     ]
     for args in bad:
         spec["args"]["imnet_spec"] = {"name": "lm-mlp", "args": {"out_dim": 3, **args}}
@@ -230,7 +235,8 @@ def test_a_model_grown_wider_starts_as_the_model_it_grew_from(tmp_path: Path) ->
 def test_a_model_grown_with_coordinate_weights_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
     """`--init` from the same model without coordinate weights: their hypernetwork rows start at zero, so
     the grown model answers exactly as its start, in the reference query and the engine; then training
-    moves them. A start that already has them, with a different width, is refused."""
+    moves them. The trained model grows again by second-order terms (`--coord-quadratic`), exactly. A
+    start that already has them, with a different width, is refused."""
     teacher_path, start, start_path = _trained_start(tmp_path, [8, 6])
     cfg = _tiny_cfg(
         recipe="fast",
@@ -250,6 +256,12 @@ def test_a_model_grown_with_coordinate_weights_starts_as_the_model_it_grew_from(
     assert trained.imnet.hyper_out.weight[14:].abs().sum().item() > 0  # the coordinate weights now count
     path = tmp_path / "grown.safetensors"
     save_safetensors(trained, path)
+    quadratic = trainer.build_student(
+        replace(cfg, coord_quadratic=True, init=str(path)), load_model(teacher_path)
+    )
+    assert isinstance(quadratic.imnet, ModulatedMLP) and quadratic.imnet.latent_width == 8 + 6 + 5 * 8
+    assert quadratic.imnet.hyper_out.weight[14 + 2 * 8 :].abs().sum().item() == 0
+    _assert_answers_as(quadratic, trained, atol=0.0)
     other = _tiny_cfg(
         recipe="fast",
         teacher=teacher_path,

@@ -122,13 +122,13 @@ def window_latents(rect: SourceRect, out_w: int, out_h: int, window: tuple[int, 
 
 def _default_chunk(device: torch.device, decoder: Decoder) -> int:
     """Output pixels per decoder batch. On a CPU, as many as keep one batch's widest activations (four
-    ensemble members of `decoder.hidden` values) near 16 MB, at least 4,096: the official decoder in fp32
-    gets 4,096 (more was slower: 5.4 s against 3.7 s for a 1280x320 render), `liif-lm` in bf16 about
+    ensemble members of `decoder.query_width` values) near 16 MB, at least 4,096: the official decoder in
+    fp32 gets 4,096 (more was slower: 5.4 s against 3.7 s for a 1280x320 render), `liif-lm` in bf16 about
     22,000 (a 2560x640 render took 0.37 s instead of 0.65 s with 4,096, its rows queried one at a time)."""
     if device.type != "cpu":
         return 262144
     itemsize = torch.empty((), dtype=decoder.dtype).element_size()
-    return max(4096, (16 << 20) // (4 * decoder.hidden * itemsize))
+    return max(4096, (16 << 20) // (4 * decoder.query_width * itemsize))
 
 
 class Engine:

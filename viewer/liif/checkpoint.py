@@ -270,7 +270,14 @@ def check_spec(spec: object, *, source: str = "checkpoint") -> None:
     query_dim = 2 + (2 if cell else 0)
     if mname == "lm-mlp":
         m.only(
-            "in_dim", "out_dim", "hidden_list", "hyper_hidden", "query_dim", "hyper_blocks", "coord_weights"
+            "in_dim",
+            "out_dim",
+            "hidden_list",
+            "hyper_hidden",
+            "query_dim",
+            "hyper_blocks",
+            "coord_weights",
+            "coord_quadratic",
         )
         m.whole("in_dim", 0, 0, 1 << 20)
         m.whole("query_dim", query_dim, query_dim, query_dim)
@@ -279,7 +286,10 @@ def check_spec(spec: object, *, source: str = "checkpoint") -> None:
         widths = m.wholes("hidden_list", 1, 16384, 32, required=True) or []
         hyper = m.whole("hyper_hidden", 256, 1, 16384) or 1
         blocks = m.whole("hyper_blocks", 0, 0, 64) or 0
-        coord = 2 * widths[0] if widths and m.flag("coord_weights", False) else 0
+        linear, quadratic = m.flag("coord_weights", False), m.flag("coord_quadratic", False)
+        if quadratic and not linear:
+            raise m.fail("coord_quadratic needs coord_weights")
+        coord = (5 if quadratic else 2) * widths[0] if widths and linear else 0
         params += feat_in * hyper + hyper + (hyper + 1) * (sum(widths) + coord) + query_dim * widths[0]
         params += 2 * blocks * (hyper * hyper + hyper)
         params += sum(widths[i] * widths[i + 1] for i in range(len(widths) - 1)) + 3 * widths[-1] + 3

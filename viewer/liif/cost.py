@@ -137,7 +137,9 @@ def _modulated_cost(margs: Mapping[str, Any], feat_in: int, query_dim: int, memb
     hyper = _positive(margs.get("hyper_hidden", 256), "hyper_hidden")
     out = _positive(margs.get("out_dim", 3), "out_dim")
     blocks = int(margs.get("hyper_blocks", 0))
-    coord = 2 * widths[0] if margs.get("coord_weights", False) else 0  # per-latent coordinate weights
+    # per-latent weights of the offset's 2 terms, or 5 with the second-order ones
+    terms = (5 if margs.get("coord_quadratic", False) else 2) if margs.get("coord_weights", False) else 0
+    coord = terms * widths[0]
     per_latent = feat_in * hyper + 2 * hyper * hyper * blocks + hyper * (sum(widths) + coord)
     query = query_dim * widths[0] + coord + sum(a * b for a, b in itertools.pairwise(widths))
     query += widths[-1] * out

@@ -88,11 +88,12 @@ def make_liif(
     hyper_hidden: int = 0,
     hyper_blocks: int = 0,
     coord_weights: bool = False,
+    coord_quadratic: bool = False,
 ) -> LIIF:
     """Build a small randomly initialised LIIF model (for tests and benchmarks of the machinery); with
     `hyper_hidden`, its decoder is a latent-modulated one (`lm-mlp`) with that hypernetwork width and
     `hyper_blocks` residual blocks (random, not the identities training starts them as) and, with
-    `coord_weights`, per-latent coordinate weights."""
+    `coord_weights`, per-latent coordinate weights (with `coord_quadratic`, of the second-order terms too)."""
     if encoder == "edsr-baseline":
         enc: dict[str, Any] = {
             "name": "edsr-baseline",
@@ -118,6 +119,8 @@ def make_liif(
             imnet["args"]["hyper_blocks"] = hyper_blocks
         if coord_weights:
             imnet["args"]["coord_weights"] = True
+        if coord_quadratic:
+            imnet["args"]["coord_quadratic"] = True
     gen = torch.random.fork_rng()
     with gen:
         torch.manual_seed(seed)

@@ -15,6 +15,9 @@ CVPR 2024), this decoder splits the work by what it depends on:
   rel_c)`: each latent can then turn and steepen its units' ramps across the pixel (where an edge runs),
   for 2 multiply-adds per first-layer unit and query. The additions come last in the cached row, so a
   model grown with them (their hypernetwork rows at zero) starts as the model it grew from.
+- optionally also (`coord_quadratic`), per-latent weights of the offset's second-order terms, `+ d_rr *
+  rel_r^2 + d_cc * rel_c^2 + d_rc * rel_r * rel_c`: a unit's response across the pixel can then bend
+  (a ridge along a stroke, a blob at a dot) where the latent needs it, for 3 more multiply-adds per unit.
 
 Nothing cached depends on the cell, so one cache serves every zoom level; the cell enters the query's first
 layer, as in LIIF. The same function is computed three ways: `forward` on the paper's concatenated input
@@ -50,14 +53,17 @@ class ModulatedMLP(nn.Module):
         query_dim: int = 4,
         hyper_blocks: int = 0,
         coord_weights: bool = False,
+        coord_quadratic: bool = False,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in hidden_list]
-        bad = hyper_blocks < 0 or not 0 < query_dim < in_dim
+        bad = hyper_blocks < 0 or not 0 < query_dim < in_dim or (coord_quadratic and not coord_weights)
         if not widths or min(widths) < 1 or hyper_hidden < 1 or bad:
             raise ValueError("a modulated decoder needs positive widths and a query part of its input")
         self.widths = widths
         self.coord_weights = bool(coord_weights)
+        self.coord_terms = (5 if coord_quadratic else 2) if coord_weights else 0
+        """Per-latent weight vectors of the offset's terms (`coord_basis`): 0, 2 (linear) or 5 (quadratic)."""
         self.query_dim = int(query_dim)
         self.feat_in = int(in_dim) - self.query_dim
         self.hyper_in = nn.Linear(self.feat_in, hyper_hidden)
@@ -104,18 +110,18 @@ class ModulatedMLP(nn.Module):
     @property
     def latent_width(self) -> int:
         """Values cached per latent: every layer's shift, then the coordinate weights' additions if any."""
-        return self.shift_width + (2 * self.widths[0] if self.coord_weights else 0)
+        return self.shift_width + self.coord_terms * self.widths[0]
 
     def first_layer(self, rows: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         """The first layer's pre-activations (N, widths[0]) from cached `rows` (N, latent_width) and the
         query part `extra` (N, query_dim): [rel_r, rel_c, cell...]."""
         w0 = self.widths[0]
         first = torch.addmm(rows[:, :w0], extra, self.query.weight.t())
-        if self.coord_weights:
-            at = self.shift_width
-            first = (
-                first + rows[:, at : at + w0] * extra[:, 0:1] + rows[:, at + w0 : at + 2 * w0] * extra[:, 1:2]
-            )
+        if self.coord_terms:
+            at, n = self.shift_width, self.coord_terms
+            basis = coord_basis(extra[:, 0], extra[:, 1], n)
+            d = rows[:, at : at + n * w0].reshape(-1, n, w0)
+            first = first + (d * basis.unsqueeze(-1)).sum(dim=1)
         return first
 
     def latent_rows(self, feat: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -160,7 +166,7 @@ class ModulatedMLP(nn.Module):
     def per_member_macs(self) -> int:
         """Multiply-adds of one query-MLP evaluation (one ensemble member of one pixel)."""
         mids = sum(m.in_features * m.out_features for m in self.linears()[1:-1])
-        coord = 2 * self.widths[0] if self.coord_weights else 0
+        coord = self.coord_terms * self.widths[0]
         return self.query_dim * self.widths[0] + coord + mids + self.widths[-1] * self.out.out_features
 
 
@@ -173,10 +179,28 @@ def make_lm_mlp(
     query_dim: int = 4,
     hyper_blocks: int = 0,
     coord_weights: bool = False,
+    coord_quadratic: bool = False,
 ) -> nn.Module:
     """`{'name': 'lm-mlp', 'args': {'out_dim': 3, 'hidden_list': [...], 'hyper_hidden': 256}}`, with
-    optional `'hyper_blocks': n` (residual blocks in the hypernetwork; absent means none) and
-    `'coord_weights': true` (per-latent coordinate weights; absent means none)."""
+    optional `'hyper_blocks': n` (residual blocks in the hypernetwork; absent means none),
+    `'coord_weights': true` (per-latent coordinate weights; absent means none) and, with them,
+    `'coord_quadratic': true` (their second-order terms too)."""
     return ModulatedMLP(
-        in_dim, out_dim, list(hidden_list), hyper_hidden, query_dim, hyper_blocks, coord_weights
+        in_dim,
+        out_dim,
+        list(hidden_list),
+        hyper_hidden,
+        query_dim,
+        hyper_blocks,
+        coord_weights,
+        coord_quadratic,
     )
+
+
+def coord_basis(rel_r: torch.Tensor, rel_c: torch.Tensor, terms: int) -> torch.Tensor:
+    """The offset's terms that per-latent coordinate weights multiply, (N, terms): [rel_r, rel_c] and,
+    for 5 terms, [rel_r^2, rel_c^2, rel_r * rel_c] after them (the order of their cached rows)."""
+    parts = [rel_r, rel_c]
+    if terms == 5:
+        parts += [rel_r * rel_r, rel_c * rel_c, rel_r * rel_c]
+    return torch.stack(parts, dim=1)

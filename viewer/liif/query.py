@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from viewer.liif.liif import LIIF
-from viewer.liif.lm import ModulatedMLP
+from viewer.liif.lm import ModulatedMLP, coord_basis
 
 _EPS_SHIFT = 1e-6
 _CLAMP = 1 - 1e-6
@@ -101,7 +101,7 @@ class Decoder:
             self.hidden = imnet.latent_width
             self.first_width = imnet.widths[0]
             self.shift_width = imnet.shift_width
-            self.coord_weights = imnet.coord_weights
+            self.coord_terms = imnet.coord_terms
             q = exact(imnet.query.weight).t()
             self.w_rel = q[:2].contiguous()
             self.w_cell = q[2:4].contiguous() if self.cell_decode else None
@@ -114,7 +114,7 @@ class Decoder:
             w1, b1 = exact(lins[0].weight), exact(lins[0].bias)
             self.hidden = int(w1.shape[0])
             self.first_width = self.shift_width = self.hidden
-            self.coord_weights = False
+            self.coord_terms = 0
             # unfold's channel order is (c, ky, kx), which is exactly a conv kernel's (out, c, ky, kx) layout.
             self.proj_weight = w1[:, :n_feat_in].reshape(self.hidden, c, k, k).contiguous()
             self.proj_bias = b1
@@ -122,6 +122,41 @@ class Decoder:
             self.w_cell = w1[:, n_feat_in + 2 : n_feat_in + 4].t().contiguous() if self.cell_decode else None
             self.layers = [(lowered(lin.weight), lowered(lin.bias)) for lin in lins[1:]]
         self._fused = device.type == "cpu" and _fused_linear_relu_works(dtype)
+        self.bag_layout: tuple[int, int] | None = None
+        """Where a decoder with coordinate weights has its cached row as whole segments of the first
+        layer's width: (segments per latent, segment of the first term's weights d_r); see `coord_table`."""
+        if self.coord_terms and self.shift_width % self.first_width == 0:
+            a_r = self.shift_width // self.first_width
+            self.bag_layout = (a_r + self.coord_terms, a_r)
+        self.query_width = self.shift_width if self.bag_layout is not None else self.hidden
+        """Values gathered per query: the cached row, less the coordinate weights that `run_bag` sums."""
+
+    def coord_table(self, box: torch.Tensor, first_const: torch.Tensor) -> torch.Tensor:
+        """A projection box (h, w, latent width) of a decoder with `bag_layout`, as the table `run_bag`
+        reads: one row per segment of the first layer's width, with the shared weights of the relative
+        coordinate folded into the per-latent ones (w_r + d_r, w_c + d_c) and the render's constant
+        first-layer term `first_const` (the cell's) into s_1. Per latent, so a render builds it once per box."""
+        assert self.bag_layout is not None
+        seg, a_r = self.bag_layout
+        table = box.reshape(-1, seg, self.first_width).clone()
+        table[:, a_r] += self.w_rel[0]
+        table[:, a_r + 1] += self.w_rel[1]
+        table[:, 0] += first_const
+        return table.view(-1, self.first_width)
+
+    def run_bag(self, table: torch.Tensor, latent: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The decoder with coordinate weights on `coord_table` rows: `latent` (N,) indexes its latents,
+        `weights` (N, terms + 1) holds the offset's terms (`coord_basis`) and a 1 per query. The first
+        layer, `(w_r + d_r) * rel_r + (w_c + d_c) * rel_c (+ the second-order terms) + s_1 + const`, is one
+        weighted sum of table rows (`embedding_bag`, one fused pass; the same sum as `run`'s broadcast
+        products, which ran about ten times slower per value in bf16). Float32 (N, 3)."""
+        assert self.bag_layout is not None
+        seg, a_r = self.bag_layout
+        base = (latent * seg).unsqueeze(1)
+        bag = base + torch.tensor([*range(a_r, seg), 0], device=latent.device)
+        first = F.embedding_bag(bag, table, mode="sum", per_sample_weights=weights)
+        shifts = table.index_select(0, (base + torch.arange(1, a_r, device=latent.device)).view(-1))
+        return self.hidden_layers(torch.relu_(first), shifts.view(latent.shape[0], -1)).float()
 
     def hidden_layers(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the layers after the first (ReLU between them, none after the last); a modulated
@@ -144,16 +179,23 @@ class Decoder:
                 x = torch.relu_(F.linear(x, weight, bias))
         return x
 
-    def run(self, rows: torch.Tensor, extra: torch.Tensor, w_extra: torch.Tensor) -> torch.Tensor:
+    def run(
+        self,
+        rows: torch.Tensor,
+        extra: torch.Tensor,
+        w_extra: torch.Tensor,
+        basis: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The decoder on gathered per-latent `rows` (N, hidden; overwritten) and the per-query first-layer
-        columns `extra` (N, e) with their weights `w_extra` (e, first width): float32 (N, 3)."""
+        columns `extra` (N, e) with their weights `w_extra` (e, first width): float32 (N, 3). A decoder
+        with coordinate weights also takes the offset's terms `basis` (N, terms; `coord_basis`)."""
         if self.modulated:
             w0, at = self.first_width, self.shift_width
             first = rows[:, :w0].addmm_(extra, w_extra)
-            if self.coord_weights:  # per-latent additions to the relative coordinate's weights
-                first.addcmul_(rows[:, at : at + w0], extra[:, 0:1]).addcmul_(
-                    rows[:, at + w0 :], extra[:, 1:2]
-                )
+            if self.coord_terms:  # per-latent weights of the offset's terms
+                assert basis is not None
+                for t in range(self.coord_terms):
+                    first.addcmul_(rows[:, at + t * w0 : at + (t + 1) * w0], basis[:, t : t + 1])
             return self.hidden_layers(torch.relu_(first), rows[:, w0:at]).float()
         return self.hidden_layers(torch.relu_(rows.addmm_(extra, w_extra))).float()
 
@@ -339,7 +381,13 @@ def ensemble_terms(
         else:
             extra = torch.cat((rel_all, rel_cell.repeat(k, 1)), dim=1)
             w_extra = torch.cat((decoder.w_rel, decoder.w_cell), dim=0)
-    y = decoder.run(x, extra.to(decoder.dtype), w_extra.to(decoder.dtype))
+    basis = coord_basis(rel_all[:, 0], rel_all[:, 1], decoder.coord_terms) if decoder.coord_terms else None
+    y = decoder.run(
+        x,
+        extra.to(decoder.dtype),
+        w_extra.to(decoder.dtype),
+        None if basis is None else basis.to(decoder.dtype),
+    )
     preds = y.view(k, -1, y.shape[-1])
     rel_k = rel_all.view(k, -1, 2)
     if k == 1:
@@ -419,6 +467,7 @@ class GridQuery:
             rel_cell = cell * torch.tensor([h, w], device=dev, dtype=torch.float32)
             w_extra = torch.cat((decoder.w_rel, (rel_cell @ decoder.w_cell).unsqueeze(0)), dim=0)
         self.w_extra = w_extra.to(decoder.dtype)
+        self.first_const = w_extra[2] if w_extra.shape[0] > 2 else torch.zeros_like(w_extra[0])
         self.n_cols = cols.shape[0]
         self.members = [(vx, vy) for vx in self.shifts for vy in self.shifts]
         self._box_key: tuple[int, int] | None = None
@@ -426,11 +475,15 @@ class GridQuery:
         self._extra: torch.Tensor | None = None  # reused while bands have the same height
 
     def _box_for(self, r0: int, r1: int) -> torch.Tensor:
-        """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves."""
+        """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves (for a
+        decoder with `bag_layout`, its `coord_table`, shaped like the box)."""
         b = self.cache.block
         key = (r0 // b, r1 // b)
         if key != self._box_key:
-            self._box = self.cache.box(r0, r1, self.c0, self.c1)
+            box = self.cache.box(r0, r1, self.c0, self.c1)
+            if self.decoder.bag_layout is not None:
+                box = self.decoder.coord_table(box, self.first_const).view(box.shape)
+            self._box = box
             self._box_key = key
         return self._box
 
@@ -452,7 +505,10 @@ class GridQuery:
         extra = self._extra
         fresh = extra is None or extra.shape[1] != n_r
         if fresh:
-            extra = torch.ones((k, n_r, n_c, self.w_extra.shape[0]), device=dev, dtype=decoder.dtype)
+            # `run_bag` takes the offset's terms and a 1 whether or not the cell is decoded (it is in the
+            # table): [rel_r, rel_c, (rel_r^2, rel_c^2, rel_r * rel_c,) 1].
+            n_extra = decoder.coord_terms + 1 if decoder.bag_layout is not None else self.w_extra.shape[0]
+            extra = torch.ones((k, n_r, n_c, n_extra), device=dev, dtype=decoder.dtype)
             self._extra = extra
         assert extra is not None
         area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
@@ -467,10 +523,30 @@ class GridQuery:
             extra[m, ..., 0] = rel_r.unsqueeze(1)
             if fresh:
                 extra[m, ..., 1] = rel_c.unsqueeze(0)
-            torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m]).abs_().add_(1e-9)
-        # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
-        x = flat.index_select(0, idx.view(-1))
-        preds = decoder.run(x, extra.view(-1, extra.shape[-1]), self.w_extra).view(k, n_r * n_c, -1)
+            torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m])
+            if decoder.coord_terms == 5 and decoder.bag_layout is not None:
+                extra[m, ..., 2] = (rel_r * rel_r).unsqueeze(1)
+                if fresh:
+                    extra[m, ..., 3] = (rel_c * rel_c).unsqueeze(0)
+                extra[m, ..., 4] = area[m]
+            area[m].abs_().add_(1e-9)
+        if decoder.bag_layout is not None:
+            table = flat.view(-1, decoder.first_width)
+            preds = decoder.run_bag(table, idx.view(-1), extra.view(-1, extra.shape[-1]))
+            preds = preds.view(k, n_r * n_c, -1)
+        else:
+            # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
+            x = flat.index_select(0, idx.view(-1))
+            basis = None
+            if decoder.coord_terms:  # widths that do not fit `run_bag`'s table: `query`'s products
+                parts = []
+                for vx, vy in self.members:
+                    rel_r, rel_c = by_row[vx][1], self.by_col[vy][1]
+                    grid = torch.broadcast_tensors(rel_r.unsqueeze(1), rel_c.unsqueeze(0))
+                    parts.append(coord_basis(grid[0].reshape(-1), grid[1].reshape(-1), decoder.coord_terms))
+                basis = torch.cat(parts).to(decoder.dtype)
+            flat_extra = extra.view(-1, extra.shape[-1])
+            preds = decoder.run(x, flat_extra, self.w_extra, basis).view(k, n_r * n_c, -1)
         if k == 1:
             return preds[0]
         area = area.view(k, -1)

@@ -192,17 +192,20 @@ def _low_rank_copy(mine: LowRankLinear, teacher: LIIF, feats: torch.Tensor) -> N
 
 @torch.no_grad()
 def _grow_coord(model: LIIF, start: LIIF) -> bool:
-    """Start `model` from `start` when they differ only in `model`'s latent-modulated decoder having
-    per-latent coordinate weights: their hypernetwork rows start at zero, so `model` starts as exactly
-    `start`. Returns False, loading nothing, when they differ otherwise."""
+    """Start `model` from `start` when they differ only in `model`'s latent-modulated decoder having more
+    per-latent coordinate weights (linear ones where `start` has none, or second-order ones too): their
+    hypernetwork rows come last and start at zero, so `model` starts as exactly `start`. Returns False,
+    loading nothing, when they differ otherwise."""
 
-    def split(spec: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def split(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         other = copy.deepcopy(spec)
-        return bool(other["args"]["imnet_spec"].get("args", {}).pop("coord_weights", False)), other
+        args = other["args"]["imnet_spec"].get("args", {})
+        linear, quadratic = bool(args.pop("coord_weights", False)), bool(args.pop("coord_quadratic", False))
+        return (5 if quadratic else 2) if linear else 0, other
 
     grown, spec = split(model.spec)
     had, start_spec = split(start.spec)
-    if spec != start_spec or had or not grown:
+    if spec != start_spec or grown <= had:
         return False
     mine, theirs = model.imnet, start.imnet
     assert isinstance(mine, ModulatedMLP) and isinstance(theirs, ModulatedMLP)

@@ -41,6 +41,9 @@ class TrainConfig:
     """Residual blocks in a latent-modulated decoder's hypernetwork; `init` may be the same model with fewer."""
     coord_weights: bool = False
     """A latent-modulated decoder's per-latent coordinate weights (`viewer.liif.lm`); `init` may lack them."""
+    coord_quadratic: bool = False
+    """Coordinate weights of the offset's second-order terms too (implies `coord_weights`); `init` may have
+    only the linear ones, or none."""
     first_rank: int = 0
     """Factor the decoder's first layer to this rank (0: full); see `models.LowRankLinear`."""
     inherit_layers: bool = False
@@ -127,6 +130,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         action="store_true",
         help="give the decoder of --hyper-hidden per-latent weights of the relative coordinate; --init may "
         "lack them, and they start at zero (fast)",
+    )
+    p.add_argument(
+        "--coord-quadratic",
+        action="store_true",
+        help="--coord-weights for the offset's second-order terms too (rel_r^2, rel_c^2, rel_r*rel_c); "
+        "--init may have only the linear ones, or none, and the new ones start at zero (fast)",
     )
     p.add_argument(
         "--first-rank",

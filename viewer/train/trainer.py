@@ -111,10 +111,12 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
         imnet = {"name": "lm-mlp", "args": {**imnet["args"], "hyper_hidden": cfg.hyper_hidden}}
         if cfg.hyper_blocks:
             imnet["args"]["hyper_blocks"] = cfg.hyper_blocks
-        if cfg.coord_weights:
+        if cfg.coord_weights or cfg.coord_quadratic:
             imnet["args"]["coord_weights"] = True
-    elif cfg.hyper_blocks or cfg.coord_weights:
-        raise ArgumentError("--hyper-blocks and --coord-weights need --hyper-hidden")
+        if cfg.coord_quadratic:
+            imnet["args"]["coord_quadratic"] = True
+    elif cfg.hyper_blocks or cfg.coord_weights or cfg.coord_quadratic:
+        raise ArgumentError("--hyper-blocks, --coord-weights and --coord-quadratic need --hyper-hidden")
     if cfg.first_rank:
         imnet["args"]["ranks"] = [cfg.first_rank] + [0] * len(cfg.hidden)
     model = LIIF(enc_spec, imnet, cfg.local_ensemble, cfg.feat_unfold, cfg.cell_decode)
@@ -634,6 +636,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         hyper_hidden=args.hyper_hidden,
         hyper_blocks=args.hyper_blocks,
         coord_weights=args.coord_weights,
+        coord_quadratic=args.coord_quadratic,
         first_rank=args.first_rank,
         init=str(args.init),
         inherit_layers=args.inherit_layers,
