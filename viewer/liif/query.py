@@ -144,19 +144,25 @@ class Decoder:
         table[:, 0] += first_const
         return table.view(-1, self.first_width)
 
-    def run_bag(self, table: torch.Tensor, latent: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The decoder with coordinate weights on `coord_table` rows: `latent` (N,) indexes its latents,
-        `weights` (N, terms + 1) holds the offset's terms (`coord_basis`) and a 1 per query. The first
-        layer, `(w_r + d_r) * rel_r + (w_c + d_c) * rel_c (+ the second-order terms) + s_1 + const`, is one
-        weighted sum of table rows (`embedding_bag`, one fused pass; the same sum as `run`'s broadcast
-        products, which ran about ten times slower per value in bf16). Float32 (N, 3)."""
+    def bag_offsets(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Within a latent's rows of `coord_table`: those `run_bag` sums (the terms' weights, then s_1)
+        and those of the hidden layers' shifts."""
         assert self.bag_layout is not None
         seg, a_r = self.bag_layout
-        base = (latent * seg).unsqueeze(1)
-        bag = base + torch.tensor([*range(a_r, seg), 0], device=latent.device)
+        return torch.tensor([*range(a_r, seg), 0], device=device), torch.arange(1, a_r, device=device)
+
+    def run_bag(
+        self, table: torch.Tensor, bag: torch.Tensor, shift_rows: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """The decoder with coordinate weights on `coord_table` rows: per query, `bag` (N, terms + 1) and
+        `shift_rows` (N, hidden layers) are its latent's rows at `bag_offsets`, `weights` (N, terms + 1)
+        the offset's terms (`coord_basis`) and a 1. The first layer, `(w_r + d_r) * rel_r + (w_c + d_c) *
+        rel_c (+ the second-order terms) + s_1 + const`, is one weighted sum of table rows
+        (`embedding_bag`, one fused pass; the same sum as `run`'s broadcast products, which ran about ten
+        times slower per value in bf16). Float32 (N, 3)."""
         first = F.embedding_bag(bag, table, mode="sum", per_sample_weights=weights)
-        shifts = table.index_select(0, (base + torch.arange(1, a_r, device=latent.device)).view(-1))
-        return self.hidden_layers(torch.relu_(first), shifts.view(latent.shape[0], -1)).float()
+        shifts = table.index_select(0, shift_rows.view(-1)).view(first.shape[0], -1)
+        return self.hidden_layers(torch.relu_(first), shifts).float()
 
     def hidden_layers(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the layers after the first (ReLU between them, none after the last); a modulated
@@ -473,6 +479,33 @@ class GridQuery:
         self._box_key: tuple[int, int] | None = None
         self._box = torch.empty(0)
         self._extra: torch.Tensor | None = None  # reused while bands have the same height
+        self._bag_cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _bag_rows(
+        self, by_row: dict[int, tuple[torch.Tensor, torch.Tensor]], row_base: int, box_width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`run_bag`'s table rows for every member of a band, (K*R*C, terms + 1) and (K*R*C, hidden
+        layers): a row part per band row plus a column part computed once per render."""
+        assert self.decoder.bag_layout is not None
+        seg = self.decoder.bag_layout[0]
+        dev = self.cache.device
+        if not self._bag_cols:
+            col_base = (self.c0 // self.cache.block) * self.cache.block
+            summed, shifted = self.decoder.bag_offsets(dev)
+            for v, (j, _) in self.by_col.items():
+                at = ((j - col_base) * seg).unsqueeze(1)
+                self._bag_cols[v] = (at + summed, at + shifted)
+        n_r = by_row[self.shifts[0]][0].shape[0]
+        k, n_c = len(self.members), self.n_cols
+        n_sum, n_shift = (t.shape[1] for t in self._bag_cols[self.shifts[0]])
+        bag = torch.empty((k, n_r, n_c, n_sum), device=dev, dtype=torch.long)
+        shift_rows = torch.empty((k, n_r, n_c, n_shift), device=dev, dtype=torch.long)
+        for m, (vx, vy) in enumerate(self.members):
+            at = ((by_row[vx][0] - row_base) * (box_width * seg))[:, None, None]
+            summed, shifted = self._bag_cols[vy]
+            torch.add(at, summed.unsqueeze(0), out=bag[m])
+            torch.add(at, shifted.unsqueeze(0), out=shift_rows[m])
+        return bag.view(-1, n_sum), shift_rows.view(-1, n_shift)
 
     def _box_for(self, r0: int, r1: int) -> torch.Tensor:
         """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves (for a
@@ -515,11 +548,12 @@ class GridQuery:
         for m, (vx, vy) in enumerate(self.members):
             i, rel_r = by_row[vx]
             j, rel_c = self.by_col[vy]
-            torch.add(
-                ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1),
-                (j - (self.c0 // b) * b).unsqueeze(0),
-                out=idx[m],
-            )
+            if decoder.bag_layout is None:  # (`_bag_rows` indexes the table)
+                torch.add(
+                    ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1),
+                    (j - (self.c0 // b) * b).unsqueeze(0),
+                    out=idx[m],
+                )
             extra[m, ..., 0] = rel_r.unsqueeze(1)
             if fresh:
                 extra[m, ..., 1] = rel_c.unsqueeze(0)
@@ -531,8 +565,9 @@ class GridQuery:
                 extra[m, ..., 4] = area[m]
             area[m].abs_().add_(1e-9)
         if decoder.bag_layout is not None:
+            bag, shift_rows = self._bag_rows(by_row, (r0 // b) * b, box.shape[1])
             table = flat.view(-1, decoder.first_width)
-            preds = decoder.run_bag(table, idx.view(-1), extra.view(-1, extra.shape[-1]))
+            preds = decoder.run_bag(table, bag, shift_rows, extra.view(-1, extra.shape[-1]))
             preds = preds.view(k, n_r * n_c, -1)
         else:
             # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
