@@ -288,13 +288,24 @@ def _assert_render_is_per_query(
     np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("hyper", [0, 20], ids=["mlp", "lm-mlp"])
+@pytest.mark.parametrize("hyper", [0, 20, -2, -5], ids=["mlp", "lm-mlp", "lm-coord", "lm-quadratic"])
 def test_a_grid_query_reused_across_bands_equals_the_per_query_path(hyper: int) -> None:
     """One `GridQuery` serves a whole render: bands of 3 rows and a last one of 2 (its column buffers are
     made again), over a photo taller than a projection block (its box is assembled again as bands move
-    down), still give every pixel what `query` gives."""
-    model = make_liif(n_resblocks=1, n_feats=6, hidden=(12, 10), hyper_hidden=hyper, seed=5)
+    down, and the column parts of coordinate weights, negative `hyper`, are kept and dropped), still give
+    every pixel what `query` gives (bf16: within its rounding where the sums are split)."""
+    model = make_liif(
+        n_resblocks=1,
+        n_feats=6,
+        hidden=(12, 12) if hyper < 0 else (12, 10),
+        hyper_hidden=abs(hyper) if hyper > 0 else 16,
+        coord_weights=hyper < 0,
+        coord_quadratic=hyper == -5,
+        seed=5,
+    )
     engine = Engine(model, "cpu", "bf16", chunk=350)
+    assert (engine.decoder.bag_layout is not None) == (hyper < 0)
     img = np.random.default_rng(2).random((70, 45, 3), dtype=np.float32)
     # 350 // 103 = 3 rows a band; 161 = 53 * 3 + 2
-    _assert_render_is_per_query(engine, img, SourceRect(0.0, 0.0, 45.0, 70.0), 103, 161)
+    atol = 1e-2 if hyper < 0 else 1e-6
+    _assert_render_is_per_query(engine, img, SourceRect(0.0, 0.0, 45.0, 70.0), 103, 161, atol)

@@ -124,44 +124,28 @@ class Decoder:
         self._fused = device.type == "cpu" and _fused_linear_relu_works(dtype)
         self.bag_layout: tuple[int, int] | None = None
         """Where a decoder with coordinate weights has its cached row as whole segments of the first
-        layer's width: (segments per latent, segment of the first term's weights d_r); see `coord_table`."""
+        layer's width: (segments per latent, segment of the first term's weights d_r); see `run_bag`."""
         if self.coord_terms and self.shift_width % self.first_width == 0:
             a_r = self.shift_width // self.first_width
             self.bag_layout = (a_r + self.coord_terms, a_r)
         self.query_width = self.shift_width if self.bag_layout is not None else self.hidden
-        """Values gathered per query: the cached row, less the coordinate weights that `run_bag` sums."""
-
-    def coord_table(self, box: torch.Tensor, first_const: torch.Tensor) -> torch.Tensor:
-        """A projection box (h, w, latent width) of a decoder with `bag_layout`, as the table `run_bag`
-        reads: one row per segment of the first layer's width, with the shared weights of the relative
-        coordinate folded into the per-latent ones (w_r + d_r, w_c + d_c) and the render's constant
-        first-layer term `first_const` (the cell's) into s_1. Per latent, so a render builds it once per box."""
-        assert self.bag_layout is not None
-        seg, a_r = self.bag_layout
-        table = box.reshape(-1, seg, self.first_width).clone()
-        table[:, a_r] += self.w_rel[0]
-        table[:, a_r + 1] += self.w_rel[1]
-        table[:, 0] += first_const
-        return table.view(-1, self.first_width)
-
-    def bag_offsets(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Within a latent's rows of `coord_table`: those `run_bag` sums (the terms' weights, then s_1)
-        and those of the hidden layers' shifts."""
-        assert self.bag_layout is not None
-        seg, a_r = self.bag_layout
-        return torch.tensor([*range(a_r, seg), 0], device=device), torch.arange(1, a_r, device=device)
+        """Values gathered per query: the cached row, less the coordinate weights (`run_bag` sums them in
+        row and column parts)."""
 
     def run_bag(
-        self, table: torch.Tensor, bag: torch.Tensor, shift_rows: torch.Tensor, weights: torch.Tensor
+        self,
+        table: torch.Tensor,
+        bag: torch.Tensor,
+        shift_table: torch.Tensor,
+        shift_rows: torch.Tensor,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The decoder with coordinate weights on `coord_table` rows: per query, `bag` (N, terms + 1) and
-        `shift_rows` (N, hidden layers) are its latent's rows at `bag_offsets`, `weights` (N, terms + 1)
-        the offset's terms (`coord_basis`) and a 1. The first layer, `(w_r + d_r) * rel_r + (w_c + d_c) *
-        rel_c (+ the second-order terms) + s_1 + const`, is one weighted sum of table rows
-        (`embedding_bag`, one fused pass; the same sum as `run`'s broadcast products, which ran about ten
-        times slower per value in bf16). Float32 (N, 3)."""
+        """A decoder with coordinate weights on rows of a first-layer-wide `table` (see
+        `GridQuery._separable_band`): per query, its first layer's pre-activation is the sum of the rows
+        `bag` (N, b), weighted by `weights` (N, b) where given, in one fused pass (`embedding_bag`), and
+        its hidden layers' shifts are the rows `shift_rows` (N,) of `shift_table`. Float32 (N, 3)."""
         first = F.embedding_bag(bag, table, mode="sum", per_sample_weights=weights)
-        shifts = table.index_select(0, shift_rows.view(-1)).view(first.shape[0], -1)
+        shifts = shift_table.index_select(0, shift_rows)
         return self.hidden_layers(torch.relu_(first), shifts).float()
 
     def hidden_layers(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
@@ -479,46 +463,113 @@ class GridQuery:
         self._box_key: tuple[int, int] | None = None
         self._box = torch.empty(0)
         self._extra: torch.Tensor | None = None  # reused while bands have the same height
+        # A decoder with coordinate weights (`_separable_band`): per column member, its columns' latent
+        # (local to the box) and the column parts of its table rows; the table and the shifts, by slots.
         self._bag_cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _bag_rows(
-        self, by_row: dict[int, tuple[torch.Tensor, torch.Tensor]], row_base: int, box_width: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`run_bag`'s table rows for every member of a band, (K*R*C, terms + 1) and (K*R*C, hidden
-        layers): a row part per band row plus a column part computed once per render."""
-        assert self.decoder.bag_layout is not None
-        seg = self.decoder.bag_layout[0]
-        dev = self.cache.device
-        if not self._bag_cols:
-            col_base = (self.c0 // self.cache.block) * self.cache.block
-            summed, shifted = self.decoder.bag_offsets(dev)
-            for v, (j, _) in self.by_col.items():
-                at = ((j - col_base) * seg).unsqueeze(1)
-                self._bag_cols[v] = (at + summed, at + shifted)
-        n_r = by_row[self.shifts[0]][0].shape[0]
-        k, n_c = len(self.members), self.n_cols
-        n_sum, n_shift = (t.shape[1] for t in self._bag_cols[self.shifts[0]])
-        bag = torch.empty((k, n_r, n_c, n_sum), device=dev, dtype=torch.long)
-        shift_rows = torch.empty((k, n_r, n_c, n_shift), device=dev, dtype=torch.long)
-        for m, (vx, vy) in enumerate(self.members):
-            at = ((by_row[vx][0] - row_base) * (box_width * seg))[:, None, None]
-            summed, shifted = self._bag_cols[vy]
-            torch.add(at, summed.unsqueeze(0), out=bag[m])
-            torch.add(at, shifted.unsqueeze(0), out=shift_rows[m])
-        return bag.view(-1, n_sum), shift_rows.view(-1, n_shift)
+        self._table = self._shift_table = torch.empty(0)
+        self._slots_n = self._table_rows = self._a_at = 0
+        self._slot_rows: list[int] = []  # the latent row in each slot, -1 for none
+        self._ones: torch.Tensor | None = None
 
     def _box_for(self, r0: int, r1: int) -> torch.Tensor:
-        """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves (for a
-        decoder with `bag_layout`, its `coord_table`, shaped like the box)."""
+        """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves."""
         b = self.cache.block
         key = (r0 // b, r1 // b)
         if key != self._box_key:
-            box = self.cache.box(r0, r1, self.c0, self.c1)
-            if self.decoder.bag_layout is not None:
-                box = self.decoder.coord_table(box, self.first_const).view(box.shape)
-            self._box = box
+            self._box = self.cache.box(r0, r1, self.c0, self.c1)
             self._box_key = key
         return self._box
+
+    def _separable_band(
+        self, box: torch.Tensor, by_row: dict[int, tuple[torch.Tensor, torch.Tensor]], row_base: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A decoder with coordinate weights on a band: member predictions (K, R*C, 3) and areas (K, R, C).
+
+        On a grid, a query's first-layer pre-activation splits into a part that depends on its row and its
+        latent's column, `A = s_1 + const + (w_r + d_r) * rel_r (+ d_rr * rel_r^2)`, a part that depends on
+        its latent's row and its column, `C = (w_c + d_c) * rel_c (+ d_cc * rel_c^2)`, and, with second-
+        order terms, `d_rc * rel_r * rel_c`. Each part is computed once for all the queries that share it
+        (at a zoom of s, one in s): C, d_rc and the hidden layers' shifts once per latent row of the render,
+        into slots of a table that bands reuse, A per band, so a query's first layer is a sum of two or
+        three table rows (`run_bag`) instead of a matrix product plus two or five element-wise products.
+        The same sums as `query`'s; in bf16, rounded differently.
+        """
+        d = self.decoder
+        assert d.bag_layout is not None
+        seg, a_r = d.bag_layout
+        w0, quadratic = d.first_width, d.coord_terms == 5
+        dev, dt = box.device, d.dtype
+        bw = box.shape[1]
+        lat = box.view(box.shape[0], bw, seg, w0)
+        n_r, n_c, k = by_row[self.shifts[0]][0].shape[0], self.n_cols, len(self.members)
+        lo = min(int(i.min()) for i, _ in by_row.values())
+        hi = max(int(i.max()) for i, _ in by_row.values())
+        if not self._bag_cols:
+            col_base = (self.c0 // self.cache.block) * self.cache.block
+            for v, (j, _) in self.by_col.items():
+                jl = j - col_base
+                self._bag_cols[v] = (jl, torch.stack((jl, torch.arange(n_c, device=dev), jl), dim=1))
+        n_s, n_x = self._slots_n, (bw if quadratic else 0)
+        if n_s < hi - lo + 1 or self._table_rows < n_r:
+            # Slots for latent rows: per column member C (C rows), d_rc (box width rows); then A's slot.
+            n_s = self._slots_n = max(hi - lo + 1, 4)
+            self._table_rows = n_r
+            self._a_at = n_s * (2 * n_c + n_x)
+            self._table = torch.empty((self._a_at + 2 * n_r * bw, w0), device=dev, dtype=dt)
+            self._shift_table = torch.empty((n_s * bw, (a_r - 1) * w0), device=dev, dtype=dt)
+            self._slot_rows = [-1] * n_s
+        table = self._table
+        for row in range(lo, hi + 1):  # fill the slots of latent rows not there yet
+            slot = row % n_s
+            if self._slot_rows[slot] == row:
+                continue
+            here = lat[row - row_base]
+            for t, vy in enumerate(self.shifts):
+                jl, rel_c = self._bag_cols[vy][0], self.by_col[vy][1]
+                c = rel_c[:, None]
+                part = here[:, a_r + 1].index_select(0, jl).float().add_(d.w_rel[1]).mul_(c)
+                if quadratic:
+                    part.add_(here[:, a_r + 3].index_select(0, jl).float().mul_(c * c))
+                at = (slot * 2 + t) * n_c
+                table[at : at + n_c].copy_(part)
+            if quadratic:
+                at = n_s * 2 * n_c + slot * bw
+                table[at : at + bw].copy_(here[:, a_r + 4])
+            self._shift_table[slot * bw : (slot + 1) * bw].copy_(here[:, 1:a_r].reshape(bw, -1))
+            self._slot_rows[slot] = row
+        row_at: dict[int, int] = {}
+        for t, vx in enumerate(self.shifts):  # A: (R, box width) rows per row member, in the table's slot
+            i, rel_r = by_row[vx]
+            sel = lat.index_select(0, i - row_base)
+            r = rel_r[:, None, None]
+            a = sel[:, :, a_r].float().add_(d.w_rel[0]).mul_(r).add_(sel[:, :, 0]).add_(self.first_const)
+            if quadratic:
+                a.add_(sel[:, :, a_r + 2].float().mul_(r * r))
+            row_at[vx] = self._a_at + t * n_r * bw
+            table[row_at[vx] : row_at[vx] + n_r * bw].view(n_r, bw, w0).copy_(a)
+        n_bag = 3 if quadratic else 2
+        bag = torch.empty((k, n_r, n_c, n_bag), device=dev, dtype=torch.long)
+        shift_rows = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
+        area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
+        rows_n = torch.arange(n_r, device=dev)
+        for m, (vx, vy) in enumerate(self.members):
+            i, rel_r = by_row[vx]
+            slots = i % n_s
+            jl, cols = self._bag_cols[vy]
+            t = self.shifts.index(vy)
+            row_part = [row_at[vx] + rows_n * bw, (slots * 2 + t) * n_c, n_s * 2 * n_c + slots * bw][:n_bag]
+            torch.add(torch.stack(row_part, dim=1).unsqueeze(1), cols[:, :n_bag].unsqueeze(0), out=bag[m])
+            torch.add((slots * bw).unsqueeze(1), jl.unsqueeze(0), out=shift_rows[m])
+            torch.mul(rel_r.unsqueeze(1), self.by_col[vy][1].unsqueeze(0), out=area[m])
+        weights = None
+        if quadratic:  # [1, 1, rel_r * rel_c]
+            ones = self._ones
+            if ones is None or ones.shape[1] != n_r:
+                ones = self._ones = torch.ones((k, n_r, n_c, 3), device=dev, dtype=dt)
+            ones[..., 2] = area
+            weights = ones.view(-1, 3)
+        preds = d.run_bag(table, bag.view(-1, n_bag), self._shift_table, shift_rows.view(-1), weights)
+        return preds.view(k, n_r * n_c, -1), area.abs_().add_(1e-9)
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """RGB of the band `rows` (R,) x the render's columns, (R*C, 3)."""
@@ -529,59 +580,50 @@ class GridQuery:
         r1 = max(int(i.max()) for i, _ in by_row.values())
         box = self._box_for(r0, r1)
         b = self.cache.block
+        k = len(self.members)
+        if decoder.bag_layout is not None:
+            preds, area = self._separable_band(box, by_row, (r0 // b) * b)
+            return self._blend(preds, area)
         flat = box.reshape(-1, box.shape[-1])
         n_r, n_c = rows.shape[0], self.n_cols
-        k = len(self.members)
         idx = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
         # Written in the decoder's dtype directly (the same rounding as casting a float32 copy, without one);
         # the column offsets and the ones stay from the band before when the height is the same.
         extra = self._extra
         fresh = extra is None or extra.shape[1] != n_r
         if fresh:
-            # `run_bag` takes the offset's terms and a 1 whether or not the cell is decoded (it is in the
-            # table): [rel_r, rel_c, (rel_r^2, rel_c^2, rel_r * rel_c,) 1].
-            n_extra = decoder.coord_terms + 1 if decoder.bag_layout is not None else self.w_extra.shape[0]
-            extra = torch.ones((k, n_r, n_c, n_extra), device=dev, dtype=decoder.dtype)
+            extra = torch.ones((k, n_r, n_c, self.w_extra.shape[0]), device=dev, dtype=decoder.dtype)
             self._extra = extra
         assert extra is not None
         area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
         for m, (vx, vy) in enumerate(self.members):
             i, rel_r = by_row[vx]
             j, rel_c = self.by_col[vy]
-            if decoder.bag_layout is None:  # (`_bag_rows` indexes the table)
-                torch.add(
-                    ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1),
-                    (j - (self.c0 // b) * b).unsqueeze(0),
-                    out=idx[m],
-                )
+            torch.add(
+                ((i - (r0 // b) * b) * box.shape[1]).unsqueeze(1),
+                (j - (self.c0 // b) * b).unsqueeze(0),
+                out=idx[m],
+            )
             extra[m, ..., 0] = rel_r.unsqueeze(1)
             if fresh:
                 extra[m, ..., 1] = rel_c.unsqueeze(0)
-            torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m])
-            if decoder.coord_terms == 5 and decoder.bag_layout is not None:
-                extra[m, ..., 2] = (rel_r * rel_r).unsqueeze(1)
-                if fresh:
-                    extra[m, ..., 3] = (rel_c * rel_c).unsqueeze(0)
-                extra[m, ..., 4] = area[m]
-            area[m].abs_().add_(1e-9)
-        if decoder.bag_layout is not None:
-            bag, shift_rows = self._bag_rows(by_row, (r0 // b) * b, box.shape[1])
-            table = flat.view(-1, decoder.first_width)
-            preds = decoder.run_bag(table, bag, shift_rows, extra.view(-1, extra.shape[-1]))
-            preds = preds.view(k, n_r * n_c, -1)
-        else:
-            # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
-            x = flat.index_select(0, idx.view(-1))
-            basis = None
-            if decoder.coord_terms:  # widths that do not fit `run_bag`'s table: `query`'s products
-                parts = []
-                for vx, vy in self.members:
-                    rel_r, rel_c = by_row[vx][1], self.by_col[vy][1]
-                    grid = torch.broadcast_tensors(rel_r.unsqueeze(1), rel_c.unsqueeze(0))
-                    parts.append(coord_basis(grid[0].reshape(-1), grid[1].reshape(-1), decoder.coord_terms))
-                basis = torch.cat(parts).to(decoder.dtype)
-            flat_extra = extra.view(-1, extra.shape[-1])
-            preds = decoder.run(x, flat_extra, self.w_extra, basis).view(k, n_r * n_c, -1)
+            torch.mul(rel_r.unsqueeze(1), rel_c.unsqueeze(0), out=area[m]).abs_().add_(1e-9)
+        # All members in one batch, as `ensemble_terms` runs them (the same matrix shapes, so the same sums).
+        x = flat.index_select(0, idx.view(-1))
+        basis = None
+        if decoder.coord_terms:  # widths that do not fit `_separable_band`'s table: `query`'s products
+            parts = []
+            for vx, vy in self.members:
+                rel_r, rel_c = by_row[vx][1], self.by_col[vy][1]
+                grid = torch.broadcast_tensors(rel_r.unsqueeze(1), rel_c.unsqueeze(0))
+                parts.append(coord_basis(grid[0].reshape(-1), grid[1].reshape(-1), decoder.coord_terms))
+            basis = torch.cat(parts).to(decoder.dtype)
+        preds = decoder.run(x, extra.view(-1, extra.shape[-1]), self.w_extra, basis).view(k, n_r * n_c, -1)
+        return self._blend(preds, area)
+
+    def _blend(self, preds: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+        """RGB (R*C, 3) from member predictions (K, R*C, 3) and their ensemble areas (K, R, C)."""
+        k = preds.shape[0]
         if k == 1:
             return preds[0]
         area = area.view(k, -1)
