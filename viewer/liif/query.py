@@ -470,6 +470,8 @@ class GridQuery:
         self._slots_n = self._table_rows = self._a_at = 0
         self._slot_rows: list[int] = []  # the latent row in each slot, -1 for none
         self._ones: torch.Tensor | None = None
+        self._col_rows = self._rel_c = torch.empty(0)
+        self._c_lo = self._n_ac = 0
 
     def _box_for(self, r0: int, r1: int) -> torch.Tensor:
         """The projection box of latent rows [r0, r1] and the render's columns, kept while it serves."""
@@ -502,74 +504,89 @@ class GridQuery:
         bw = box.shape[1]
         lat = box.view(box.shape[0], bw, seg, w0)
         n_r, n_c, k = by_row[self.shifts[0]][0].shape[0], self.n_cols, len(self.members)
+        n_sh = len(self.shifts)  # members per axis: 2 with the local ensemble, else 1
         lo = min(int(i.min()) for i, _ in by_row.values())
         hi = max(int(i.max()) for i, _ in by_row.values())
         if not self._bag_cols:
             col_base = (self.c0 // self.cache.block) * self.cache.block
+            # A is computed for the latent columns the render uses, [c_lo, c_hi] of the box's
+            self._c_lo = int(self.c0 - col_base)
+            self._n_ac = self.c1 - self.c0 + 1
             for v, (j, _) in self.by_col.items():
                 jl = j - col_base
-                self._bag_cols[v] = (jl, torch.stack((jl, torch.arange(n_c, device=dev), jl), dim=1))
+                cols = torch.stack((jl - self._c_lo, torch.arange(n_c, device=dev), jl), dim=1)
+                self._bag_cols[v] = (jl, cols)
+            # per column member: [latent column from c_lo, column, latent column] (the column parts of the
+            # A, C and d_rc rows; the last is also the shifts'), and the column offsets
+            self._col_rows = torch.stack([self._bag_cols[v][1] for v in self.shifts])
+            self._rel_c = torch.stack([self.by_col[v][1] for v in self.shifts])
         n_s, n_x = self._slots_n, (bw if quadratic else 0)
         if n_s < hi - lo + 1 or self._table_rows < n_r:
             # Slots for latent rows: per column member C (C rows), d_rc (box width rows); then A's slot.
             n_s = self._slots_n = max(hi - lo + 1, 4)
             self._table_rows = n_r
-            self._a_at = n_s * (2 * n_c + n_x)
-            self._table = torch.empty((self._a_at + 2 * n_r * bw, w0), device=dev, dtype=dt)
+            self._a_at = n_s * (n_sh * n_c + n_x)
+            self._table = torch.empty((self._a_at + n_sh * n_r * self._n_ac, w0), device=dev, dtype=dt)
             self._shift_table = torch.empty((n_s * bw, (a_r - 1) * w0), device=dev, dtype=dt)
             self._slot_rows = [-1] * n_s
         table = self._table
-        for row in range(lo, hi + 1):  # fill the slots of latent rows not there yet
-            slot = row % n_s
-            if self._slot_rows[slot] == row:
-                continue
-            here = lat[row - row_base]
+        missing = [row for row in range(lo, hi + 1) if self._slot_rows[row % n_s] != row]
+        if missing:  # fill the slots of the latent rows not there yet, all in one go
+            where = torch.tensor(missing, device=dev)
+            slots = where % n_s
+            here = lat.index_select(0, where - row_base)  # (rows, box width, segments, w0)
+            col_parts = torch.empty((len(missing), n_sh, n_c, w0), device=dev, dtype=dt)
             for t, vy in enumerate(self.shifts):
                 jl, rel_c = self._bag_cols[vy][0], self.by_col[vy][1]
-                c = rel_c[:, None]
-                part = here[:, a_r + 1].index_select(0, jl).float().add_(d.w_rel[1]).mul_(c)
+                c = rel_c[None, :, None]
+                part = here[:, :, a_r + 1].index_select(1, jl).float().add_(d.w_rel[1]).mul_(c)
                 if quadratic:
-                    part.add_(here[:, a_r + 3].index_select(0, jl).float().mul_(c * c))
-                at = (slot * 2 + t) * n_c
-                table[at : at + n_c].copy_(part)
+                    part.add_(here[:, :, a_r + 3].index_select(1, jl).float().mul_(c * c))
+                col_parts[:, t].copy_(part)
+            table[: n_s * n_sh * n_c].view(n_s, n_sh * n_c, w0).index_copy_(
+                0, slots, col_parts.view(-1, n_sh * n_c, w0)
+            )
             if quadratic:
-                at = n_s * 2 * n_c + slot * bw
-                table[at : at + bw].copy_(here[:, a_r + 4])
-            self._shift_table[slot * bw : (slot + 1) * bw].copy_(here[:, 1:a_r].reshape(bw, -1))
-            self._slot_rows[slot] = row
-        row_at: dict[int, int] = {}
-        for t, vx in enumerate(self.shifts):  # A: (R, box width) rows per row member, in the table's slot
-            i, rel_r = by_row[vx]
-            sel = lat.index_select(0, i - row_base)
-            r = rel_r[:, None, None]
-            a = sel[:, :, a_r].float().add_(d.w_rel[0]).mul_(r).add_(sel[:, :, 0]).add_(self.first_const)
-            if quadratic:
-                a.add_(sel[:, :, a_r + 2].float().mul_(r * r))
-            row_at[vx] = self._a_at + t * n_r * bw
-            table[row_at[vx] : row_at[vx] + n_r * bw].view(n_r, bw, w0).copy_(a)
+                cross = table[n_s * n_sh * n_c : n_s * (n_sh * n_c + bw)].view(n_s, bw, w0)
+                cross.index_copy_(0, slots, here[:, :, a_r + 4].contiguous())
+            shifted = here[:, :, 1:a_r].reshape(len(missing), bw, -1)
+            self._shift_table.view(n_s, bw, -1).index_copy_(0, slots, shifted)
+            for row in missing:
+                self._slot_rows[row % n_s] = row
+        # A for every row member at once: (members, R, the render's latent columns) rows in the table's slot.
+        rows_i = torch.stack([by_row[v][0] for v in self.shifts])  # (n_sh, R) latent rows
+        rel_r = torch.stack([by_row[v][1] for v in self.shifts])
+        used = lat[:, self._c_lo : self._c_lo + self._n_ac]
+        flat_rows = (rows_i - row_base).view(-1)
+        n_ac = self._n_ac
+        r = rel_r.view(-1, 1, 1)
+        a = used[:, :, a_r].index_select(0, flat_rows).float().add_(d.w_rel[0]).mul_(r)
+        a.add_(used[:, :, 0].index_select(0, flat_rows)).add_(self.first_const)
+        if quadratic:
+            a.add_(used[:, :, a_r + 2].index_select(0, flat_rows).float().mul_(r * r))
+        table[self._a_at : self._a_at + n_sh * n_r * n_ac].view(n_sh * n_r, n_ac, w0).copy_(a)
+        # Table rows of every member (row member x, column member y) as a row part plus a column part.
+        slots = rows_i % n_s
+        members = torch.arange(n_sh, device=dev)
+        a_rows = self._a_at + (members[:, None] * n_r + torch.arange(n_r, device=dev)) * n_ac
+        c_rows = slots[:, None, :] * (n_sh * n_c) + (members * n_c)[None, :, None]
+        parts = [a_rows[:, None, :].expand(n_sh, n_sh, n_r), c_rows]
         n_bag = 3 if quadratic else 2
-        bag = torch.empty((k, n_r, n_c, n_bag), device=dev, dtype=torch.long)
-        shift_rows = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
-        area = torch.empty((k, n_r, n_c), device=dev, dtype=torch.float32)
-        rows_n = torch.arange(n_r, device=dev)
-        for m, (vx, vy) in enumerate(self.members):
-            i, rel_r = by_row[vx]
-            slots = i % n_s
-            jl, cols = self._bag_cols[vy]
-            t = self.shifts.index(vy)
-            row_part = [row_at[vx] + rows_n * bw, (slots * 2 + t) * n_c, n_s * 2 * n_c + slots * bw][:n_bag]
-            torch.add(torch.stack(row_part, dim=1).unsqueeze(1), cols[:, :n_bag].unsqueeze(0), out=bag[m])
-            torch.add((slots * bw).unsqueeze(1), jl.unsqueeze(0), out=shift_rows[m])
-            torch.mul(rel_r.unsqueeze(1), self.by_col[vy][1].unsqueeze(0), out=area[m])
+        if quadratic:
+            parts.append((n_s * n_sh * n_c + slots * bw)[:, None, :].expand(n_sh, n_sh, n_r))
+        row_part = torch.stack(parts, dim=-1)  # (x, y, R, n_bag)
+        bag = row_part[:, :, :, None, :] + self._col_rows[None, :, None, :, :n_bag]
+        shift_rows = (slots * bw)[:, None, :, None] + self._col_rows[None, :, None, :, 2]
+        area = rel_r[:, None, :, None] * self._rel_c[None, :, None, :]  # (x, y, R, C)
         weights = None
         if quadratic:  # [1, 1, rel_r * rel_c]
             ones = self._ones
             if ones is None or ones.shape[1] != n_r:
                 ones = self._ones = torch.ones((k, n_r, n_c, 3), device=dev, dtype=dt)
-            ones[..., 2] = area
+            ones[..., 2] = area.view(k, n_r, n_c)
             weights = ones.view(-1, 3)
         preds = d.run_bag(table, bag.view(-1, n_bag), self._shift_table, shift_rows.view(-1), weights)
-        return preds.view(k, n_r * n_c, -1), area.abs_().add_(1e-9)
+        return preds.view(k, n_r * n_c, -1), area.view(k, n_r, n_c).abs_().add_(1e-9)
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """RGB of the band `rows` (R,) x the render's columns, (R*C, 3)."""
