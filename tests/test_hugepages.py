@@ -152,8 +152,10 @@ def test_a_small_job_does_not_restart(tmp_path: Path) -> None:
 
 def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
     """Renders and exports with a small decoder skip the restart (it made them slower; see the module);
-    the official decoder, a weights file, an unknown name and other commands do not count."""
+    a weights file counts by the cost its header states; the official decoder, a missing file, an
+    unknown name and other commands do not count."""
     from viewer.engine.weights import auto_model, list_models
+    from viewer.paths import models_dir
 
     photo = str(_photo(tmp_path / "p.png", 640, 480))
     assert H.light_decoder_job(["render", photo, "-o", "x.png", "--model", "liif-lm"])
@@ -162,6 +164,11 @@ def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
     assert not H.light_decoder_job(["render", photo, "--model", "edsr-baseline-liif"])
     assert not H.light_decoder_job(["render", photo, "--model", "liif-lm", "--model", "edsr-baseline-liif"])
     assert not H.light_decoder_job(["render", photo, "--model", str(tmp_path / "weights.safetensors")])
+    lm_file = str(models_dir() / "liif-lm.safetensors")
+    assert H.light_decoder_job(["render", photo, "--model", lm_file])
+    assert not H.light_decoder_job(["render", photo, "--model", lm_file], limit=1000)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")
+    assert not H.light_decoder_job(["render", photo, "--model", str(tmp_path / "junk.safetensors")])
     assert not H.light_decoder_job(["render", photo, "--model", "no-such-model"])
     assert not H.light_decoder_job(["batch", photo, "--model", "liif-lm"])
     assert not H.light_decoder_job([photo])

@@ -15,9 +15,10 @@ to 1024 px was slower with them too (medians of 6 rounds, under heavy load: 72 s
 against 36 s CPU).
 
 Nor does a render or export with a small decoder (`light_decoder_job`: `liif-lm`, `liif-fast` and the
-others of at most `LIGHT_DECODER_MACS` multiply-adds per output pixel), which allocates far less than the
-official one: on the same machine, a whole `render --scale 8` of a 320 px photo took 4.13 to 4.23 s with
-`liif-lm` without huge pages and 4.42 to 5.03 s with them (5 alternating rounds), and 6.02 / 6.66 s against
+others of at most `LIGHT_DECODER_MACS` multiply-adds per output pixel, by name or as a weights file),
+which allocates far less than the official one: on the same machine, a whole `render --scale 8` of a
+320 px photo took 4.13 to 4.23 s with `liif-lm` without huge pages and 4.42 to 5.03 s with them (5
+alternating rounds), and 6.02 / 6.66 s against
 6.56 / 6.98 s with `liif-fast` (2 rounds); renders of 512, 1024 and 2048 px photos at x2 and x1.1 with
 `liif-lm` took the same time either way (within 0.5 s of 4, 16 and 57 s), while the official model's x8
 render still gained (32.8 s against 34.6 s, 1 round).
@@ -162,17 +163,26 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
 
 
 def light_decoder_job(args: Sequence[str], limit: int = LIGHT_DECODER_MACS) -> bool:
-    """Whether `args` render or export with a registry model whose decoder costs at most `limit`
-    multiply-adds per output pixel (`auto` counts as `liif-fast`, what it stands for on a CPU where that is
-    installed). Reads one model file's header (no torch); a weights file, an unknown name or any failure
-    counts as not light."""
+    """Whether `args` render or export with a model whose decoder costs at most `limit` multiply-adds per
+    output pixel: a registry name (`auto` counts as `liif-fast`, what it stands for on a CPU where that is
+    installed) or a `.safetensors` weights file. Reads one file's header (no torch); an unknown name, a
+    file without our header or any failure counts as not light."""
     if len(args) < 2 or args[0] not in ("render", "export"):
         return False
     try:
-        from viewer.engine.weights import AUTO_MODEL, FAST_MODEL, registry_cost
+        from viewer.engine.weights import (
+            AUTO_MODEL,
+            FAST_MODEL,
+            WEIGHTS_SUFFIX,
+            registry_cost,
+            weights_file_cost,
+        )
 
         model = _option(args, "--model", AUTO_MODEL)
-        cost = registry_cost(FAST_MODEL if model == AUTO_MODEL else model)
+        if model.endswith(WEIGHTS_SUFFIX):
+            cost = weights_file_cost(Path(model))
+        else:
+            cost = registry_cost(FAST_MODEL if model == AUTO_MODEL else model)
     except Exception:  # any failure only means "restart as usual"
         return False
     return cost is not None and cost.per_pixel_at(4) <= limit

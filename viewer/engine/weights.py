@@ -297,6 +297,11 @@ def registry_cost(name: str, registry_dirs: Iterable[Path] | None = None) -> Dec
     return None
 
 
+def weights_file_cost(path: Path) -> DecoderCost | None:
+    """The decoder cost a weights file's header states, or None (missing, not ours, unreadable). No torch."""
+    return _cost(_file_spec(path)) if path.is_file() else None
+
+
 def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.endswith((WEIGHTS_SUFFIX, ".pth", ".pt"))
 
