@@ -211,6 +211,11 @@ class Decoder:
         pad = (p - (c0 - x0), p - (x1 - c1), p - (r0 - y0), p - (y1 - r1))
         if any(pad):
             crop = F.pad(crop, pad)
+        if self.device.type == "cpu":
+            # oneDNN's native layout: a 64 x 320 block's projection took 29 instead of 46 ms in fp32, the
+            # hypernetwork's 24 instead of 53 ms in bf16 (2-core AVX512-BF16 machine), and the (h, w, C)
+            # result below needs no transposing copy.
+            crop = crop.contiguous(memory_format=torch.channels_last)
         if self.hyper is not None:
             return self._shifts(crop)
         out = F.conv2d(crop, self.proj_weight, self.proj_bias)
