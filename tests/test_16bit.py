@@ -15,7 +15,7 @@ from viewer.engine.imageio import PngBandWriter, load_image
 from viewer.errors import ImageLoadError
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_MODEL = REPO / "models" / "liif-fast.safetensors"
+FAST_MODEL = REPO / "models" / "liif-lm.safetensors"
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -107,7 +107,7 @@ def levels(a: np.ndarray) -> list[int]:
     return [len(np.unique(a[..., c])) for c in range(3)]
 
 
-@pytest.mark.skipif(not FAST_MODEL.is_file(), reason="the shipped liif-fast model is not in models/")
+@pytest.mark.skipif(not FAST_MODEL.is_file(), reason="the shipped liif-lm model is not in models/")
 def test_a_48_bit_gradient_rendered_x2_keeps_over_2000_levels_per_channel(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

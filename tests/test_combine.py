@@ -48,7 +48,7 @@ def _cleaned(official: LIIF) -> LIIF:
 
 
 def _small_decoder(official: LIIF, seed: int = 2) -> LIIF:
-    """A model with the official stand-in's encoder and its own, smaller decoder (as liif-fast)."""
+    """A model with the official stand-in's encoder and its own, smaller decoder (as liif-lm)."""
     model = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=seed)
     model.encoder.load_state_dict(official.encoder.state_dict())
     return model
@@ -135,14 +135,14 @@ def test_the_command_writes_a_documented_file_and_refuses_bad_input(
 
 
 def test_the_shipped_combination_is_in_step_with_its_two_sources() -> None:
-    """models/liif-oldphoto-fast must be exactly liif-oldphoto's encoder with liif-fast's decoder: after
-    either is retrained, combine them again (the command is in models/liif-oldphoto-fast.md)."""
+    """models/liif-oldphoto-lm must be exactly liif-oldphoto's encoder with liif-lm's decoder: after
+    either is retrained, combine them again (the command is in models/liif-oldphoto-lm.md)."""
     from viewer import paths
 
     models = paths.models_dir()
-    both = load_model(models / "liif-oldphoto-fast.safetensors").state_dict()
+    both = load_model(models / "liif-oldphoto-lm.safetensors").state_dict()
     old = load_model(models / "liif-oldphoto.safetensors").state_dict()
-    fast = load_model(models / "liif-fast.safetensors").state_dict()
+    fast = load_model(models / "liif-lm.safetensors").state_dict()
     want = {k: v for k, v in old.items() if k.startswith("encoder.")}
     want.update({k: v for k, v in fast.items() if k.startswith("imnet.")})
     assert both.keys() == want.keys()

@@ -159,7 +159,7 @@ def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
 
     photo = str(_photo(tmp_path / "p.png", 640, 480))
     assert H.light_decoder_job(["render", photo, "-o", "x.png", "--model", "liif-lm"])
-    assert H.light_decoder_job(["export", photo, "--model=liif-fast", "--print", "A4"])
+    assert H.light_decoder_job(["export", photo, "--model=liif-lm", "--print", "A4"])
     assert not H.light_decoder_job(["render", photo, "--model", "liif-lm"], limit=1000)  # 31,104 > 1,000
     assert not H.light_decoder_job(["render", photo, "--model", "edsr-baseline-liif"])
     assert not H.light_decoder_job(["render", photo, "--model", "liif-lm", "--model", "edsr-baseline-liif"])

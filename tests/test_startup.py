@@ -25,7 +25,7 @@ def test_a_cli_render_imports_no_qt_and_no_torch_compiler(tmp_path: Path) -> Non
         "import json, sys\n"
         "from viewer.cli import main\n"
         f"rc = main(['render', {str(src)!r}, '-o', {str(tmp_path / 'out.png')!r}, '--scale', '2', "
-        "'--model', 'liif-fast'])\n"
+        "'--model', 'liif-lm'])\n"
         "heavy = ('PySide6', 'shiboken6', 'viewer.app', 'torch._dynamo', 'torch._inductor', 'matplotlib')\n"
         "import gc\n"
         "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, 'gc': gc.isenabled(),\n"
@@ -68,7 +68,7 @@ def test_the_bench_reports_medians_and_ratios_to_import_torch() -> None:
 
 
 def test_the_bench_compares_both_renders_with_huge_pages_forced_and_against(tmp_path: Path) -> None:
-    vs = B.variants(tmp_path, "liif-fast", tmp_path / "before")
+    vs = B.variants(tmp_path, "liif-lm", tmp_path / "before")
     assert [x.key for x in vs] == [
         "torch",
         "small",

@@ -202,6 +202,8 @@ def test_resolve_existing_path_name_missing_and_unknown(tmp_path: Path, fake_whe
         ArgumentError, match="unknown model 'nope'; known models: auto, edsr-baseline-liif, ours"
     ):
         W.resolve_model_path("nope", registry_dirs=[reg])
+    with pytest.raises(ArgumentError, match="'liif-fast' is no longer shipped; use 'liif-lm'"):
+        W.resolve_model_path("liif-fast", registry_dirs=[reg])
     with pytest.raises(ArgumentError, match="no such weights file"):
         W.resolve_model_path(str(tmp_path / "absent.safetensors"), registry_dirs=[reg])
 
@@ -434,7 +436,7 @@ def test_auto_picks_the_fast_model_on_cpu_only_when_it_is_installed(
     reg.mkdir()
     (reg / "manifest.json").write_text(_manifest_json(fake_wheel.entry))
     assert W.auto_model("cpu", registry_dirs=[reg]) == W.DEFAULT_MODEL
-    _shipped(reg / "liif-fast.safetensors", name=W.FAST_MODEL)
+    _shipped(reg / "liif-lm.safetensors", name=W.FAST_MODEL)
     assert W.auto_model("cpu", registry_dirs=[reg]) == W.FAST_MODEL
     assert W.auto_model("cuda", registry_dirs=[reg]) == W.DEFAULT_MODEL
     assert W.auto_model("mps", registry_dirs=[reg]) == W.DEFAULT_MODEL

@@ -201,7 +201,7 @@ def _add_engine_options(p: argparse.ArgumentParser, disk_cache: bool = True) -> 
     p.add_argument(
         "--model",
         default=None,
-        help="registry name, weights file, or auto (liif-fast on a CPU, the official model on a GPU); "
+        help="registry name, weights file, or auto (liif-lm on a CPU, the official model on a GPU); "
         "default: edsr-baseline-liif",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

@@ -14,7 +14,7 @@ EPYC development machine (bf16), rendering a 128 px photo to 512 px took 0.05 to
 to 1024 px was slower with them too (medians of 6 rounds, under heavy load: 72 s against 59 s wall, 43
 against 36 s CPU).
 
-Nor does a render or export with a small decoder (`light_decoder_job`: `liif-lm`, `liif-fast` and the
+Nor does a render or export with a small decoder (`light_decoder_job`: `liif-lm` and the
 others of at most `LIGHT_DECODER_MACS` multiply-adds per output pixel, by name or as a weights file),
 which allocates far less than the official one: on the same machine, a whole `render --scale 8` of a
 320 px photo took 4.13 to 4.23 s with `liif-lm` without huge pages and 4.42 to 5.03 s with them (5
@@ -148,7 +148,7 @@ def big_photo_job(args: Sequence[str], limit: int = BIG_JOB_PIXELS) -> bool:
 
 LIGHT_DECODER_MACS = 200_000
 """A render or export whose decoder needs at most this many multiply-adds per output pixel (at x4) runs
-without the restart (the official decoder needs 1.38 M, `liif-fast` 67 k, `liif-lm` 31 k)."""
+without the restart (the official decoder needs 1.38 M, `liif-lm` 31 to 36 k)."""
 
 
 def _option(args: Sequence[str], name: str, default: str) -> str:
@@ -164,7 +164,7 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
 
 def light_decoder_job(args: Sequence[str], limit: int = LIGHT_DECODER_MACS) -> bool:
     """Whether `args` render or export with a model whose decoder costs at most `limit` multiply-adds per
-    output pixel: a registry name (`auto` counts as `liif-fast`, what it stands for on a CPU where that is
+    output pixel: a registry name (`auto` counts as `liif-lm`, what it stands for on a CPU where that is
     installed) or a `.safetensors` weights file. Reads one file's header (no torch); an unknown name, a
     file without our header or any failure counts as not light."""
     if len(args) < 2 or args[0] not in ("render", "export"):

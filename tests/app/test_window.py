@@ -567,7 +567,7 @@ def test_extension_points_run_jobs_in_the_worker_and_paint_on_the_canvas(
 
 
 def test_a_new_person_gets_the_fast_model_on_a_cpu(settings: AppSettings) -> None:
-    """Until a model is chosen the viewer uses `auto`, which is the shipped liif-fast on a CPU (issue 4)."""
+    """Until a model is chosen the viewer uses `auto`, which is the shipped liif-lm on a CPU (issues 4, 20)."""
     from viewer.engine.weights import DEFAULT_MODEL, FAST_MODEL, auto_model
 
     assert settings.model() == "auto"
@@ -577,12 +577,24 @@ def test_a_new_person_gets_the_fast_model_on_a_cpu(settings: AppSettings) -> Non
     assert settings.model() == DEFAULT_MODEL  # a choice is remembered over the default
 
 
+def test_a_remembered_model_that_was_retired_reads_as_its_replacement(settings: AppSettings) -> None:
+    """Someone who picked liif-fast or liif-oldphoto-fast before they were retired gets the models that
+    replace them, not a load error."""
+    from viewer.engine.weights import RETIRED_MODELS, list_models
+
+    shipped = {m.name for m in list_models() if m.available}
+    for old, new in RETIRED_MODELS.items():
+        assert new in shipped and old not in shipped
+        settings.set_model(old)
+        assert settings.model() == new
+
+
 def test_the_model_and_device_menus_offer_models_memory_and_the_disk_cache(
     window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window.model_menu.aboutToShow.emit()
     texts = [a.text() for a in window.model_menu.actions()]
-    assert texts[0].startswith("Automatic") and any("liif-fast" in t for t in texts)
+    assert texts[0].startswith("Automatic") and any("liif-lm" in t for t in texts)
     assert window.act_open_weights in window.model_menu.actions()
     window.device_menu.aboutToShow.emit()
     from PySide6.QtWidgets import QMenu

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help="model name, weights file or auto (default: the viewer's default, auto: liif-fast on a CPU)",
+        help="model name, weights file or auto (default: the viewer's default, auto: liif-lm on a CPU)",
     )
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")

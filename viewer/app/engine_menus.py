@@ -31,7 +31,7 @@ def fill_model_menu(m: QMenu, current: str, choose: Callable[[str], None]) -> No
         models = []
         m.addAction(f"(model catalog unreadable: {exc})").setEnabled(False)
     names = [AUTO_MODEL] + [mi.name for mi in models]
-    auto = m.addAction("Automatic (Fast on a CPU, the official model on a GPU)")
+    auto = m.addAction("Automatic (Latent-modulated on a CPU, the official model on a GPU)")
     auto.setCheckable(True)
     auto.setChecked(current == AUTO_MODEL)
     group.addAction(auto)

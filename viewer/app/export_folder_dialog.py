@@ -149,7 +149,7 @@ class ExportFolderDialog(QDialog):
         out_box = QGroupBox("Files")
         of = QFormLayout(out_box)
         self.model = QComboBox()
-        self.model.addItem("Automatic (Fast on a CPU, the official model on a GPU)", AUTO_MODEL)
+        self.model.addItem("Automatic (Latent-modulated on a CPU, the official model on a GPU)", AUTO_MODEL)
         try:
             models = [m for m in list_models() if m.available]
         except Exception:  # a broken catalogue leaves Automatic and the current model

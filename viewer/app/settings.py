@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from viewer.engine.weights import VIEWER_DEFAULT_MODEL
+from viewer.engine.weights import RETIRED_MODELS, VIEWER_DEFAULT_MODEL
 
 MAX_RECENT = 10
 DISPLAY_COLOUR_MODES = ("auto", "srgb")
@@ -97,8 +97,11 @@ class AppSettings:
 
     # -- engine ---------------------------------------------------------------------------------------
     def model(self) -> str:
-        """The chosen model; by default `auto` (the fast model on a CPU, the official one on a GPU)."""
-        return str(self._s.value("engine/model", VIEWER_DEFAULT_MODEL) or VIEWER_DEFAULT_MODEL)
+        """The chosen model; by default `auto` (the fast model on a CPU, the official one on a GPU). A model
+        that is no longer shipped reads as the one that replaces it, so an upgrade keeps the person's choice
+        in spirit instead of failing to load it."""
+        name = str(self._s.value("engine/model", VIEWER_DEFAULT_MODEL) or VIEWER_DEFAULT_MODEL)
+        return RETIRED_MODELS.get(name, name)
 
     def set_model(self, name: str) -> None:
         self._s.setValue("engine/model", name)

@@ -151,7 +151,7 @@ def _print_round(n: int, r: dict[str, Any], photos: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="liif-viewer bench --batch", description=__doc__.splitlines()[0])
     p.add_argument("--batch", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--model", default="liif-fast", help="registry name or weights file (default: liif-fast)")
+    p.add_argument("--model", default="liif-lm", help="registry name or weights file (default: liif-lm)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"source photos, WxH,... (default {DEFAULT_SIZES})")

@@ -201,7 +201,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--big", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", default="auto", help="the viewer's model (default: auto, as the viewer)")
     p.add_argument(
-        "--export-model", default="liif-fast", help="model for the region exports (default: liif-fast)"
+        "--export-model", default="liif-lm", help="model for the region exports (default: liif-lm)"
     )
     p.add_argument("--sizes", default="12mp,100mp", help="photos to make: 12mp, 100mp (default: both)")
     p.add_argument(

@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--decoders", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--model",
-        default="liif-lm,liif-fast",
-        help="comma-separated registry names or weights files to compare (default: liif-lm,liif-fast)",
+        default="liif-lm",
+        help="comma-separated registry names or weights files to compare (default: liif-lm)",
     )
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of each (default 3)")
     p.add_argument("--cli", action="store_true", help="also time whole-process x8 CLI renders")

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model",
         default=None,
-        help="registry name or weights file (default: edsr-baseline-liif where installed, else liif-fast)",
+        help="registry name or weights file (default: edsr-baseline-liif where installed, else liif-lm)",
     )
     p.add_argument(
         "--against", type=Path, default=None, metavar="DIR", help="also time the render with the code in DIR"

@@ -280,7 +280,8 @@ class Engine:
     @property
     def model_key(self) -> str:
         """A digest of the encoder's architecture and weights: what a cached tile was encoded with. The
-        decoder is left out, so models sharing the official encoder (liif-fast, liif-lm) share tiles."""
+        decoder is left out, so models sharing the official encoder (the official model, liif-lm) share
+        tiles."""
         if self._model_key is None:
             h = hashlib.blake2b(digest_size=16)
             encoder_spec = self.model.spec["args"]["encoder_spec"]

@@ -308,11 +308,15 @@ def _looks_like_path(text: str) -> bool:
 
 AUTO_MODEL = "auto"
 """`--model auto`: the fast model on a CPU (when it is installed), the official one on a GPU."""
-FAST_MODEL = "liif-fast"
+FAST_MODEL = "liif-lm"
+"""The CPU's model: the latent-modulated decoder on the official encoder, within 0.05 dB of the official
+model on Set14 and BSD100 at a full refine many times sooner (see models/liif-lm.md)."""
+RETIRED_MODELS = {"liif-fast": FAST_MODEL, "liif-oldphoto-fast": "liif-oldphoto-lm"}
+"""Models no longer shipped (2026-12-05, issue 20) and the one that replaces each: `liif-lm` is within
+0.05 dB of the official model where `liif-fast` was 0.13 to 0.29 dB below, and refines sooner."""
 VIEWER_DEFAULT_MODEL = AUTO_MODEL
-"""The viewer's model until the person picks one: `auto`, so a CPU gets the fast model (a full refine several
-times sooner, a little less detail: see models/liif-fast.md) and a GPU the official one. Commands (`render`,
-`export`, `eval`, `bench`) default to the official model."""
+"""The viewer's model until the person picks one: `auto`, so a CPU gets the fast model and a GPU the
+official one. Commands (`render`, `export`, `eval`, `bench`) default to the official model."""
 
 
 def auto_model(device_type: str, registry_dirs: Iterable[Path] | None = None) -> str:
@@ -339,6 +343,11 @@ def resolve_model_path(name_or_path: str, *, registry_dirs: Iterable[Path] | Non
                 raise WeightsMissingError(f"the model '{m.name}' is not downloaded yet; run: {FETCH_COMMAND}")
             return m.path
     known = ", ".join([AUTO_MODEL] + [m.name for m in models])
+    if name_or_path in RETIRED_MODELS:
+        raise ArgumentError(
+            f"the model '{name_or_path}' is no longer shipped; use '{RETIRED_MODELS[name_or_path]}', which "
+            f"replaces it (known models: {known})"
+        )
     if _looks_like_path(name_or_path):
         raise ArgumentError(f"{name_or_path}: no such weights file (known model names: {known})")
     raise ArgumentError(f"unknown model '{name_or_path}'; known models: {known}")
@@ -838,6 +847,7 @@ __all__ = [
     "AUTO_MODEL",
     "DEFAULT_MODEL",
     "FAST_MODEL",
+    "RETIRED_MODELS",
     "VIEWER_DEFAULT_MODEL",
     "DownloadEntry",
     "ModelInfo",

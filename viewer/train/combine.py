@@ -1,14 +1,14 @@
 """Combine two of our models that share the official encoder: one's encoder, the other's decoder.
 
 `liif-oldphoto` puts a clean-up network in front of the official encoder and keeps the official decoder;
-`liif-fast` keeps the official encoder and has a small decoder distilled from the official one. Both
+`liif-lm` keeps the official encoder and has a small decoder distilled from the official one. Both
 decoders read the same features (the official encoder's), so the clean-up network and the small decoder
-fit together without training: `liif-oldphoto-fast` is that pair, the old-photo clean-up at the fast
-model's refine cost (see models/liif-oldphoto-fast.md for its measured figures).
+fit together without training: `liif-oldphoto-lm` is that pair, the old-photo clean-up at the small
+model's refine cost (see models/liif-oldphoto-lm.md for its measured figures).
 
     python -m viewer.train.combine --encoder models/liif-oldphoto.safetensors \
-        --decoder models/liif-fast.safetensors --out models/liif-oldphoto-fast.safetensors \
-        --name liif-oldphoto-fast --display-name "Old photo, fast (CPU)" --quality "..."
+        --decoder models/liif-lm.safetensors --out models/liif-oldphoto-lm.safetensors \
+        --name liif-oldphoto-lm --display-name "Old photo, latent-modulated (CPU)" --quality "..."
 
 It refuses a pair whose decoder was trained on other features than the encoder gives: the decoder
 model's encoder must hold exactly the same weights as the encoder model's (inner) official encoder.
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cleanup", type=Path, default=None, help="weights whose clean-up network to put in front (optional)"
     )
     p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
-    p.add_argument("--name", required=True, help="registry name, e.g. liif-oldphoto-fast")
+    p.add_argument("--name", required=True, help="registry name, e.g. liif-oldphoto-lm")
     p.add_argument("--display-name", default="", help="the name the viewer's Model menu shows")
     p.add_argument("--quality", default="", help="the measured-quality line `liif-viewer models` shows")
     p.add_argument("--licence", default="", help="the licence line (default: both models' lines)")

@@ -92,7 +92,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     d = TrainConfig(recipe="fast", name="")
     p.add_argument("--recipe", required=True, choices=RECIPES)
-    p.add_argument("--name", required=True, help="model name, e.g. liif-fast")
+    p.add_argument("--name", required=True, help="model name, e.g. liif-lm")
     p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write at the end")
     p.add_argument("--work", type=Path, default=None, help="state and pool folder (default build/train/NAME)")
     p.add_argument(
