@@ -33,7 +33,7 @@ SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
 SCALES = (4, 8)
 FLAT = ((200, 50, 10), (30, 120, 220))
 PAIR = ((200, 50, 10), (30, 120, 220))
-MODELS = (DEFAULT_MODEL, "liif-fast", "liif-oldphoto", "liif-oldphoto-fast")
+MODELS = (DEFAULT_MODEL, "liif-lm", "liif-oldphoto", "liif-oldphoto-lm")
 
 Renderer = Callable[[Engine, np.ndarray, int, int], np.ndarray]
 
