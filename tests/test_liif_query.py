@@ -309,3 +309,22 @@ def test_a_grid_query_reused_across_bands_equals_the_per_query_path(hyper: int) 
     # 350 // 103 = 3 rows a band; 161 = 53 * 3 + 2
     atol = 1e-2 if hyper < 0 else 1e-6
     _assert_render_is_per_query(engine, img, SourceRect(0.0, 0.0, 45.0, 70.0), 103, 161, atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_relu_in_place_matches_torch_relu(dtype: torch.dtype) -> None:
+    """The query's ReLU (an int16 clamp for bf16 on a CPU) gives torch.relu's values, on contiguous and
+    strided tensors, zeros of both signs and infinities included, and writes in place."""
+    from viewer.liif.query import relu_
+
+    g = torch.Generator().manual_seed(7)
+    x = (torch.randn(301, 96, generator=g) * 10).to(dtype)
+    x[0, :6] = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1e-30, -1e-30]).to(dtype)
+    want = torch.relu(x)
+    strided = x.clone()
+    relu_(strided[:, 48:])  # a column slice: not contiguous
+    assert torch.equal(strided[:, 48:], want[:, 48:])
+    assert torch.equal(strided[:, :48], x[:, :48])  # the rest untouched
+    got = x.clone()
+    assert relu_(got) is got
+    assert torch.equal(got, want)
