@@ -65,8 +65,10 @@ def _run(env: dict[str, str]) -> tuple[str, int, int]:
     return tunables, int(pid), proc.pid
 
 
-def test_the_process_restarts_itself_once_with_the_tunable_where_it_applies() -> None:
+def test_the_process_restarts_itself_once_with_the_tunable_where_it_applies(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", H.OPT_OUT)}
+    # No arguments is the viewer: with the official model remembered it restarts where that applies.
+    env.update(_settings(tmp_path, "edsr-baseline-liif"))
     tunables, pid, started = _run(env)
     applies = H.should_reexec(env, platform.system(), platform.libc_ver(), H.thp_mode())
     assert ("glibc.malloc.hugetlb=1" in tunables) == applies
@@ -171,7 +173,7 @@ def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
     assert not H.light_decoder_job(["render", photo, "--model", str(tmp_path / "junk.safetensors")])
     assert not H.light_decoder_job(["render", photo, "--model", "no-such-model"])
     assert not H.light_decoder_job(["batch", photo, "--model", "liif-lm"])
-    assert not H.light_decoder_job([photo])
+    assert not H.light_decoder_job(["models", "--model", "liif-lm"])
     # `auto` is judged as the model it stands for on a CPU.
     auto = next(m.cost for m in list_models() if m.name == auto_model("cpu"))
     light = auto is not None and auto.per_pixel_at(4) <= H.LIGHT_DECODER_MACS
@@ -192,7 +194,8 @@ def test_a_job_on_a_big_photo_is_a_big_job(tmp_path: Path) -> None:
     assert not H.big_photo_job([str(tmp_path / "missing.png")], limit=10)
     assert not H.big_photo_job([], limit=10)
     assert H.skips_restart(["render", photo, "--model", "edsr-baseline-liif"])  # small: 1,200 <= 65,536
-    assert not H.skips_restart([photo])
+    official = _settings(tmp_path / "official", "edsr-baseline-liif")
+    assert not H.skips_restart([photo], environ=official)  # the viewer with the official model
 
 
 def test_a_child_can_be_given_the_environment_without_the_tunable() -> None:
@@ -200,3 +203,74 @@ def test_a_child_can_be_given_the_environment_without_the_tunable() -> None:
     assert H.untuned_environment(tuned) == {"GLIBC_TUNABLES": "glibc.malloc.check=0", "HOME": "/h"}
     assert H.untuned_environment(H.tuned_environment({"HOME": "/h"})) == {"HOME": "/h"}
     assert H.untuned_environment({"HOME": "/h"}) == {"HOME": "/h"}
+
+
+def _settings(config: Path, model: str | None) -> dict[str, str]:
+    """An environment whose XDG config folder holds the viewer's settings file remembering `model`
+    (written as Qt writes it: quoted where Qt quotes); no file where `model` is None."""
+    folder = config / H.SETTINGS_FILE[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        value = f'"{model}"' if "," in model else model
+        (folder / H.SETTINGS_FILE[1]).write_text(
+            f"[engine]\ndevice=auto\nmodel={value}\n\n[files]\nrecent=\n"
+        )
+    return {"XDG_CONFIG_HOME": str(config), "HOME": str(config)}
+
+
+def test_the_viewer_with_a_light_remembered_model_is_a_light_job(tmp_path: Path) -> None:
+    """The viewer skips the restart when the model it will open with (its remembered Model-menu choice;
+    `auto` when there is none) has a small decoder; `bench --gui` judges its --model the same way. A
+    settings file that is not plain INI, or a heavy model, restarts as usual."""
+    from viewer.engine.weights import auto_model, list_models
+    from viewer.paths import models_dir
+
+    photo = str(_photo(tmp_path / "p.png", 64, 48))
+    auto = next(m.cost for m in list_models() if m.name == auto_model("cpu"))
+    auto_light = auto is not None and auto.per_pixel_at(4) <= H.LIGHT_DECODER_MACS
+    none = _settings(tmp_path / "none", None)
+    assert H.remembered_model(none) == "auto"
+    assert H.light_decoder_job([], environ=none) == auto_light
+    assert H.light_decoder_job([photo], environ=none) == auto_light
+    lm = _settings(tmp_path / "lm", "liif-lm")
+    assert H.remembered_model(lm) == "liif-lm"
+    for args in ([], [photo], ["--feature-memory", "500"], ["--disk-cache=0"], [photo, "--disk-cache", "0"]):
+        assert H.light_decoder_job(args, environ=lm), args
+    assert not H.light_decoder_job([photo], limit=1000, environ=lm)
+    assert not H.light_decoder_job([str(tmp_path / "missing.png")], environ=lm)  # not a viewer job
+    assert not H.light_decoder_job(["frobnicate"], environ=lm)
+    official = _settings(tmp_path / "official", "edsr-baseline-liif")
+    assert not H.light_decoder_job([photo], environ=official)
+    retired = _settings(tmp_path / "retired", "liif-fast")  # read as its replacement, liif-lm
+    assert H.light_decoder_job([photo], environ=retired)
+    lm_file = str(models_dir() / "liif-lm.safetensors")
+    quoted = _settings(tmp_path / "quoted", lm_file + ",")  # a comma: Qt quotes the value
+    assert H.remembered_model(quoted) == lm_file + ","
+    assert not H.light_decoder_job([photo], environ=quoted)  # no such file
+    as_file = _settings(tmp_path / "file", lm_file)
+    assert H.light_decoder_job([photo], environ=as_file)
+    escaped = tmp_path / "escaped"
+    _settings(escaped, "x")
+    (escaped / H.SETTINGS_FILE[0] / H.SETTINGS_FILE[1]).write_text('[engine]\nmodel="/photos/\\x00e9t\xe9"\n')
+    assert H.remembered_model({"XDG_CONFIG_HOME": str(escaped)}) is None
+    assert not H.light_decoder_job([photo], environ={"XDG_CONFIG_HOME": str(escaped)})
+    assert H.light_decoder_job(["bench", "--gui", "--model", "liif-lm"])
+    assert not H.light_decoder_job(["bench", "--gui", "--model", "edsr-baseline-liif"])
+    assert not H.light_decoder_job(["bench", "--decoders", "--model", "liif-lm"])
+
+
+def test_the_viewer_restarts_only_with_a_heavy_remembered_model(tmp_path: Path) -> None:
+    """The real launcher in a fresh process: the viewer's command line with the official model remembered
+    restarts with the tunable (where it applies here), with `liif-lm` remembered it does not."""
+    photo = _photo(tmp_path / "p.png", 640, 480)
+    base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", H.OPT_OUT)}
+    applies = H.should_reexec(base, platform.system(), platform.libc_ver(), H.thp_mode())
+    for model, restarts in (("edsr-baseline-liif", applies), ("liif-lm", False)):
+        env = {**base, **_settings(tmp_path / model, model)}
+        argv = ["liif-viewer", str(photo)]
+        code = f"import sys; sys.argv = {argv!r}; {_SHOW}"
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert ("hugetlb" in proc.stdout) == restarts, model

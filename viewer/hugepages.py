@@ -23,6 +23,14 @@ alternating rounds), and 6.02 / 6.66 s against
 `liif-lm` took the same time either way (within 0.5 s of 4, 16 and 57 s), while the official model's x8
 render still gained (32.8 s against 34.6 s, 1 round).
 
+Nor does the viewer whose remembered model (Model menu) has such a decoder, `auto` on a CPU included
+(`remembered_model`; a `bench --gui` of such a model likewise). There the restart only cost time, and it
+left a big photo opened later from the File menu paying the compaction below: on the same machine
+(2026-12-05, `xvfb-run -a liif-viewer bench --gui --zooms 8 --model liif-lm` with and without
+LIIF_VIEWER_NO_HUGEPAGES=1, 3 alternating rounds), the sample was ready to refine in 0.97 / 1.05 / 1.11 s
+without huge pages and 1.35 / 1.13 / 1.17 s with them, the 1280 x 800 view at x8 fully refined in
+0.677 / 0.661 / 0.767 s against 1.019 / 0.901 / 0.640 s, peak memory 0.70 to 0.73 GiB either way.
+
 Nor does a job on a big photo (`big_photo_job`: a render or export of a photo of more than 8 MP, or the
 viewer started on one). There the photo's own buffers are hundreds of megabytes, and in `madvise` mode the
 kernel may compact memory to find huge pages for them on the spot: on the same machine after 17 hours up,
@@ -162,23 +170,74 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
     return value
 
 
-def light_decoder_job(args: Sequence[str], limit: int = LIGHT_DECODER_MACS) -> bool:
+SETTINGS_FILE = ("liif-viewer", "liif-viewer.conf")
+"""Where Qt keeps the viewer's settings on Linux (QSettings' native INI file), under the config folder."""
+_GUI_OPTIONS = ("--feature-memory", "--disk-cache")
+
+
+def viewer_job(args: Sequence[str]) -> bool:
+    """Whether `args` open the viewer's window: no arguments, its own options, or a photo that exists."""
+    if not args:
+        return True
+    first = args[0]
+    if first.split("=")[0] in _GUI_OPTIONS:
+        return True
+    return not first.startswith("-") and Path(first).is_file()
+
+
+def remembered_model(environ: Mapping[str, str]) -> str | None:
+    """The viewer's remembered model (`engine/model` in Qt's settings file under XDG_CONFIG_HOME or
+    ~/.config), `auto` where none is remembered; None where the file cannot be read as plain INI (a value
+    with Qt's escapes, say), so that the caller restarts as usual."""
+    import configparser
+
+    home = environ.get("HOME") or str(Path.home())
+    path = Path(environ.get("XDG_CONFIG_HOME") or Path(home, ".config"), *SETTINGS_FILE)
+    if not path.is_file():
+        return "auto"
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None
+    value = parser.get("engine", "model", fallback="").strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if "\\" in value or '"' in value:
+        return None
+    return value or "auto"
+
+
+def light_decoder_job(
+    args: Sequence[str], limit: int = LIGHT_DECODER_MACS, environ: Mapping[str, str] | None = None
+) -> bool:
     """Whether `args` render or export with a model whose decoder costs at most `limit` multiply-adds per
-    output pixel: a registry name (`auto` counts as `liif-lm`, what it stands for on a CPU where that is
-    installed) or a `.safetensors` weights file. Reads one file's header (no torch); an unknown name, a
-    file without our header or any failure counts as not light."""
-    if len(args) < 2 or args[0] not in ("render", "export"):
-        return False
+    output pixel, or open the viewer with such a remembered model, or benchmark the viewer (`bench --gui`)
+    with one: a registry name (`auto` counts as `liif-lm`, what it stands for on a CPU where that is
+    installed; a retired name as its replacement) or a `.safetensors` weights file. Reads one file's
+    header and the viewer's settings file (no torch, no Qt); an unknown name, a file without our header
+    or any failure counts as not light."""
     try:
         from viewer.engine.weights import (
             AUTO_MODEL,
             FAST_MODEL,
+            RETIRED_MODELS,
             WEIGHTS_SUFFIX,
             registry_cost,
             weights_file_cost,
         )
 
-        model = _option(args, "--model", AUTO_MODEL)
+        if len(args) >= 2 and args[0] in ("render", "export"):
+            model: str | None = _option(args, "--model", AUTO_MODEL)
+        elif args and args[0] == "bench" and "--gui" in args:
+            model = _option(args, "--model", AUTO_MODEL)
+        elif viewer_job(args):
+            model = remembered_model(os.environ if environ is None else environ)
+        else:
+            return False
+        if model is None:
+            return False
+        model = RETIRED_MODELS.get(model, model)
         if model.endswith(WEIGHTS_SUFFIX):
             cost = weights_file_cost(Path(model))
         else:
@@ -188,10 +247,10 @@ def light_decoder_job(args: Sequence[str], limit: int = LIGHT_DECODER_MACS) -> b
     return cost is not None and cost.per_pixel_at(4) <= limit
 
 
-def skips_restart(args: Sequence[str]) -> bool:
+def skips_restart(args: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
     """Whether the command `args` runs without the restart where it would otherwise apply: a small photo,
     a light decoder or a big photo."""
-    return small_job(args) or light_decoder_job(args) or big_photo_job(args)
+    return small_job(args) or light_decoder_job(args, environ=environ) or big_photo_job(args)
 
 
 def untuned_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -122,9 +122,12 @@ def _gui(photo: Path, model: str, json_path: Path, cold: bool = True) -> dict[st
         cmd.append("--cold")
     if model != "auto":
         cmd += ["--model", model]
-    # As `liif-viewer PHOTO` would start: without glibc's huge pages (inherited from this bench's own
-    # restart) on a photo the viewer would not restart for.
-    base = hugepages.untuned_environment(os.environ) if hugepages.big_photo_job([str(photo)]) else os.environ
+    # As `liif-viewer PHOTO` would start with `model` remembered: without glibc's huge pages (inherited
+    # from this bench's own restart) on a photo or with a model the viewer would not restart for.
+    untuned = hugepages.big_photo_job([str(photo)]) or hugepages.light_decoder_job(
+        ["bench", "--gui", "--model", model]
+    )
+    base = hugepages.untuned_environment(os.environ) if untuned else os.environ
     env = {**base, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
