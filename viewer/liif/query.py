@@ -299,6 +299,17 @@ class ProjectionCache:
                 self._blocks.popitem(last=False)
         return val
 
+    def rows(self, rows: list[int], c0: int, c1: int) -> torch.Tensor:
+        """The projection of the latent rows `rows` across the whole blocks that cover columns [c0, c1]
+        (inclusive), (len(rows), width, hidden); like `box`, its columns start at c0 // block * block. Reads
+        only those rows of the blocks: a render that needs a few rows at a time copies no whole box."""
+        b = self.block
+        out = []
+        for r in rows:
+            bi = r // b
+            out.append(torch.cat([self._block(bi, bj)[r - bi * b] for bj in range(c0 // b, c1 // b + 1)]))
+        return torch.stack(out)
+
     def box(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """Projection covering latents [r0, r1] x [c0, c1] (inclusive), assembled from whole blocks.
 
@@ -501,6 +512,9 @@ class GridQuery:
         self._bag_cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._table = torch.empty(0)
         self._shift_tables: list[torch.Tensor] = []  # per hidden layer, by slots
+        self._a_parts = torch.empty(
+            0
+        )  # A's per-latent parts (s_1, d_r, d_rr) of the render's columns, by slot
         self._slots_n = self._table_rows = self._a_at = 0
         self._slot_rows: list[int] = []  # the latent row in each slot, -1 for none
         self._ones: torch.Tensor | None = None
@@ -517,7 +531,7 @@ class GridQuery:
         return self._box
 
     def _separable_band(
-        self, box: torch.Tensor, by_row: dict[int, tuple[torch.Tensor, torch.Tensor]], row_base: int
+        self, by_row: dict[int, tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A decoder with coordinate weights on a band: member predictions (K, R*C, 3) and areas (K, R, C).
 
@@ -528,15 +542,19 @@ class GridQuery:
         (at a zoom of s, one in s): C, d_rc and the hidden layers' shifts once per latent row of the render,
         into slots of a table that bands reuse, A per band, so a query's first layer is a sum of two or
         three table rows (`run_bag`) instead of a matrix product plus two or five element-wise products.
-        The same sums as `query`'s; in bf16, rounded differently.
+        The same sums as `query`'s; in bf16, rounded differently. The projection is read a latent row at a
+        time, when the row first gets a slot (`ProjectionCache.rows`), with the parts of A kept in the slot
+        too: no band assembles a box of whole blocks.
         """
         d = self.decoder
         assert d.bag_layout is not None
         seg, a_r = d.bag_layout
         w0, quadratic = d.first_width, d.coord_terms == 5
-        dev, dt = box.device, d.dtype
-        bw = box.shape[1]
-        lat = box.view(box.shape[0], bw, seg, w0)
+        dev, dt = self.cache.device, d.dtype
+        b = self.cache.block
+        # the columns of the blocks the render reads, from the first one's corner (as `ProjectionCache.box`)
+        bw = min(self.cache.width, (self.c1 // b + 1) * b) - (self.c0 // b) * b
+        a_segs = [0, a_r, a_r + 2] if quadratic else [0, a_r]  # A's parts: s_1, d_r (, d_rr)
         n_r, n_c, k = by_row[self.shifts[0]][0].shape[0], self.n_cols, len(self.members)
         n_sh = len(self.shifts)  # members per axis: 2 with the local ensemble, else 1
         lo = min(int(i.min()) for i, _ in by_row.values())
@@ -562,13 +580,14 @@ class GridQuery:
             self._a_at = n_s * (n_sh * n_c + n_x)
             self._table = torch.empty((self._a_at + n_sh * n_r * self._n_ac, w0), device=dev, dtype=dt)
             self._shift_tables = [torch.empty((n_s * bw, n), device=dev, dtype=dt) for n in d.hidden_widths]
+            self._a_parts = torch.empty((len(a_segs), n_s, self._n_ac, w0), device=dev, dtype=dt)
             self._slot_rows = [-1] * n_s
         table = self._table
         missing = [row for row in range(lo, hi + 1) if self._slot_rows[row % n_s] != row]
         if missing:  # fill the slots of the latent rows not there yet, all in one go
             where = torch.tensor(missing, device=dev)
             slots = where % n_s
-            here = lat.index_select(0, where - row_base)  # (rows, box width, segments, w0)
+            here = self.cache.rows(missing, self.c0, self.c1).view(len(missing), bw, seg, w0)
             col_parts = torch.empty((len(missing), n_sh, n_c, w0), device=dev, dtype=dt)
             for t, vy in enumerate(self.shifts):
                 jl, rel_c = self._bag_cols[vy][0], self.by_col[vy][1]
@@ -588,22 +607,24 @@ class GridQuery:
             for shift_table, n in zip(self._shift_tables, d.hidden_widths, strict=True):
                 shift_table.view(n_s, bw, n).index_copy_(0, slots, shifted[..., start : start + n])
                 start += n
+            used = here[:, self._c_lo : self._c_lo + self._n_ac]  # the render's latent columns
+            for t, segment in enumerate(a_segs):
+                self._a_parts[t].index_copy_(0, slots, used[:, :, segment])
             for row in missing:
                 self._slot_rows[row % n_s] = row
         # A for every row member at once: (members, R, the render's latent columns) rows in the table's slot.
         rows_i = torch.stack([by_row[v][0] for v in self.shifts])  # (n_sh, R) latent rows
         rel_r = torch.stack([by_row[v][1] for v in self.shifts])
-        used = lat[:, self._c_lo : self._c_lo + self._n_ac]
-        flat_rows = (rows_i - row_base).view(-1)
+        slots = rows_i % n_s
+        flat_slots = slots.view(-1)
         n_ac = self._n_ac
         r = rel_r.view(-1, 1, 1)
-        a = used[:, :, a_r].index_select(0, flat_rows).float().add_(d.w_rel[0]).mul_(r)
-        a.add_(used[:, :, 0].index_select(0, flat_rows)).add_(self.first_const)
+        a = self._a_parts[1].index_select(0, flat_slots).float().add_(d.w_rel[0]).mul_(r)
+        a.add_(self._a_parts[0].index_select(0, flat_slots)).add_(self.first_const)
         if quadratic:
-            a.add_(used[:, :, a_r + 2].index_select(0, flat_rows).float().mul_(r * r))
+            a.add_(self._a_parts[2].index_select(0, flat_slots).float().mul_(r * r))
         table[self._a_at : self._a_at + n_sh * n_r * n_ac].view(n_sh * n_r, n_ac, w0).copy_(a)
         # Table rows of every member (row member x, column member y) as a row part plus a column part.
-        slots = rows_i % n_s
         members = torch.arange(n_sh, device=dev)
         a_rows = self._a_at + (members[:, None] * n_r + torch.arange(n_r, device=dev)) * n_ac
         c_rows = slots[:, None, :] * (n_sh * n_c) + (members * n_c)[None, :, None]
@@ -630,14 +651,14 @@ class GridQuery:
         decoder, dev = self.decoder, self.cache.device
         rows = rows.to(device=dev, dtype=torch.float32)
         by_row = _axis_members(rows, self.cache.height, self.row_centres, self.shifts, self.eps)
+        if decoder.bag_layout is not None:
+            preds, area = self._separable_band(by_row)
+            return self._blend(preds, area)
         r0 = min(int(i.min()) for i, _ in by_row.values())
         r1 = max(int(i.max()) for i, _ in by_row.values())
         box = self._box_for(r0, r1)
         b = self.cache.block
         k = len(self.members)
-        if decoder.bag_layout is not None:
-            preds, area = self._separable_band(box, by_row, (r0 // b) * b)
-            return self._blend(preds, area)
         flat = box.reshape(-1, box.shape[-1])
         n_r, n_c = rows.shape[0], self.n_cols
         idx = torch.empty((k, n_r, n_c), device=dev, dtype=torch.long)
