@@ -491,3 +491,57 @@ def test_a_244_character_output_name_is_written_by_the_command(
     rc, _, err = cli_run(capsys, "render", src, "-o", out, "--scale", "2", "--model", model_file)
     assert rc == 0 and out.is_file(), err
     assert leftovers(tmp_path) == []
+
+
+def test_missing_x11_libraries_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Where Qt would open an X11 window without a library its xcb platform links (it aborts the process
+    there), the viewer refuses in one line that names the packages to install; a Wayland session, another
+    platform or the libraries installed go on. The loader's lookup is replaced for two libraries: this
+    machine may have them all."""
+    import ctypes
+
+    from viewer import cli
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the X11 library check is Linux's")
+    src = tmp_path / "src.png"
+    Image.fromarray(noise(12, 16)).save(src)
+    real = ctypes.CDLL
+    looked: list[str] = []
+
+    def loader(name: str, *args: object, **kwargs: object) -> object:
+        looked.append(name)
+        if name in ("libxcb-icccm.so.4", "libxcb-keysyms.so.1"):
+            raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctypes, "CDLL", loader)
+    for name in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    rc = cli.main([str(src)])
+    err = capsys.readouterr().err
+    assert rc == 2 and set(looked) >= {"libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libxcb-cursor.so.0"}
+    assert err.strip().splitlines() == [err.strip()]
+    assert "sudo apt install libxcb-icccm4 libxcb-keysyms1)" in err
+    # Asked for X11 explicitly: the same refusal.
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    with pytest.raises(cli.ViewerError, match="libxcb-icccm4 libxcb-keysyms1"):
+        cli._check_display()
+    # A Wayland session (nothing asked) or a platform that is not X11 does not need them.
+    looked.clear()
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    cli._check_display()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland;xcb")
+    cli._check_display()
+    assert looked == []
+    # All there: no refusal.
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: looked.append(name))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    cli._check_display()
+    assert len(looked) == len(cli._X11_LIBRARIES)
