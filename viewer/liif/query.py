@@ -512,9 +512,8 @@ class GridQuery:
         self._bag_cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._table = torch.empty(0)
         self._shift_tables: list[torch.Tensor] = []  # per hidden layer, by slots
-        self._a_parts = torch.empty(
-            0
-        )  # A's per-latent parts (s_1, d_r, d_rr) of the render's columns, by slot
+        # A's per-latent parts (s_1, d_r, d_rr) in the render's latent columns, by slot
+        self._a_parts = torch.empty(0)
         self._slots_n = self._table_rows = self._a_at = 0
         self._slot_rows: list[int] = []  # the latent row in each slot, -1 for none
         self._ones: torch.Tensor | None = None
