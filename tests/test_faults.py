@@ -502,7 +502,7 @@ def test_missing_x11_libraries_are_one_line(
     machine may have them all."""
     import ctypes
 
-    from viewer import cli
+    from viewer import cli, display
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the X11 library check is Linux's")
@@ -529,19 +529,19 @@ def test_missing_x11_libraries_are_one_line(
     assert "sudo apt install libxcb-icccm4 libxcb-keysyms1)" in err
     # Asked for X11 explicitly: the same refusal.
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
-    with pytest.raises(cli.ViewerError, match="libxcb-icccm4 libxcb-keysyms1"):
-        cli._check_display()
+    with pytest.raises(ViewerError, match="libxcb-icccm4 libxcb-keysyms1"):
+        display.check_display()
     # A Wayland session (nothing asked) or a platform that is not X11 does not need them.
     looked.clear()
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    cli._check_display()
+    display.check_display()
     monkeypatch.setenv("QT_QPA_PLATFORM", "wayland;xcb")
-    cli._check_display()
+    display.check_display()
     assert looked == []
     # All there: no refusal.
     monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: looked.append(name))
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
-    cli._check_display()
-    assert len(looked) == len(cli._X11_LIBRARIES)
+    display.check_display()
+    assert len(looked) == len(display._X11_LIBRARIES)
