@@ -80,7 +80,10 @@ class ResBlock(nn.Module):
         res = self.body(x)
         if self.res_scale != 1.0:  # EDSR-baseline's is 1: skipping the multiply is exact and saves a pass
             res = res.mul(self.res_scale)
-        return res + x
+        # In place on the convolution's fresh output (its backward does not need it): the same sums, without
+        # a new activation-sized tensor whose first touch page-faults (9.8 against 1.7 ms for a 512 x 512 x
+        # 64 bf16 map on the 2-core AMD machine without huge pages).
+        return res.add_(x)
 
 
 class EDSRBaseline(nn.Module):
@@ -102,7 +105,7 @@ class EDSRBaseline(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x)
-        return self.body(x) + x
+        return self.body(x).add_(x)  # in place on the last convolution's output, as in ResBlock
 
 
 @registry.register("edsr-baseline")
@@ -137,7 +140,7 @@ class _RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.LFF(self.convs(x)) + x
+        return self.LFF(self.convs(x)).add_(x)  # in place on the 1x1 convolution's fresh output
 
 
 class RDN(nn.Module):
@@ -161,7 +164,7 @@ class RDN(nn.Module):
         for block in self.RDBs:
             x = block(x)
             outs.append(x)
-        return self.GFF(torch.cat(outs, 1)) + f1
+        return self.GFF(torch.cat(outs, 1)).add_(f1)
 
 
 _RDN_CONFIGS = {"A": (20, 6, 32), "B": (16, 8, 64)}
