@@ -245,9 +245,11 @@ class Engine:
                     inp = inp.contiguous(memory_format=torch.channels_last)
                 if self.encode_dtype is not None:
                     with torch.autocast(self.device.type, dtype=self.encode_dtype):
-                        out = self.model.encode(inp)[0].float()
+                        out = self.model.encode(inp)[0]
                 else:
                     out = self.model.encode(inp)[0]
+                # One pass converts a bf16 result to float32 and its channels-last layout to (C, h, w),
+                # for only the part kept (not the halo): the same values as converting it whole first.
                 feat[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw] = out[
                     :, ty - cy0 : ty - cy0 + th, tx - cx0 : tx - cx0 + tw
                 ]
