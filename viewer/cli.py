@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from viewer import __version__
-from viewer.display import check_display
+from viewer.display import GUI_OPTIONS, check_display
 from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
 from viewer.engine.imageio import (
     ImageTooLargeError,
@@ -848,9 +848,6 @@ def _cmd_bench(argv: list[str]) -> int:
     return int(bench_main(argv) or 0)
 
 
-_GUI_FLAGS = ("--feature-memory", "--disk-cache")
-
-
 def _gui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, add_help=False)
     _add_store_options(p)
@@ -941,7 +938,7 @@ def _dispatch(argv: list[str]) -> int:
     photo_first = not argv[0].startswith("-") and argv[0] not in COMMANDS and _names_a_photo(argv[0])
     if len(argv) == 1 and photo_first:
         return _run_gui(argv[0])
-    if photo_first or argv[0].split("=")[0] in _GUI_FLAGS:
+    if photo_first or argv[0].split("=")[0] in GUI_OPTIONS:
         # The window with options: liif-viewer [PHOTO] [--feature-memory MB] [--disk-cache MB].
         photo = None if argv[0].startswith("-") else argv[0]
         return _run_gui(photo, argv[1:] if photo is not None else argv)

@@ -9,6 +9,9 @@ import sys
 
 from viewer.errors import ViewerError
 
+GUI_OPTIONS = ("--feature-memory", "--disk-cache")
+"""The window's own command-line options (`liif-viewer [PHOTO] [--feature-memory MB] [--disk-cache MB]`)."""
+
 
 def check_display() -> None:
     """Refuse in one line to open the window where Qt would abort for want of a display: on Linux and

@@ -172,15 +172,16 @@ def _option(args: Sequence[str], name: str, default: str) -> str:
 
 SETTINGS_FILE = ("liif-viewer", "liif-viewer.conf")
 """Where Qt keeps the viewer's settings on Linux (QSettings' native INI file), under the config folder."""
-_GUI_OPTIONS = ("--feature-memory", "--disk-cache")
 
 
 def viewer_job(args: Sequence[str]) -> bool:
     """Whether `args` open the viewer's window: no arguments, its own options, or a photo that exists."""
+    from viewer.display import GUI_OPTIONS
+
     if not args:
         return True
     first = args[0]
-    if first.split("=")[0] in _GUI_OPTIONS:
+    if first.split("=")[0] in GUI_OPTIONS:
         return True
     return not first.startswith("-") and Path(first).is_file()
 
