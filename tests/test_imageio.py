@@ -359,6 +359,28 @@ def test_png_bands_compress_as_one_stream() -> None:
         assert len(zlib.decompress(decode_png_idat(data))) == 120 * (1 + 64 * 3)
 
 
+def test_png_band_failure_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands are filtered on the pool's threads, each waiting for the one before: a band that fails there
+    fails the writer (no hang), and the bands after it fail too instead of writing a broken stream."""
+    from viewer.engine import pngwriter
+
+    real = pngwriter._filter_rows
+    calls: list[int] = []
+
+    def failing(x: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("no memory for this band")
+        return real(x, prev, bpp)
+
+    monkeypatch.setattr(pngwriter, "_filter_rows", failing)
+    w = PngBandWriter(io.BytesIO(), 8, 10, channels=3)
+    with pytest.raises(MemoryError, match="this band"):
+        for r in range(10):
+            w.write_rows(np.full((1, 8, 3), r, np.uint8))
+        w.close()
+
+
 def decode_png_idat(data: bytes) -> bytes:
     pos, idat = 8, b""
     while pos < len(data):

@@ -1,18 +1,21 @@
 """The `liif-viewer` console command: on Linux it first restarts itself with glibc's huge-page malloc when
 that helps (`viewer.hugepages`; encoding gets about a third faster), before importing anything heavy, then
-runs `viewer.cli.main`."""
+runs `viewer.cli.main`; a one-shot command keeps freed memory in its heap (`viewer.heap`)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+from viewer.heap import keep_heap, one_shot_command
 from viewer.hugepages import reexec_with_hugepages
 
 
 def main() -> None:
     """Entry point of the `liif-viewer` script."""
     reexec_with_hugepages()
+    if one_shot_command(sys.argv[1:]):
+        keep_heap()
     from viewer.cli import main as cli_main
 
     try:

@@ -1,11 +1,14 @@
 """The streaming PNG writer: a PNG of known size written a band of rows at a time, so an export's memory
 is bounded by the band, not the image. Compression by zlib-ng (the zlib stream format, over twice as fast
-as the stdlib's at level 6), at level 5: on a 2560 px x8 render, 0.46 s against level 6's 0.85 s, for a
-file 2.4% larger (5.82 against 5.69 MB), a trade every large export gains from.
+as the stdlib's at level 6), at level 3: on `liif-lm`'s 2560 px x8 render of the 320 px sample (19.7 MB of
+filtered rows), zlib-ng took 0.18 s at level 3 against 0.35 s at 5 and 0.69 s at 6, for a file 4.3% larger
+than level 5's (5.34 against 5.12 MB; level 6: 4.97 MB, level 2: 5.73 MB in 0.12 s), on the 2-core AMD
+EPYC development machine (2026-12-06, best of 3 each). Every large export gains from that trade: the
+compression shares the cores with the render.
 
-Bands are compressed on two worker threads while the next band is filtered (zlib-ng releases the GIL), as
-pigz does: each band is its own run of deflate blocks, primed with the 32 KB before it and ended on a byte
-boundary, and together they make one zlib stream that any decoder reads."""
+Bands are filtered and compressed on two worker threads while the caller renders the next (numpy and
+zlib-ng release the GIL), as pigz does: each band is its own run of deflate blocks, primed with the 32 KB
+before it and ended on a byte boundary, and together they make one zlib stream that any decoder reads."""
 
 from __future__ import annotations
 
@@ -59,6 +62,58 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
 
 
+def _filter_rows(x: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
+    """The rows `x` (n, width in bytes) as PNG scanlines: each row with the filter (None, Sub, Up,
+    Average or Paeth) whose bytes have the smallest sum of |byte as signed| (libpng's heuristic), after
+    its filter-type byte. `prev` is the row above the first (zeros for the image's first row)."""
+    n = x.shape[0]
+    up = np.empty_like(x)
+    up[0] = prev
+    up[1:] = x[:-1]
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    upleft = np.zeros_like(x)
+    upleft[:, bpp:] = up[:, :-bpp]
+    # The five filtered rows; uint8 arithmetic wraps modulo 256, as PNG filters are defined.
+    cands = np.empty((5, *x.shape), dtype=np.uint8)
+    cands[0] = x
+    np.subtract(x, left, out=cands[1])
+    np.subtract(x, up, out=cands[2])
+    np.subtract(x, ((left.astype(np.uint16) + up) >> 1).astype(np.uint8), out=cands[3])
+    np.subtract(x, _paeth(left, up, upleft), out=cands[4])
+    # abs of int8 -128 wraps to 128 as uint8
+    score = np.abs(cands.view(np.int8)).view(np.uint8).sum(axis=2, dtype=np.uint32)  # (5, n)
+    best = score.argmin(axis=0)
+    band = np.empty((n, x.shape[1] + 1), dtype=np.uint8)
+    band[:, 0] = best
+    band[:, 1:] = cands[best, np.arange(n)]
+    return band.tobytes()
+
+
+def _compress_band(
+    x: np.ndarray,
+    prev: np.ndarray,
+    bpp: int,
+    level: int,
+    before: Future[tuple[bytes, int]] | None,
+    link: Future[tuple[bytes, int]],
+) -> bytes:
+    """One band's deflate blocks, on a pool thread: filter the rows (in parallel with other bands and the
+    render), then take the stream's last 32 KB and checksum from the band before (`before`, which its
+    task sets as soon as it has them; that task was queued earlier, so it is running or done), pass this
+    band's on (`link`), and compress. A failure reaches every later band through the chain."""
+    try:
+        data = _filter_rows(x, prev, bpp)
+        primer, adler = before.result() if before is not None else (b"", 1)
+        tail = (primer + data)[-_WINDOW:] if len(data) < _WINDOW else data[-_WINDOW:]
+        link.set_result((tail, zlib.adler32(data, adler)))
+    except BaseException as exc:
+        if not link.done():
+            link.set_exception(exc)
+        raise
+    return _deflate_band(data, level, primer)
+
+
 class PngBandWriter:
     """Stream a PNG of known size to an open binary file, a band of rows at a time.
 
@@ -79,7 +134,7 @@ class PngBandWriter:
         dpi: float | None = None,
         icc: bytes | None = None,
         exif: bytes | None = None,
-        compress_level: int = 5,
+        compress_level: int = 3,
     ) -> None:
         if channels not in _PNG_COLOR_TYPES:
             raise ValueError(f"PNG channels must be 1, 2, 3 or 4, got {channels}")
@@ -93,8 +148,8 @@ class PngBandWriter:
         self._rows_written = 0
         self._prev = np.zeros(width * self._bpp, dtype=np.uint8)
         self._level = compress_level  # see the module docstring for the level
-        self._adler = 1  # the zlib stream's checksum of the uncompressed bytes so far
-        self._primer = b""
+        self._link: Future[tuple[bytes, int]] | None = None
+        """The last band's link in the chain: (the stream's last 32 KB, its checksum so far) once known."""
         self._pending: deque[Future[bytes]] = deque()
         self._started = False
         ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _PNG_COLOR_TYPES[channels], 0, 0, 0)
@@ -133,35 +188,13 @@ class PngBandWriter:
             return
         raw = a.astype(">u2") if self.bit_depth == 16 else a
         x = np.frombuffer(np.ascontiguousarray(raw).tobytes(), dtype=np.uint8).reshape(n, -1)
-        up = np.empty_like(x)
-        up[0] = self._prev
-        up[1:] = x[:-1]
-        bpp = self._bpp
-        left = np.zeros_like(x)
-        left[:, bpp:] = x[:, :-bpp]
-        upleft = np.zeros_like(x)
-        upleft[:, bpp:] = up[:, :-bpp]
-        # The five filtered rows; uint8 arithmetic wraps modulo 256, as PNG filters are defined.
-        cands = np.empty((5, *x.shape), dtype=np.uint8)
-        cands[0] = x
-        np.subtract(x, left, out=cands[1])
-        np.subtract(x, up, out=cands[2])
-        np.subtract(x, ((left.astype(np.uint16) + up) >> 1).astype(np.uint8), out=cands[3])
-        np.subtract(x, _paeth(left, up, upleft), out=cands[4])
-        # libpng's heuristic: the smallest sum of |byte as signed|; abs of int8 -128 wraps to 128 as uint8
-        score = np.abs(cands.view(np.int8)).view(np.uint8).sum(axis=2, dtype=np.uint32)  # (5, n)
-        best = score.argmin(axis=0)
-        filtered = cands[best, np.arange(n)]
-        band = np.empty((n, filtered.shape[1] + 1), dtype=np.uint8)
-        band[:, 0] = best
-        band[:, 1:] = filtered
-        data = band.tobytes()
-        self._adler = zlib.adler32(data, self._adler)
-        self._pending.append(_deflate_pool().submit(_deflate_band, data, self._level, self._primer))
-        self._primer = (self._primer + data)[-_WINDOW:] if len(data) < _WINDOW else data[-_WINDOW:]
+        link: Future[tuple[bytes, int]] = Future()
+        job = _deflate_pool().submit(_compress_band, x, self._prev, self._bpp, self._level, self._link, link)
+        self._pending.append(job)
+        self._link = link
         while len(self._pending) > _IN_FLIGHT:
             self._emit(self._pending.popleft().result())
-        self._prev = x[-1].copy()
+        self._prev = x[-1]  # x is this writer's own read-only copy
         self._rows_written += n
 
     def _emit(self, data: bytes) -> None:
@@ -178,5 +211,6 @@ class PngBandWriter:
         while self._pending:
             self._emit(self._pending.popleft().result())
         last = zlib_ng.compressobj(self._level, zlib_ng.DEFLATED, -15)  # an empty final block
-        self._emit(last.compress(b"") + last.flush() + struct.pack(">I", self._adler))
+        adler = self._link.result()[1] if self._link is not None else 1
+        self._emit(last.compress(b"") + last.flush() + struct.pack(">I", adler))
         self._fh.write(_png_chunk(b"IEND", b""))
