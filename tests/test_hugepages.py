@@ -274,3 +274,27 @@ def test_the_viewer_restarts_only_with_a_heavy_remembered_model(tmp_path: Path) 
         )
         assert proc.returncode == 0, proc.stderr
         assert ("hugetlb" in proc.stdout) == restarts, model
+
+
+def test_a_finished_render_exits_at_once_with_its_handlers_run(tmp_path: Path) -> None:
+    """A render that succeeded ends without the interpreter's teardown, but its exit handlers still run
+    and everything it printed arrives; a failed one exits as usual, with its status."""
+    import subprocess
+
+    photo = _photo(tmp_path / "in.png", 24, 16)
+    script = (
+        "import atexit, sys; atexit.register(lambda: print('handler ran', flush=True)); "
+        "from viewer.entry import main; main()"
+    )
+    env = {**os.environ, "LIIF_VIEWER_CACHE": str(tmp_path / "cache"), H.OPT_OUT: "1"}
+    out = tmp_path / "out.png"
+    argv = [sys.executable, "-c", script, "render", str(photo), "-o", str(out), "--scale", "2"]
+    done = subprocess.run([*argv, "--model", "liif-lm"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and done.stdout.rstrip().endswith("handler ran")
+    from PIL import Image
+
+    with Image.open(out) as img:
+        assert img.size == (48, 32)
+    failed = subprocess.run([*argv, "--model", "no-such-model"], capture_output=True, text=True, env=env)
+    assert failed.returncode == 2 and "handler ran" in failed.stdout and failed.stderr

@@ -587,17 +587,24 @@ class GridQuery:
             where = torch.tensor(missing, device=dev)
             slots = where % n_s
             here = self.cache.rows(missing, self.c0, self.c1).view(len(missing), bw, seg, w0)
-            col_parts = torch.empty((len(missing), n_sh, n_c, w0), device=dev, dtype=dt)
+            # C's per-latent factors (d_c + w_c and d_cc) at the latent columns' resolution, then gathered
+            # to the render's columns: the same values as gathering first, in fewer passes over them.
+            factors = here[:, :, a_r + 1].float().add_(d.w_rel[1])
+            if quadratic:
+                factors = torch.stack((factors, here[:, :, a_r + 3].float()), dim=2)  # (m, bw, 2, w0)
+            c_table = table[: n_s * n_sh * n_c].view(n_s, n_sh, n_c, w0)
             for t, vy in enumerate(self.shifts):
                 jl, rel_c = self._bag_cols[vy][0], self.by_col[vy][1]
                 c = rel_c[None, :, None]
-                part = here[:, :, a_r + 1].index_select(1, jl).float().add_(d.w_rel[1]).mul_(c)
+                at_cols = factors.index_select(1, jl)
+                linear = at_cols[:, :, 0] if quadratic else at_cols
+                part = linear * c
                 if quadratic:
-                    part.add_(here[:, :, a_r + 3].index_select(1, jl).float().mul_(c * c))
-                col_parts[:, t].copy_(part)
-            table[: n_s * n_sh * n_c].view(n_s, n_sh * n_c, w0).index_copy_(
-                0, slots, col_parts.view(-1, n_sh * n_c, w0)
-            )
+                    part.add_(at_cols[:, :, 1] * (c * c))
+                if len(missing) == 1:  # written straight into its slot, rounded once as a copy would
+                    c_table[int(slots[0]), t].copy_(part[0])
+                else:
+                    c_table[:, t].index_copy_(0, slots, part.to(dt))
             if quadratic:
                 cross = table[n_s * n_sh * n_c : n_s * (n_sh * n_c + bw)].view(n_s, bw, w0)
                 cross.index_copy_(0, slots, here[:, :, a_r + 4].contiguous())
