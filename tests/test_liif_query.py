@@ -204,7 +204,11 @@ def test_no_shared_state_between_feature_maps() -> None:
     assert not np.array_equal(alone[0], alone[1])
 
 
-def test_cancel_between_chunks_and_progress() -> None:
+def test_cancel_between_chunks_and_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decode thread: every band is reported, and a cancel stops the render before the next band."""
+    import viewer.engine.render as render_module
+
+    monkeypatch.setattr(render_module, "_decode_threads", lambda device: 1)
     model = make_liif(seed=0)
     engine = Engine(model, "cpu", "fp32", chunk=100)
     fm = engine.encode(np.zeros((8, 8, 3), np.float32))
@@ -219,6 +223,26 @@ def test_cancel_between_chunks_and_progress() -> None:
     with pytest.raises(Cancelled):
         engine.render_scale(fm, 50, 50, cancel=token, progress=progress)
     assert seen == [(1, 25), (2, 25)]
+
+
+def test_cancel_stops_a_render_decoded_in_parts() -> None:
+    """Several decode threads (`viewer.engine.render._render_parts`): progress may skip counts the other
+    parts made, but it never goes back, and a cancel stops every part well before the end."""
+    model = make_liif(seed=0)
+    engine = Engine(model, "cpu", "fp32", chunk=100)
+    fm = engine.encode(np.zeros((8, 8, 3), np.float32))
+    token = CancelToken()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done >= 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.render_scale(fm, 50, 50, cancel=token, progress=progress)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] < 25
+    assert {t for _, t in seen} == {25}
 
 
 def test_bad_render_arguments() -> None:
