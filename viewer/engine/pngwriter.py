@@ -1,8 +1,8 @@
 """The streaming PNG writer: a PNG of known size written a band of rows at a time, so an export's memory
 is bounded by the band, not the image. Compression by zlib-ng (the zlib stream format, over twice as fast
 as the stdlib's at level 6), at level 3: on `liif-lm`'s 2560 px x8 render of the 320 px sample (19.7 MB of
-filtered rows), zlib-ng took 0.18 s at level 3 against 0.35 s at 5 and 0.69 s at 6, for a file 4.3% larger
-than level 5's (5.34 against 5.12 MB; level 6: 4.97 MB, level 2: 5.73 MB in 0.12 s), on the 2-core AMD
+filtered rows), zlib-ng took 0.14 s at level 3 against 0.26 s at 5 and 0.60 s at 6, for a file 4.1% larger
+than level 5's (5.35 against 5.14 MB; level 6: 4.99 MB, level 2: 5.75 MB in 0.12 s), on the 2-core AMD
 EPYC development machine (2026-12-06, best of 3 each). Every large export gains from that trade: the
 compression shares the cores with the render.
 
@@ -63,9 +63,16 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _filter_rows(x: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
-    """The rows `x` (n, width in bytes) as PNG scanlines: each row with the filter (None, Sub, Up,
-    Average or Paeth) whose bytes have the smallest sum of |byte as signed| (libpng's heuristic), after
-    its filter-type byte. `prev` is the row above the first (zeros for the image's first row)."""
+    """The rows `x` (n, width in bytes) as PNG scanlines, each with the Paeth filter after its filter-type
+    byte (4). `prev` is the row above the first (zeros for the image's first row).
+
+    libpng instead tries all five filters on every row and keeps the one whose bytes have the smallest
+    sum of |byte as signed|. On photos that choice is Paeth for nearly every row (2,501 of the 2,560 rows
+    of `liif-lm`'s x8 render of the 320 px sample, Average for 57), and trying all five took 5 times as
+    long: 0.89 against 0.17 s for that render's 19.7 MB of rows on the 2-core development machine, for
+    files 0.26% larger with Paeth alone at zlib-ng level 3 (5.35 against 5.34 MB); the bundled sample
+    and three screenshots of the window came out 0.4 to 0.8% larger, one screenshot 2.3% (2026-12-06).
+    """
     n = x.shape[0]
     up = np.empty_like(x)
     up[0] = prev
@@ -74,19 +81,10 @@ def _filter_rows(x: np.ndarray, prev: np.ndarray, bpp: int) -> bytes:
     left[:, bpp:] = x[:, :-bpp]
     upleft = np.zeros_like(x)
     upleft[:, bpp:] = up[:, :-bpp]
-    # The five filtered rows; uint8 arithmetic wraps modulo 256, as PNG filters are defined.
-    cands = np.empty((5, *x.shape), dtype=np.uint8)
-    cands[0] = x
-    np.subtract(x, left, out=cands[1])
-    np.subtract(x, up, out=cands[2])
-    np.subtract(x, ((left.astype(np.uint16) + up) >> 1).astype(np.uint8), out=cands[3])
-    np.subtract(x, _paeth(left, up, upleft), out=cands[4])
-    # abs of int8 -128 wraps to 128 as uint8
-    score = np.abs(cands.view(np.int8)).view(np.uint8).sum(axis=2, dtype=np.uint32)  # (5, n)
-    best = score.argmin(axis=0)
     band = np.empty((n, x.shape[1] + 1), dtype=np.uint8)
-    band[:, 0] = best
-    band[:, 1:] = cands[best, np.arange(n)]
+    band[:, 0] = 4
+    # uint8 arithmetic wraps modulo 256, as PNG filters are defined
+    np.subtract(x, _paeth(left, up, upleft), out=band[:, 1:])
     return band.tobytes()
 
 
@@ -119,8 +117,8 @@ class PngBandWriter:
 
     Supports 8 and 16 bits per channel with 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) channels, and
     writes iCCP (ICC profile), pHYs (DPI as pixels per metre) and eXIf before the image data. Each row
-    gets the PNG filter (None, Sub, Up, Average or Paeth) with the smallest sum of absolute values, as
-    libpng does; memory is bounded by the band, not the image.
+    gets the Paeth filter (`_filter_rows` says why not libpng's choice per row); memory is bounded by the
+    band, not the image.
     """
 
     def __init__(
