@@ -569,7 +569,8 @@ class GridQuery:
                 self._bag_cols[v] = (jl, cols)
             # per column member: [latent column from c_lo, column, latent column] (the column parts of the
             # A, C and d_rc rows; the last is also the shifts'), and the column offsets
-            self._col_rows = torch.stack([self._bag_cols[v][1] for v in self.shifts])
+            # int32: a fifth faster to gather with than int64 (embedding_bag, index_select)
+            self._col_rows = torch.stack([self._bag_cols[v][1] for v in self.shifts]).to(torch.int32)
             self._rel_c = torch.stack([self.by_col[v][1] for v in self.shifts])
         n_s, n_x = self._slots_n, (bw if quadratic else 0)
         if n_s < hi - lo + 1 or self._table_rows < n_r:
@@ -638,9 +639,9 @@ class GridQuery:
         n_bag = 3 if quadratic else 2
         if quadratic:
             parts.append((n_s * n_sh * n_c + slots * bw)[:, None, :].expand(n_sh, n_sh, n_r))
-        row_part = torch.stack(parts, dim=-1)  # (x, y, R, n_bag)
+        row_part = torch.stack(parts, dim=-1).to(torch.int32)  # (x, y, R, n_bag)
         bag = row_part[:, :, :, None, :] + self._col_rows[None, :, None, :, :n_bag]
-        shift_rows = (slots * bw)[:, None, :, None] + self._col_rows[None, :, None, :, 2]
+        shift_rows = (slots * bw).to(torch.int32)[:, None, :, None] + self._col_rows[None, :, None, :, 2]
         area = rel_r[:, None, :, None] * self._rel_c[None, :, None, :]  # (x, y, R, C)
         weights = None
         if quadratic:  # [1, 1, rel_r * rel_c]
