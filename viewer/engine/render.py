@@ -542,12 +542,17 @@ class Engine:
         cancel: CancelToken | None,
         progress: ProgressCallback | None,
     ) -> None:
-        """`render`'s bands on a CPU, the rows cut into `parts`, each decoded by its own thread with one
-        intra-op thread (the first by the calling thread, which alone reports progress). The same pixels
-        as one thread (each band's arithmetic is the same), sooner: see `_decode_threads`. A part that
-        fails (or is cancelled) stops the others at their next band, and its error is raised."""
-        ncols = cols_t.shape[0]
-        total = sum(math.ceil((e - s) / band) for s, e in parts)
+        """`render`'s bands on a CPU, decoded by one thread per part of `parts`, each with one intra-op
+        thread (the first part by the calling thread, which alone reports progress). Each thread decodes
+        its own part from the top down, then takes bands from the bottom of the part with the most left
+        (neighbouring bands share latent rows, which a thread then has already): the threads end
+        together. The same pixels as one thread (each band's arithmetic is the same), sooner: see
+        `_decode_threads`. A thread that fails (or is cancelled) stops the others at their next band, and
+        its error is raised."""
+        ncols, n_rows = cols_t.shape[0], rows_t.shape[0]
+        fronts = [r0 // band for r0, _ in parts]  # the next band of each part, from its top
+        backs = [math.ceil(r1 / band) for _, r1 in parts]  # one past its last band not taken
+        total = backs[-1]
         lock = threading.Lock()
         done = [0]
         stop = threading.Event()
@@ -556,31 +561,42 @@ class Engine:
         set_threads = _per_thread_setter()
         assert set_threads is not None  # `_decode_threads` splits nothing without it
 
-        def decode(r0: int, r1: int, reports: bool) -> None:
+        def take(own: int) -> int | None:
+            with lock:
+                if fronts[own] < backs[own]:
+                    fronts[own] += 1
+                    return fronts[own] - 1
+                most = max(range(len(parts)), key=lambda k: backs[k] - fronts[k])
+                if backs[most] <= fronts[most]:
+                    return None
+                backs[most] -= 1
+                return backs[most]
+
+        def decode(own: int) -> None:
             torch.get_num_threads()  # a new thread takes torch's default first, then this one's own count
             set_threads(per_part)
             try:
                 grid = GridQuery(self.decoder, cache, cols_t, cell, centres)
-                for s in range(r0, r1, band):
+                while (b := take(own)) is not None:
                     if stop.is_set():
                         return
                     check(cancel)
-                    e = min(r1, s + band)
+                    s, e = b * band, min(n_rows, (b + 1) * band)
                     pred = grid(rows_t[s:e])
                     out[s:e] = (pred * 0.5 + 0.5).clamp_(0, 1).numpy().reshape(e - s, ncols, 3)
                     with lock:
                         done[0] += 1
                         now = done[0]
-                    if reports and progress is not None:
+                    if own == 0 and progress is not None:
                         progress(now, total)
             except BaseException:
                 stop.set()
                 raise
 
         try:
-            helpers = [_decode_pool().submit(decode, r0, r1, False) for r0, r1 in parts[1:]]
+            helpers = [_decode_pool().submit(decode, k) for k in range(1, len(parts))]
             try:
-                decode(*parts[0], True)
+                decode(0)
             finally:
                 futures.wait(helpers)
             for helper in helpers:
