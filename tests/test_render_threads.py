@@ -118,3 +118,33 @@ def test_a_failing_part_raises_in_the_caller(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(RuntimeError, match="decode thread failed"):
         engine.render(fm, SourceRect(0, 0, 40, 40), 256, 256)
     assert any(name.startswith("decode") for name in calls)
+
+
+def test_a_block_two_threads_need_is_projected_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threads of one render share a projection block: the second waits for the first's."""
+    import time
+
+    from viewer.liif.query import Decoder
+
+    engine, fm = _small_engine()
+    cache = fm.projection(engine.decoder)
+    real = Decoder.project
+    calls: list[int] = []
+
+    def slow(self: Decoder, *args: object) -> torch.Tensor:
+        calls.append(1)
+        time.sleep(0.2)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Decoder, "project", slow)
+    got: list[torch.Tensor] = []
+    threads = [threading.Thread(target=lambda: got.append(cache._block(0, 0))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 2 and got[0] is got[1]
+    cache.prefetch(0, 40, 0, 40)  # the photo's other blocks (40 latents: 2 x 2 blocks of 32)
+    assert len(calls) == 4
+    cache.prefetch(0, 40, 0, 40)
+    assert len(calls) == 4  # all cached now

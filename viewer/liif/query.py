@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -266,7 +267,8 @@ class ProjectionCache:
     """Blocks of the decoder's per-latent projection for one encoded photo, under a memory budget (LRU).
 
     It reads latents only through `source.crop`, so a lazily encoded store is encoded where it is queried.
-    Thread-safe: the viewport worker and an export may query the same image.
+    Thread-safe: the viewport worker and an export may query the same image, and the threads of one render
+    share its blocks (a block one thread is projecting, another waits for rather than projecting it too).
     """
 
     def __init__(
@@ -281,6 +283,7 @@ class ProjectionCache:
         itemsize = torch.empty((), dtype=decoder.dtype).element_size()
         self._max_blocks = max(16, budget_bytes // (block * block * decoder.hidden * itemsize))
         self._blocks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._pending: dict[tuple[int, int], Future[torch.Tensor]] = {}  # blocks being projected
         self._lock = threading.Lock()
 
     def _block(self, bi: int, bj: int) -> torch.Tensor:
@@ -290,14 +293,44 @@ class ProjectionCache:
             if hit is not None:
                 self._blocks.move_to_end(key)
                 return hit
+            pending = self._pending.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._pending[key] = Future()
+        if not mine:  # another thread is projecting this block: wait for it instead of doing it twice
+            return pending.result()
         h, w = self.height, self.width
         b = self.block
-        val = self.decoder.project(self.source, bi * b, min(h, (bi + 1) * b), bj * b, min(w, (bj + 1) * b))
+        try:
+            val = self.decoder.project(
+                self.source, bi * b, min(h, (bi + 1) * b), bj * b, min(w, (bj + 1) * b)
+            )
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(exc)
+            raise
         with self._lock:
             self._blocks[key] = val
+            del self._pending[key]
             while len(self._blocks) > self._max_blocks:
                 self._blocks.popitem(last=False)
+        pending.set_result(val)
         return val
+
+    def prefetch(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Project the blocks that cover latents [r0, r1) x [c0, c1) now, in the calling thread, unless they
+        are more than half the cache holds (they would push one another out before use). A render
+        decoded by several threads calls this first: each block is then projected with all of the calling
+        thread's intra-op threads, not by one single-threaded decode thread while the others wait."""
+        b = self.block
+        rows = range(max(0, r0) // b, -(-min(self.height, r1) // b))
+        cols = range(max(0, c0) // b, -(-min(self.width, c1) // b))
+        if len(rows) * len(cols) > self._max_blocks // 2:
+            return
+        for bi in rows:
+            for bj in cols:
+                self._block(bi, bj)
 
     def rows(self, rows: list[int], c0: int, c1: int) -> torch.Tensor:
         """The projection of the latent rows `rows` across the whole blocks that cover columns [c0, c1]
