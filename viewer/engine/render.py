@@ -513,7 +513,6 @@ class Engine:
         threads = _decode_threads(self.device)
         if threads > 1 and math.ceil(n_rows / band) >= threads * PART_BANDS:
             parts = _row_parts(n_rows, band, threads)
-            cache.prefetch(*window_latents(rect, out_w, out_h, (r0, c0, r1, c1)))
             self._render_parts(cache, cols_t, cell, centres, rows_t, out, band, parts, cancel, progress)
             return out
         grid = GridQuery(self.decoder, cache, cols_t, cell, centres)

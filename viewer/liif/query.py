@@ -318,20 +318,6 @@ class ProjectionCache:
         pending.set_result(val)
         return val
 
-    def prefetch(self, r0: int, r1: int, c0: int, c1: int) -> None:
-        """Project the blocks that cover latents [r0, r1) x [c0, c1) now, in the calling thread, unless they
-        are more than half the cache holds (they would push one another out before use). A render
-        decoded by several threads calls this first: each block is then projected with all of the calling
-        thread's intra-op threads, not by one single-threaded decode thread while the others wait."""
-        b = self.block
-        rows = range(max(0, r0) // b, -(-min(self.height, r1) // b))
-        cols = range(max(0, c0) // b, -(-min(self.width, c1) // b))
-        if len(rows) * len(cols) > self._max_blocks // 2:
-            return
-        for bi in rows:
-            for bj in cols:
-                self._block(bi, bj)
-
     def rows(self, rows: list[int], c0: int, c1: int) -> torch.Tensor:
         """The projection of the latent rows `rows` across the whole blocks that cover columns [c0, c1]
         (inclusive), (len(rows), width, hidden); like `box`, its columns start at c0 // block * block. Reads
