@@ -169,10 +169,12 @@ def _decode_threads(device: torch.device) -> int:
 
     A small decoder's batch is dozens of short operations (gathers, sums, two 48-wide products), and with
     two intra-op threads each of them ends in the threads waiting for one another. Two threads each
-    decoding half the rows alone were steadier and sooner: on the 2-core AMD EPYC development machine,
-    `liif-lm`'s x8 decode of a 320 px photo (2560 x 2560) took 1.75 to 2.14 s (median 1.98, 10 rounds)
-    against 1.88 to 3.11 s (median 2.73) with one thread of two intra-op threads, the same pixels
-    (alternating in one process, 2026-12-06)."""
+    decoding their own bands alone were steadier and sooner: on the 2-core AMD EPYC development machine,
+    `liif-lm`'s x8 decode of a 320 px photo (2560 x 2560) took 1.87 to 2.06 s (median 1.98, 8 rounds)
+    against 1.92 to 3.01 s (median 2.12) with one thread of two intra-op threads, and the official
+    decoder's 640 x 640 render 2.03 against 2.13 s (4 rounds); the same pixels (alternating in one
+    process, 2026-12-06). Renders of fewer than `PART_BANDS` batches per thread (the viewer's tiles) stay
+    on one thread."""
     if device.type != "cpu" or _per_thread_setter() is None:
         return 1
     return max(1, min(MAX_DECODE_PARTS, torch.get_num_threads()))
