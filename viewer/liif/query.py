@@ -531,7 +531,7 @@ class GridQuery:
         self._bag_cols: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._table = torch.empty(0)
         self._shift_tables: list[torch.Tensor] = []  # per hidden layer, by slots
-        # A's per-latent parts (s_1, d_r, d_rr) in the render's latent columns, by slot
+        # A's per-latent parts (s_1, d_r + w_r, d_rr) in float32, in the render's latent columns, by slot
         self._a_parts = torch.empty(0)
         self._slots_n = self._table_rows = self._a_at = 0
         self._slot_rows: list[int] = []  # the latent row in each slot, -1 for none
@@ -599,7 +599,7 @@ class GridQuery:
             self._a_at = n_s * (n_sh * n_c + n_x)
             self._table = torch.empty((self._a_at + n_sh * n_r * self._n_ac, w0), device=dev, dtype=dt)
             self._shift_tables = [torch.empty((n_s * bw, n), device=dev, dtype=dt) for n in d.hidden_widths]
-            self._a_parts = torch.empty((len(a_segs), n_s, self._n_ac, w0), device=dev, dtype=dt)
+            self._a_parts = torch.empty((len(a_segs), n_s, self._n_ac, w0), device=dev, dtype=torch.float32)
             self._slot_rows = [-1] * n_s
         table = self._table
         missing = [row for row in range(lo, hi + 1) if self._slot_rows[row % n_s] != row]
@@ -635,7 +635,10 @@ class GridQuery:
                 start += n
             used = here[:, self._c_lo : self._c_lo + self._n_ac]  # the render's latent columns
             for t, segment in enumerate(a_segs):
-                self._a_parts[t].index_copy_(0, slots, used[:, :, segment])
+                part = used[:, :, segment].float()
+                if t == 1:  # d_r with the query's own weight added once per slot, not once per band
+                    part.add_(d.w_rel[0])
+                self._a_parts[t].index_copy_(0, slots, part)
             for row in missing:
                 self._slot_rows[row % n_s] = row
         # A for every row member at once: (members, R, the render's latent columns) rows in the table's slot.
@@ -645,10 +648,10 @@ class GridQuery:
         flat_slots = slots.view(-1)
         n_ac = self._n_ac
         r = rel_r.view(-1, 1, 1)
-        a = self._a_parts[1].index_select(0, flat_slots).float().add_(d.w_rel[0]).mul_(r)
+        a = self._a_parts[1].index_select(0, flat_slots).mul_(r)
         a.add_(self._a_parts[0].index_select(0, flat_slots)).add_(self.first_const)
         if quadratic:
-            a.add_(self._a_parts[2].index_select(0, flat_slots).float().mul_(r * r))
+            a.add_(self._a_parts[2].index_select(0, flat_slots).mul_(r * r))
         table[self._a_at : self._a_at + n_sh * n_r * n_ac].view(n_sh * n_r, n_ac, w0).copy_(a)
         # Table rows of every member (row member x, column member y) as a row part plus a column part.
         members = torch.arange(n_sh, device=dev)
