@@ -1,0 +1,56 @@
+"""A CPU render decoded by several threads (`viewer.engine.render._render_parts`) against one thread with
+all the intra-op threads, in one process, alternating rounds (usage: python docs/analysis/decode_threads.py
+[MODEL] [EDGE] [ROUNDS]; default liif-lm, 2560, 8).
+
+The photo is the `bench --decoders --cli` one (the bundled sample resized to 320 px), encoded once; each
+round renders it at EDGE x EDGE from the encoded features both ways (the projection cache warm), so only
+the decode differs. Prints the seconds of each round and the largest difference between the two outputs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import viewer.engine.render as render_module
+from viewer.engine.bench_decoders import CLI_EDGE
+from viewer.engine.bench_startup import make_photo
+from viewer.engine.render import Engine
+from viewer.heap import keep_heap
+
+
+def main() -> None:
+    model = sys.argv[1] if len(sys.argv) > 1 else "liif-lm"
+    edge = int(sys.argv[2]) if len(sys.argv) > 2 else 2560
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    keep_heap()  # as the `render` command runs
+    engine = Engine.from_name(model)
+    with tempfile.TemporaryDirectory() as tmp, Image.open(make_photo(Path(tmp) / "in.png", CLI_EDGE)) as im:
+        photo = np.asarray(im.convert("RGB"))
+    fm = engine.encode(photo)
+    threaded = render_module._decode_threads
+    variants = {"one thread": lambda device: 1, "threads": threaded}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    outputs: dict[str, np.ndarray] = {}
+    for r in range(rounds + 1):  # round 0 warms both up and is not counted
+        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
+            render_module._decode_threads = variants[name]  # type: ignore[assignment]
+            t = time.perf_counter()
+            outputs[name] = engine.render_scale(fm, edge, edge)
+            if r:
+                times[name].append(time.perf_counter() - t)
+    render_module._decode_threads = threaded  # type: ignore[assignment]
+    for name, got in times.items():
+        print(f"{name:10s} median {statistics.median(got):.3f} s  rounds {' '.join(f'{x:.3f}' for x in got)}")
+    diff = float(np.abs(outputs["one thread"] - outputs["threads"]).max()) * 255
+    print(f"largest difference between the outputs: {diff:.4f}/255")
+
+
+if __name__ == "__main__":
+    main()
