@@ -204,32 +204,16 @@ def test_no_shared_state_between_feature_maps() -> None:
     assert not np.array_equal(alone[0], alone[1])
 
 
-def test_cancel_between_chunks_and_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One decode thread: every band is reported, and a cancel stops the render before the next band."""
+def _render_cancelled_after_two_bands(
+    threads: int | None, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[int, int]]:
+    """Progress reports of a 50 x 50 render in 25 bands that cancels itself once two are done, with
+    `threads` decode threads (None: as the engine picks); the render must raise Cancelled."""
     import viewer.engine.render as render_module
 
-    monkeypatch.setattr(render_module, "_decode_threads", lambda device: 1)
-    model = make_liif(seed=0)
-    engine = Engine(model, "cpu", "fp32", chunk=100)
-    fm = engine.encode(np.zeros((8, 8, 3), np.float32))
-    token = CancelToken()
-    seen: list[tuple[int, int]] = []
-
-    def progress(done: int, total: int) -> None:
-        seen.append((done, total))
-        if done == 2:
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        engine.render_scale(fm, 50, 50, cancel=token, progress=progress)
-    assert seen == [(1, 25), (2, 25)]
-
-
-def test_cancel_stops_a_render_decoded_in_parts() -> None:
-    """Several decode threads (`viewer.engine.render._render_parts`): progress may skip counts the other
-    parts made, but it never goes back, and a cancel stops every part well before the end."""
-    model = make_liif(seed=0)
-    engine = Engine(model, "cpu", "fp32", chunk=100)
+    if threads is not None:
+        monkeypatch.setattr(render_module, "_decode_threads", lambda device: threads)
+    engine = Engine(make_liif(seed=0), "cpu", "fp32", chunk=100)
     fm = engine.encode(np.zeros((8, 8, 3), np.float32))
     token = CancelToken()
     seen: list[tuple[int, int]] = []
@@ -241,6 +225,18 @@ def test_cancel_stops_a_render_decoded_in_parts() -> None:
 
     with pytest.raises(Cancelled):
         engine.render_scale(fm, 50, 50, cancel=token, progress=progress)
+    return seen
+
+
+def test_cancel_between_chunks_and_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decode thread: every band is reported, and a cancel stops the render before the next band."""
+    assert _render_cancelled_after_two_bands(1, monkeypatch) == [(1, 25), (2, 25)]
+
+
+def test_cancel_stops_a_render_decoded_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several decode threads (`viewer.engine.render._render_parts`): progress may skip counts the other
+    parts made, but it never goes back, and a cancel stops every part well before the end."""
+    seen = _render_cancelled_after_two_bands(None, monkeypatch)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] < 25
     assert {t for _, t in seen} == {25}
 

@@ -9,13 +9,12 @@ the decode differs. Prints the seconds of each round and the largest difference 
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from alternate import alternate, report  # docs/analysis/alternate.py
 from PIL import Image
 
 import viewer.engine.render as render_module
@@ -36,18 +35,14 @@ def main() -> None:
     fm = engine.encode(photo)
     threaded = render_module._decode_threads
     variants = {"one thread": lambda device: 1, "threads": threaded}
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    outputs: dict[str, np.ndarray] = {}
-    for r in range(rounds + 1):  # round 0 warms both up and is not counted
-        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
-            render_module._decode_threads = variants[name]  # type: ignore[assignment]
-            t = time.perf_counter()
-            outputs[name] = engine.render_scale(fm, edge, edge)
-            if r:
-                times[name].append(time.perf_counter() - t)
+
+    def run(name: str) -> np.ndarray:
+        render_module._decode_threads = variants[name]  # type: ignore[assignment]
+        return engine.render_scale(fm, edge, edge)
+
+    times, outputs = alternate(list(variants), rounds, run)
     render_module._decode_threads = threaded  # type: ignore[assignment]
-    for name, got in times.items():
-        print(f"{name:10s} median {statistics.median(got):.3f} s  rounds {' '.join(f'{x:.3f}' for x in got)}")
+    report(times)
     diff = float(np.abs(outputs["one thread"] - outputs["threads"]).max()) * 255
     print(f"largest difference between the outputs: {diff:.4f}/255")
 

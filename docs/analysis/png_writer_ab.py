@@ -10,17 +10,15 @@ each render starts from an empty feature disk cache. Prints each variant's secon
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from types import ModuleType
+
+from alternate import alternate, module_at  # docs/analysis/alternate.py
 
 import viewer.engine.export as export_module
 from viewer.cli import main as cli_main
@@ -30,19 +28,6 @@ from viewer.engine.bench_startup import make_photo
 from viewer.heap import keep_heap
 
 
-def _writer_at(commit: str, folder: Path) -> ModuleType:
-    """`viewer/engine/pngwriter.py` as it was at `commit`, loaded as its own module."""
-    text = subprocess.run(
-        ["git", "show", f"{commit}:viewer/engine/pngwriter.py"], capture_output=True, text=True, check=True
-    ).stdout
-    (folder / "pngwriter_before.py").write_text(text)
-    spec = importlib.util.spec_from_file_location("pngwriter_before", folder / "pngwriter_before.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     commit = sys.argv[1] if len(sys.argv) > 1 else "e3aa46f"
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
@@ -50,28 +35,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="png-writer-ab-") as d:
         tmp = Path(d)
         src = make_photo(tmp / "in.png", CLI_EDGE)
-        writers = {"before": _writer_at(commit, tmp).PngBandWriter, "now": pngwriter.PngBandWriter}
-        times: dict[str, list[float]] = {name: [] for name in writers}
-        for r in range(rounds + 1):  # round 0 warms both up and is not counted
-            for name in list(writers) if r % 2 == 0 else list(writers)[::-1]:
-                export_module.PngBandWriter = writers[name]  # type: ignore[misc]
-                shutil.rmtree(tmp / "cache", ignore_errors=True)
-                os.environ["LIIF_VIEWER_CACHE"] = str(tmp / "cache")
-                argv = [
-                    "render",
-                    str(src),
-                    "-o",
-                    str(tmp / f"{name}.png"),
-                    "--scale",
-                    "8",
-                    "--model",
-                    "liif-lm",
-                ]
-                t = time.perf_counter()
-                with contextlib.redirect_stdout(io.StringIO()):
-                    cli_main(argv)
-                if r:
-                    times[name].append(time.perf_counter() - t)
+        writers = {
+            "before": module_at(commit, "viewer/engine/pngwriter.py").PngBandWriter,
+            "now": pngwriter.PngBandWriter,
+        }
+
+        def run(name: str) -> None:
+            export_module.PngBandWriter = writers[name]  # type: ignore[misc]
+            shutil.rmtree(tmp / "cache", ignore_errors=True)
+            os.environ["LIIF_VIEWER_CACHE"] = str(tmp / "cache")
+            argv = ["render", str(src), "-o", str(tmp / f"{name}.png"), "--scale", "8", "--model", "liif-lm"]
+            with contextlib.redirect_stdout(io.StringIO()):
+                cli_main(argv)
+
+        times, _ = alternate(list(writers), rounds, run)
         for name, got in times.items():
             size = (tmp / f"{name}.png").stat().st_size
             rounds_text = " ".join(f"{x:.3f}" for x in got)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import struct
-import threading
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,22 +22,17 @@ from typing import IO
 import numpy as np
 from zlib_ng import zlib_ng
 
+from viewer.engine.pools import shared_pool
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> colour type (grey, grey+alpha, RGB, RGBA)
 _WINDOW = 32768  # deflate's window: what a band's compression may refer back to
 _IN_FLIGHT = 2  # bands compressing at once, so memory stays bounded by a few bands
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
 
 def _deflate_pool() -> ThreadPoolExecutor:
-    """Two threads shared by every writer (idle threads cost nothing; a 2-core machine has no use for more)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png-deflate")
-        return _pool
+    """Two threads shared by every writer (a 2-core machine has no use for more)."""
+    return shared_pool("png-deflate", 2)
 
 
 def _deflate_band(data: bytes, level: int, primer: bytes) -> bytes:

@@ -34,6 +34,7 @@ from viewer.engine.cancel import CancelToken, ProgressCallback, check
 from viewer.engine.device import dtype_name, resolve_device, resolve_precision
 from viewer.engine.diskcache import TileDiskCache, TileNamespace
 from viewer.engine.features import DEFAULT_TILE, Box, FeatureMap, FeatureStore, Latents, clip_box, photo_key
+from viewer.engine.pools import shared_pool
 from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.models import encoder_grid
@@ -150,17 +151,10 @@ x8 took 0.64 against 0.80 s alone in one process, but in the real window the ful
 (`bench --gui --zooms 8 --model liif-lm`, 3 alternating runs: 0.90 / 0.87 / 0.91 s against 0.82 / 0.88 /
 0.71 s; the window's own threads share the 2 cores), 2026-12-06."""
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
 
 def _decode_pool() -> ThreadPoolExecutor:
     """The threads that decode a CPU render's parts beside the calling thread (shared by every render)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=MAX_DECODE_PARTS - 1, thread_name_prefix="decode")
-        return _pool
+    return shared_pool("decode", MAX_DECODE_PARTS - 1)
 
 
 def _decode_threads(device: torch.device) -> int:
