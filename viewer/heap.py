@@ -6,7 +6,7 @@ threshold. A render allocates tensors of a few megabytes for every band of rows 
 batch in bf16 is 4.9 MB), so the kernel maps and zeroes the same amount again and again, one 4 KiB page
 fault at a time. Fixing both thresholds (which also turns glibc's adjusting off) keeps those blocks in the
 heap for the next band: on the 2-core AMD EPYC development machine, a `render --scale 8` of a 320 px photo
-with `liif-lm` took 150 k instead of 83 k minor page faults and 0.53 instead of 0.35 s of system time
+with `liif-lm` took 83 k instead of 150 k minor page faults and 0.35 instead of 0.53 s of system time
 (6 alternating rounds with the same thresholds set through glibc's environment variables).
 
 Only for commands that end when their job does (`render`, `export`, `batch`, `eval` and the others): the
