@@ -283,8 +283,24 @@ class Engine:
         return (h if h <= side else tile), (w if w <= side else tile)
 
     @torch.inference_mode()
+    def blur_share(self, pixels: np.ndarray) -> float | None:
+        """The whole photo's blur estimate (H, W, 3 pixels) where the model's deblur pass has a photo gate
+        (`LIIF.photo_gated`), else None: measured once per photo, so every tile is gated as the whole."""
+        if not self.model.photo_gated:
+            return None
+        from viewer.liif.mssnet import photo_blur_share
+
+        return photo_blur_share(pixels)
+
     def encode_region(
-        self, pixels: np.ndarray, y0: int, y1: int, x0: int, x1: int, cancel: CancelToken | None = None
+        self,
+        pixels: np.ndarray,
+        y0: int,
+        y1: int,
+        x0: int,
+        x1: int,
+        cancel: CancelToken | None = None,
+        blur_share: float | None = None,
     ) -> torch.Tensor:
         """The exact latents of source rectangle [y0, y1) x [x0, x1) of `pixels` (H, W, 3; uint8, uint16
         or float in [0, 1]) as float32 (C, y1-y0, x1-x0) on the device.
@@ -292,8 +308,10 @@ class Engine:
         Each piece is encoded from its crop plus a halo of the encoder's receptive radius (zero padding
         only at the photo's edge, as in a whole-photo encode), cut so one piece's activations fit the
         encode memory budget; the result equals the same part of a whole-photo encode within float
-        tolerance.
+        tolerance. `blur_share`: the photo's (`blur_share`), measured here from `pixels` if not given.
         """
+        if blur_share is None:
+            blur_share = self.blur_share(pixels)
         h, w = pixels.shape[:2]
         halo = self.model.receptive_radius
         side = self._encode_side()
@@ -312,9 +330,9 @@ class Engine:
                     inp = inp.contiguous(memory_format=torch.channels_last)
                 if self.encode_dtype is not None:
                     with torch.autocast(self.device.type, dtype=self.encode_dtype):
-                        out = self.model.encode(inp)[0]
+                        out = self.model.encode(inp, blur_share)[0]
                 else:
-                    out = self.model.encode(inp)[0]
+                    out = self.model.encode(inp, blur_share)[0]
                 # One pass converts a bf16 result to float32 and its channels-last layout to (C, h, w),
                 # for only the part kept (not the halo): the same values as converting it whole first.
                 feat[:, ty - y0 : ty - y0 + th, tx - x0 : tx - x0 + tw] = out[
@@ -339,9 +357,12 @@ class Engine:
         tile_h, tile_w = self.encode_tiles(h, w)
         feat = torch.empty((self.model.feat_dim, h, w), dtype=torch.float32, device=self.device)
         tiles = [(y, x) for y in range(0, h, tile_h) for x in range(0, w, tile_w)]
+        share = self.blur_share(rgb)
         for n, (ty, tx) in enumerate(tiles):
             th, tw = min(tile_h, h - ty), min(tile_w, w - tx)
-            feat[:, ty : ty + th, tx : tx + tw] = self.encode_region(rgb, ty, ty + th, tx, tx + tw, cancel)
+            feat[:, ty : ty + th, tx : tx + tw] = self.encode_region(
+                rgb, ty, ty + th, tx, tx + tw, cancel, share
+            )
             if progress is not None:
                 progress(n + 1, len(tiles))
         return FeatureMap(feat)
@@ -381,6 +402,7 @@ class Engine:
         the framed photo, and its `origin` says where the photo is in it (renders take care of that)."""
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {pixels.shape}")
+        share = self.blur_share(pixels)  # of the photo, not of the frame around a tiny one
         pad = self.frame_width(*pixels.shape[:2])
         if pad:
             content_key = f"{content_key or photo_key(pixels)} framed {pad}"
@@ -399,7 +421,7 @@ class Engine:
             )
 
         def encode(y0: int, y1: int, x0: int, x1: int, cancel: CancelToken | None) -> torch.Tensor:
-            return self.encode_region(pixels, y0, y1, x0, x1, cancel)
+            return self.encode_region(pixels, y0, y1, x0, x1, cancel, share)
 
         batch = max(tile, self._encode_side() - 2 * self.model.receptive_radius)
         store = FeatureStore(

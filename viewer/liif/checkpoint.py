@@ -241,6 +241,11 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
             if not 0.0 <= lo < hi <= 1.0:
                 raise a.fail(f"blur gate [{lo}, {hi}] must satisfy 0 <= gate_lo < gate_hi <= 1")
             net["gate_lo"], net["gate_hi"] = lo, hi
+        if a.args.get("photo_lo") is not None or a.args.get("photo_hi") is not None:
+            lo, hi = a.number("photo_lo", math.nan), a.number("photo_hi", math.nan)
+            if not 0.0 <= lo < hi <= 1.0:
+                raise a.fail(f"photo gate [{lo}, {hi}] must satisfy 0 <= photo_lo < photo_hi <= 1")
+            net["photo_lo"], net["photo_hi"] = lo, hi
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + mssnet.count_parameters(net)
     raise CheckpointError(

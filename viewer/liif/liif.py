@@ -63,9 +63,19 @@ class LIIF(nn.Module):
         """Context (source pixels per side) the encoder needs for one latent code to be exact."""
         return int(cast(int, self.encoder.receptive_radius))
 
-    def encode(self, inp: torch.Tensor) -> torch.Tensor:
-        """Map a normalised image (B, 3, H, W), values (x-0.5)/0.5, to its feature map (B, C, H, W)."""
+    def encode(self, inp: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
+        """Map a normalised image (B, 3, H, W), values (x-0.5)/0.5, to its feature map (B, C, H, W).
+        `blur_share`: the whole photo's blur estimate, for an encoder with a photo-gated deblur pass
+        (`photo_gated`) encoding a tile of it (ignored by any other encoder)."""
+        if blur_share is not None and self.photo_gated:
+            return self.encoder(inp, blur_share=blur_share)
         return self.encoder(inp)
+
+    @property
+    def photo_gated(self) -> bool:
+        """Whether the encoder's output depends on a whole-photo estimate (`mssnet.DeblurredEncoder` with a
+        photo gate): a tile then needs the photo's `blur_share` to equal the whole encode."""
+        return bool(getattr(self.encoder, "photo_gated", False))
 
     def decoder_macs_per_query(self) -> int:
         """Multiply-adds of one decoder evaluation (one of the ensemble's four), as the paper runs it; for

@@ -256,8 +256,13 @@ class CleanedEncoder(nn.Module):
 
 @registry.register("cleaned")
 def make_cleaned(encoder_spec: Mapping[str, Any], n_feats: int = 32, n_resblocks: int = 8) -> nn.Module:
-    """`{'name': 'cleaned', 'args': {'encoder_spec': {...}, 'n_feats', 'n_resblocks'}}`."""
-    return CleanedEncoder(registry.make(encoder_spec), n_feats, n_resblocks)
+    """`{'name': 'cleaned', 'args': {'encoder_spec': {...}, 'n_feats', 'n_resblocks'}}`. The inner encoder
+    cannot have a photo-gated deblur pass: that pass judges the photo it is given, which would then be
+    each tile's cleaned crop rather than the photo (tiles would not equal the whole)."""
+    inner = registry.make(encoder_spec)
+    if getattr(inner, "photo_gated", False):
+        raise ValueError("a photo-gated deblur pass must come first, not after a clean-up pass")
+    return CleanedEncoder(inner, n_feats, n_resblocks)
 
 
 class LowRankLinear(nn.Module):

@@ -76,6 +76,7 @@ class TrainConfig:
     deblur_halo: int = -1
     """Recipe deblur: the halo its spec declares (-1: the analytic bound; see `mssnet.MSSNet`)."""
     deblur_gate: list[float] = field(default_factory=list)
+    deblur_photo_gate: list[float] = field(default_factory=list)
     """Recipe deblur: the blur gate's [lo, hi] (`mssnet.BlurGate`), or empty for none."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
@@ -230,6 +231,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default="",
         help="LO,HI: scale the residual by a blur estimate mapped from [LO, HI] to [0, 1], so sharp "
         "regions are left alone; empty: no gate (deblur)",
+    )
+    p.add_argument(
+        "--deblur-photo-gate",
+        default="",
+        help="LO,HI: scale the residual by the whole photo's blur estimate mapped from [LO, HI] to [0, 1], "
+        "so sharp photos pass unchanged (and without running the network); empty: none (deblur)",
     )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(

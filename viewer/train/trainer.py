@@ -192,6 +192,11 @@ def deblur_spec(cfg: TrainConfig, encoder_spec: dict[str, Any]) -> dict[str, Any
         if len(cfg.deblur_gate) != 2 or not 0.0 <= cfg.deblur_gate[0] < cfg.deblur_gate[1] <= 1.0:
             raise ArgumentError(f"--deblur-gate needs LO,HI with 0 <= LO < HI <= 1, got {cfg.deblur_gate}")
         args["gate_lo"], args["gate_hi"] = (float(v) for v in cfg.deblur_gate)
+    if cfg.deblur_photo_gate:
+        gate = cfg.deblur_photo_gate
+        if len(gate) != 2 or not 0.0 <= gate[0] < gate[1] <= 1.0:
+            raise ArgumentError(f"--deblur-photo-gate needs LO,HI with 0 <= LO < HI <= 1, got {gate}")
+        args["photo_lo"], args["photo_hi"] = (float(v) for v in gate)
     return {"name": "deblurred", "args": args}
 
 
@@ -231,9 +236,11 @@ def save_state(work: Path, cfg: TrainConfig, model: LIIF, opt: torch.optim.Optim
     os.replace(work / "state.json.part", work / "state.json")
 
 
-_RESUMABLE_CHANGES = frozenset({"name", "note", "save_every", "log_every", "deblur_halo", "deblur_gate"})
+_RESUMABLE_CHANGES = frozenset(
+    {"name", "note", "save_every", "log_every", "deblur_halo", "deblur_gate", "deblur_photo_gate"}
+)
 """The only settings a resumed run may change: they label or report on the run, or (the deblur halo and
-gate) are what `--export-now` writes into a finished run's spec. Any other one (the loss, its weights, the
+gates) are what `--export-now` writes into a finished run's spec. Any other one (the loss, its weights, the
 data, the schedule) would silently continue a different run than the one saved."""
 
 
@@ -654,6 +661,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         deblur_net=_deblur_net(args),
         deblur_halo=args.deblur_halo,
         deblur_gate=_deblur_gate(args),
+        deblur_photo_gate=_deblur_gate(args, "deblur_photo_gate"),
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
@@ -697,12 +705,13 @@ def _deblur_net(args: argparse.Namespace) -> list[int]:
         ) from None
 
 
-def _deblur_gate(args: argparse.Namespace) -> list[float]:
-    text = str(getattr(args, "deblur_gate", "") or "")
+def _deblur_gate(args: argparse.Namespace, name: str = "deblur_gate") -> list[float]:
+    text = str(getattr(args, name, "") or "")
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ArgumentError(f"--deblur-gate must be two numbers LO,HI, got '{text}'") from None
+        option = "--" + name.replace("_", "-")
+        raise ArgumentError(f"{option} must be two numbers LO,HI, got '{text}'") from None
 
 
 def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:

@@ -1,0 +1,182 @@
+"""The deblur pass's photo-level gate: one blur estimate per photo scales the whole residual, so a sharp
+photo passes unchanged (without running the network) and every tile of a photo is gated as the whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from viewer.engine import degrade
+from viewer.errors import ArgumentError, CheckpointError
+from viewer.liif.checkpoint import check_spec, load_model, save_safetensors
+from viewer.liif.liif import LIIF, make_liif
+from viewer.liif.mssnet import (
+    PHOTO_BLOCK,
+    PHOTO_BLOCKS,
+    DeblurredEncoder,
+    MSSNet,
+    photo_blocks,
+    photo_blur_share,
+    tensor_blur_share,
+)
+from viewer.train import trainer
+from viewer.train.options import TrainConfig
+
+TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1}
+GATE = {"photo_lo": 0.41, "photo_hi": 0.51}
+
+
+def _gated_liif(seed: int = 0, **kw: object) -> LIIF:
+    """A tiny deblur model with random weights (its tail too, so it is not the identity) and a photo gate."""
+    base = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=seed)
+    args = {"encoder_spec": base.spec["args"]["encoder_spec"], **TINY, **GATE, **kw}
+    model = LIIF({"name": "deblurred", "args": args}, base.spec["args"]["imnet_spec"])
+    model.imnet.load_state_dict(base.imnet.state_dict())
+    assert isinstance(model.encoder, DeblurredEncoder)
+    model.encoder.inner.load_state_dict(base.encoder.state_dict())
+    with torch.no_grad():
+        model.encoder.deblur.tail.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A sharp photo-like texture: blocks of random grey levels with hard edges, float (h, w, 3)."""
+    rng = np.random.default_rng(seed)
+    cells = rng.random((h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
+    return np.ascontiguousarray(cells.repeat(4, 0).repeat(4, 1)[:h, :w])
+
+
+def _blurred(img: np.ndarray) -> np.ndarray:
+    return degrade.convolve(img, degrade.disc_kernel(2.5))
+
+
+def test_blocks_cover_a_small_photo_whole_and_sample_a_big_one_evenly() -> None:
+    assert photo_blocks(300, 500) == [(0, 300, 0, 500)]
+    assert photo_blocks(2000, 2000) == [(0, 2000, 0, 2000)]  # 4 MP: still whole
+    assert photo_blocks(100, 90_000) == [(0, 100, 0, 90_000)]  # too thin for a block: whole
+    for h, w in ((8000, 12000), (12000, 8000), (3000, 40000), (2100, 2100)):
+        blocks = photo_blocks(h, w)
+        assert 1 < len(blocks) <= PHOTO_BLOCKS
+        assert len(set(blocks)) == len(blocks)
+        for y0, y1, x0, x1 in blocks:
+            assert 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w
+            assert (y1 - y0, x1 - x0) == (PHOTO_BLOCK, PHOTO_BLOCK)
+        ys = sorted({b[0] for b in blocks})
+        xs = sorted({b[2] for b in blocks})
+        # spread from edge to edge, not bunched in a corner
+        assert ys[0] == 0 and ys[-1] == h - PHOTO_BLOCK and xs[0] == 0 and xs[-1] == w - PHOTO_BLOCK
+
+
+def test_the_estimate_is_the_same_from_pixels_and_from_the_network_input() -> None:
+    img = _texture(120, 160)
+    for pixels in (img, (img * 255).round().astype(np.uint8), (img * 65535).round().astype(np.uint16)):
+        x = torch.from_numpy(pixels.astype(np.float32) / {1: 1.0, 2: 65535.0}.get(pixels.itemsize, 255.0))
+        if pixels.dtype == np.float32:
+            x = torch.from_numpy(pixels)
+        t = (x.permute(2, 0, 1)[None] - 0.5) / 0.5
+        assert photo_blur_share(pixels) == pytest.approx(tensor_blur_share(t)[0], abs=2e-4)
+
+
+def test_blurred_photos_measure_higher_than_sharp_ones_and_flat_is_zero() -> None:
+    for seed in range(3):
+        sharp = _texture(96, 128, seed)
+        assert photo_blur_share(sharp) < 0.41 < 0.51 < photo_blur_share(_blurred(sharp))
+    assert photo_blur_share(np.full((40, 40, 3), 0.5, np.float32)) == 0.0
+
+
+def test_a_sharp_photo_passes_unchanged_without_running_the_network() -> None:
+    net = MSSNet(**TINY, **GATE)  # type: ignore[arg-type]
+    with torch.no_grad():
+        net.tail.weight.normal_(0.0, 0.3)
+    calls = []
+    net.heads[0].register_forward_hook(lambda *_: calls.append(1))
+    sharp = (torch.from_numpy(_texture(64, 80)).permute(2, 0, 1)[None] - 0.5) / 0.5
+    blurred = (torch.from_numpy(_blurred(_texture(64, 80))).permute(2, 0, 1)[None] - 0.5) / 0.5
+    with torch.no_grad():
+        assert net(sharp) is sharp and not calls
+        out = net(blurred)
+    assert calls and (out - blurred).abs().max() > 1e-3
+    # a batch of both: each photo gated by its own estimate
+    with torch.no_grad():
+        both = net(torch.cat((sharp, blurred)))
+    assert torch.equal(both[0], sharp[0])
+    assert torch.allclose(both[1], out[0], atol=1e-5)
+    # half open: half the residual
+    with torch.no_grad():
+        half = net(blurred, [0.46])
+    assert torch.allclose(half - blurred, (out - blurred) * 0.5, atol=1e-5)
+    with pytest.raises(ValueError, match="2 photo shares"):
+        net(blurred, [0.5, 0.5])
+
+
+def test_tiles_are_gated_as_the_whole_photo() -> None:
+    """The lazy store's tiles, each encoded from a crop, equal a whole encode: the engine measures the
+    photo once and hands its estimate to every tile (a crop's own estimate would differ)."""
+    from viewer.engine.render import Engine
+
+    sharp = _texture(150, 170, seed=4)
+    photo = (np.clip(sharp * 0.5 + _blurred(sharp) * 0.5, 0, 1) * 255).round().astype(np.uint8)
+    share = photo_blur_share(photo)
+    model = _gated_liif(seed=2, photo_lo=share - 0.05, photo_hi=share + 0.05)  # half open
+    assert isinstance(model.encoder, DeblurredEncoder)
+    assert model.encoder.deblur.photo_weight(share) == pytest.approx(0.5)
+    engine = Engine(model, "cpu", "fp32")
+    whole = engine.render_scale(engine.encode(photo), 340, 300)
+    side = 16 + 2 * model.receptive_radius  # an encode budget that takes one 16-pixel tile at a time
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    store = small.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = small.render_scale(store, 340, 300)
+    assert store.encoded > 50
+    assert np.abs(tiled - whole).max() < 1e-4
+    # the same tile encoded with its own crop's estimate instead differs: the photo's is needed
+    crop = photo[40:100, 40:100]
+    assert abs(photo_blur_share(crop) - share) > 1e-3
+    own = small.encode_region(photo, 48, 64, 48, 64, blur_share=photo_blur_share(crop))
+    given = small.encode_region(photo, 48, 64, 48, 64)
+    assert (own - given).abs().max() > 1e-4
+
+
+def test_the_spec_round_trips_and_bad_photo_gates_are_refused(tmp_path: Path) -> None:
+    model = _gated_liif(seed=5)
+    assert model.photo_gated
+    path = tmp_path / "g.safetensors"
+    save_safetensors(model, path)
+    again = load_model(path)
+    assert again.spec == model.spec and again.photo_gated
+    x = torch.randn(1, 3, 24, 20)
+    with torch.no_grad():
+        assert torch.equal(again.encode(x), model.encode(x))
+    for bad, why in (
+        ({"photo_lo": 0.6, "photo_hi": 0.5}, "photo gate"),
+        ({"photo_lo": -0.1, "photo_hi": 0.5}, "photo gate"),
+        ({"photo_lo": 0.4, "photo_hi": None}, "finite number"),
+    ):
+        spec = model.spec
+        args = {**spec["args"]["encoder_spec"]["args"], **bad}
+        crafted = {**spec, "args": {**spec["args"], "encoder_spec": {"name": "deblurred", "args": args}}}
+        with pytest.raises(CheckpointError, match=why):
+            check_spec(crafted)
+    with pytest.raises(ValueError, match="both"):
+        MSSNet(**TINY, photo_lo=0.4)  # type: ignore[arg-type]
+    assert not make_liif(n_feats=8, n_resblocks=1, hidden=(8,)).photo_gated
+
+
+def test_a_cleanup_cannot_come_before_a_photo_gated_pass() -> None:
+    enc = _gated_liif().spec["args"]["encoder_spec"]
+    with pytest.raises(ValueError, match="photo-gated"):
+        LIIF({"name": "cleaned", "args": {"encoder_spec": enc}}, {"name": "mlp", "args": {"out_dim": 3}})
+
+
+def test_the_training_option_reaches_the_spec_and_bad_values_are_refused() -> None:
+    enc = {"name": "edsr-baseline", "args": {"no_upsampling": True}}
+    cfg = TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_photo_gate=[0.41, 0.51])
+    spec = trainer.deblur_spec(cfg, enc)
+    assert (spec["args"]["photo_lo"], spec["args"]["photo_hi"]) == (0.41, 0.51)
+    for bad in ([0.5, 0.4], [0.3], [0.3, 1.5]):
+        with pytest.raises(ArgumentError, match="deblur-photo-gate"):
+            trainer.deblur_spec(
+                TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_photo_gate=bad), enc
+            )
