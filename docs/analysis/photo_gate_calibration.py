@@ -45,7 +45,11 @@ def measure(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def main(argv: list[str]) -> int:
     sharp, worn, blurred = measure()
     print(f"{len(sharp)} training photos")
-    for name, v in (("sharp", sharp), ("sharp, noise and JPEG", worn), ("blurred (blur-v1 training)", blurred)):
+    for name, v in (
+        ("sharp", sharp),
+        ("sharp, noise and JPEG", worn),
+        ("blurred (blur-v1 training)", blurred),
+    ):
         qs = (0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
         print(f"{name:28s} " + "  ".join(f"{q:.0%} {np.quantile(v, q):.3f}" for q in qs))
     both = np.concatenate((sharp, worn))
