@@ -207,13 +207,15 @@ def blur_share(luma_blocks: Iterable[torch.Tensor]) -> float:
     """The photo-level blur estimate: the share of the luma's gradient energy (blocks (h, w) in [0, 1]
     units, summed over all of them) that survives a Gaussian blur of sigma 1 (7 taps, as `BlurGate`'s).
     Sharp photos measure about 0.2 (0.40 for the 99th percentile of this project's training photos, noisy
-    and JPEG-compressed copies included), blurred ones 0.4 to 0.8; a flat photo 0."""
+    and JPEG-compressed copies included), blurred ones 0.4 to 0.8. A nearly flat photo counts as sharp
+    (as in `BlurGate`, 1e-6 of energy per pixel is added to the whole): it has nothing to deblur."""
     c = torch.arange(-3, 4, dtype=torch.float64)
     g = torch.exp(-(c**2) / 2.0)
     taps = (g / g.sum()).tolist()
     kept = total = 0.0
     for block in luma_blocks:
         y = block.float()
+        total += 1e-6 * y.numel()
         smooth = _gaussian_rows(_gaussian_rows(y, taps, 1), taps, 0)
         for image, into in ((smooth, "kept"), (y, "total")):
             gx = image[:, 1:] - image[:, :-1]
@@ -223,7 +225,7 @@ def blur_share(luma_blocks: Iterable[torch.Tensor]) -> float:
                 kept += energy
             else:
                 total += energy
-    return kept / total if total > 0 else 0.0
+    return kept / total if total > 0 else 0.0  # no pixels
 
 
 def photo_blur_share(pixels: np.ndarray) -> float:
