@@ -4,6 +4,8 @@ photo passes unchanged (without running the network) and every tile of a photo i
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pytest
@@ -24,6 +26,9 @@ from viewer.liif.mssnet import (
 )
 from viewer.train import trainer
 from viewer.train.options import TrainConfig
+
+if TYPE_CHECKING:
+    from viewer.engine.imageio import LoadedImage
 
 TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1}
 GATE = {"photo_lo": 0.41, "photo_hi": 0.51}
@@ -185,3 +190,46 @@ def test_the_training_option_reaches_the_spec_and_bad_values_are_refused() -> No
             trainer.deblur_spec(
                 TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_photo_gate=bad), enc
             )
+
+
+def test_the_viewer_says_what_the_gate_does_to_the_open_photo() -> None:
+    """The worker opens the photo's store (nothing encoded) and posts one notice with the estimate."""
+    import threading
+    import time
+
+    from viewer.app.messages import EncodeDone, EngineConfig, Notice
+    from viewer.app.worker import RenderWorker
+    from viewer.engine.render import Engine
+
+    events: list[object] = []
+    cond = threading.Condition()
+
+    def emit(ev: object) -> None:
+        with cond:
+            events.append(ev)
+            cond.notify_all()
+
+    def notices_after_open(pixels: np.ndarray) -> list[str]:
+        events.clear()
+        worker = RenderWorker(emit, lambda c: Engine(_gated_liif(seed=6), "cpu", "fp32"))
+        worker.start()
+        try:
+            worker.configure(EngineConfig("gated", "cpu", "fp32"), 1)
+            worker.open_image(cast("LoadedImage", SimpleNamespace(pixels=pixels)), 1)
+            deadline = time.monotonic() + 30
+            with cond:  # the notice follows EncodeDone, on the worker thread
+                while not any(isinstance(e, Notice) for e in events) and time.monotonic() < deadline:
+                    cond.wait(0.5)
+                assert any(isinstance(e, EncodeDone) for e in events)
+                return [e.message for e in events if isinstance(e, Notice)]
+        finally:
+            assert worker.close(10)
+
+    sharp = _texture(96, 128, seed=1)
+    said = notices_after_open((sharp * 255).round().astype(np.uint8))
+    assert len(said) == 1 and "looks sharp" in said[0] and "0.41" in said[0]
+    blurred = (np.clip(_blurred(sharp), 0, 1) * 255).round().astype(np.uint8)
+    said = notices_after_open(blurred)
+    assert len(said) == 1 and "deblurred in full" in said[0]
+    net = MSSNet(**TINY, **GATE)  # type: ignore[arg-type]
+    assert "at 50% strength" in net.describe(0.46)

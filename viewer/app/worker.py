@@ -328,6 +328,9 @@ class RenderWorker(TileThread):
         store = self._stores.open(self._engine, self._loaded)
         self._set_fm(store, content)
         self._emit(EncodeDone(content, time.perf_counter() - t0))
+        share = getattr(store, "blur_share", None)
+        if share is not None:  # a photo-gated deblur model: say what it does to this photo
+            self._emit(Notice(self._engine.photo_gate_note(share)))
 
     def _release_device_memory(self) -> None:
         try:

@@ -173,6 +173,9 @@ class FeatureStore(Latents):
         """Tiles encoded by the model so far (not counting disk hits)."""
         self.from_disk = 0
         self.evicted = 0
+        self.blur_share: float | None = None
+        """The photo's blur estimate where the engine's deblur pass has a photo gate (`Engine.open_store`
+        sets it), so the viewer can say what the pass does to this photo; None otherwise."""
 
     def forget(self) -> None:
         """Drop the tiles held in memory too (the disk cache keeps its copies)."""

@@ -292,6 +292,14 @@ class Engine:
 
         return photo_blur_share(pixels)
 
+    def photo_gate_note(self, share: float) -> str:
+        """What the model's photo-gated deblur pass does to a photo of blur estimate `share`, in a line."""
+        from viewer.liif.mssnet import DeblurredEncoder
+
+        enc = self.model.encoder
+        assert isinstance(enc, DeblurredEncoder)
+        return enc.deblur.describe(share)
+
     def encode_region(
         self,
         pixels: np.ndarray,
@@ -439,6 +447,7 @@ class Engine:
         )
         if pad:
             store.set_frame(pad)
+        store.blur_share = share
         return store
 
     def prefetch_window(

@@ -323,6 +323,21 @@ class MSSNet(nn.Module):
         lo, hi = self.photo
         return min(1.0, max(0.0, (share - lo) / (hi - lo)))
 
+    def describe(self, share: float) -> str:
+        """One line for the person: what the photo gate does to a photo of `blur_share` `share`."""
+        weight = self.photo_weight(share)
+        if weight <= 0.0 and self.photo is not None:
+            return (
+                f"Deblur: this photo looks sharp (blur estimate {share:.2f}, below {self.photo[0]:.2f} "
+                "where the deblur pass starts), so it is left as the official model shows it."
+            )
+        if weight >= 1.0:
+            return f"Deblur: this photo looks blurred (blur estimate {share:.2f}); it is deblurred in full."
+        return (
+            f"Deblur: this photo looks slightly blurred (blur estimate {share:.2f}); it is deblurred at "
+            f"{weight:.0%} strength."
+        )
+
     def forward(self, x: torch.Tensor, shares: Sequence[float] | None = None) -> torch.Tensor:
         """Deblur a batch; with a photo gate, `shares` are the photos' `blur_share` (default: measured on
         `x`, right where `x` is each whole photo; a tile of one must be given its photo's). A batch of
