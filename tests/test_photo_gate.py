@@ -174,10 +174,47 @@ def test_the_spec_round_trips_and_bad_photo_gates_are_refused(tmp_path: Path) ->
     assert not make_liif(n_feats=8, n_resblocks=1, hidden=(8,)).photo_gated
 
 
-def test_a_cleanup_cannot_come_before_a_photo_gated_pass() -> None:
-    enc = _gated_liif().spec["args"]["encoder_spec"]
-    with pytest.raises(ValueError, match="photo-gated"):
-        LIIF({"name": "cleaned", "args": {"encoder_spec": enc}}, {"name": "mlp", "args": {"out_dim": 3}})
+def test_a_cleanup_in_front_hands_the_raw_photos_estimate_on_and_tiles_equal_the_whole() -> None:
+    """cleaned(photo-gated deblurred): the deblur pass is gated by the photo as it came in (the clean-up
+    changes it), in a whole encode and in every tile alike."""
+    from viewer.engine.render import Engine
+    from viewer.liif.models import CleanedEncoder
+
+    sharp = _texture(150, 170, seed=4)
+    photo = (np.clip(sharp * 0.5 + _blurred(sharp) * 0.5, 0, 1) * 255).round().astype(np.uint8)
+    share = photo_blur_share(photo)
+    inner = _gated_liif(seed=7, photo_lo=share - 0.05, photo_hi=share + 0.05)
+    spec = {"name": "cleaned", "args": {"encoder_spec": inner.spec["args"]["encoder_spec"], "n_resblocks": 1}}
+    model = LIIF(spec, inner.spec["args"]["imnet_spec"])
+    assert isinstance(model.encoder, CleanedEncoder) and model.photo_gated
+    model.encoder.inner.load_state_dict(inner.encoder.state_dict())
+    model.imnet.load_state_dict(inner.imnet.state_dict())
+    with torch.no_grad():
+        for p in model.encoder.cleanup.parameters():
+            p.normal_(0.0, 0.05)
+    model.eval()
+    x = (torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None] - 0.5) / 0.5
+    with torch.no_grad():
+        whole = model.encode(x)
+        given = model.encode(x, blur_share=share)
+        cleaned = model.encoder.cleanup(x)
+        by_cleaned = model.encoder.inner(cleaned)  # the deblur pass judging the cleaned photo instead
+    assert torch.equal(whole, given)
+    assert (whole - by_cleaned).abs().max() > 1e-4  # the clean-up changes the estimate: it matters
+    engine = Engine(model, "cpu", "fp32")
+    full = engine.render_scale(engine.encode(photo), 340, 300)
+    side = 16 + 2 * model.receptive_radius
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    store = small.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = small.render_scale(store, 340, 300)
+    assert store.encoded > 50 and store.blur_share == share
+    assert np.abs(tiled - full).max() < 1e-4
+    # a batch of two different photos: each judged on its own
+    other = (torch.from_numpy(_texture(150, 170, seed=9)).permute(2, 0, 1)[None] - 0.5) / 0.5
+    with torch.no_grad():
+        pair = model.encode(torch.cat((x, other)))
+        alone = model.encode(other)
+    assert torch.allclose(pair[0], whole[0], atol=1e-5) and torch.allclose(pair[1], alone[0], atol=1e-5)
 
 
 def test_the_training_option_reaches_the_spec_and_bad_values_are_refused() -> None:

@@ -250,19 +250,31 @@ class CleanedEncoder(nn.Module):
         """The two radii add up, so tiled encoding stays exact; rounded up to the grid of a deblur pass
         behind the clean-up, so a tile's crop starts on that grid (see `encoder_grid`)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.cleanup(x))
+    @property
+    def photo_gated(self) -> bool:
+        """Whether a deblur pass behind the clean-up has a photo gate (see `mssnet.DeblurredEncoder`)."""
+        return bool(getattr(self.inner, "photo_gated", False))
+
+    def forward(self, x: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
+        """A photo-gated deblur pass behind the clean-up is handed the photo's blur estimate as it came in
+        (`blur_share`, or measured here on `x` as a whole photo): measured on each tile's cleaned crop
+        instead, tiles would not equal the whole."""
+        if not self.photo_gated:
+            return self.inner(self.cleanup(x))
+        if blur_share is None:
+            from viewer.liif.mssnet import tensor_blur_share
+
+            shares = tensor_blur_share(x)
+            if len(set(shares)) > 1:  # one estimate per call: a batch of different photos goes one by one
+                return torch.cat([self.forward(x[i : i + 1]) for i in range(x.shape[0])])
+            blur_share = shares[0]
+        return self.inner(self.cleanup(x), blur_share=blur_share)
 
 
 @registry.register("cleaned")
 def make_cleaned(encoder_spec: Mapping[str, Any], n_feats: int = 32, n_resblocks: int = 8) -> nn.Module:
-    """`{'name': 'cleaned', 'args': {'encoder_spec': {...}, 'n_feats', 'n_resblocks'}}`. The inner encoder
-    cannot have a photo-gated deblur pass: that pass judges the photo it is given, which would then be
-    each tile's cleaned crop rather than the photo (tiles would not equal the whole)."""
-    inner = registry.make(encoder_spec)
-    if getattr(inner, "photo_gated", False):
-        raise ValueError("a photo-gated deblur pass must come first, not after a clean-up pass")
-    return CleanedEncoder(inner, n_feats, n_resblocks)
+    """`{'name': 'cleaned', 'args': {'encoder_spec': {...}, 'n_feats', 'n_resblocks'}}`."""
+    return CleanedEncoder(registry.make(encoder_spec), n_feats, n_resblocks)
 
 
 class LowRankLinear(nn.Module):
