@@ -270,3 +270,43 @@ def test_the_viewer_says_what_the_gate_does_to_the_open_photo() -> None:
     assert len(said) == 1 and "deblurred in full" in said[0]
     net = MSSNet(**TINY, **GATE)  # type: ignore[arg-type]
     assert "at 50% strength" in net.describe(0.46)
+
+
+def test_a_sharp_photos_tiles_take_only_the_encoders_halo() -> None:
+    """Where the photo gate skips the network, a tile needs only the encoder's own context: the engine
+    cuts smaller crops (about half the encode work for the viewer's small tiles), with the same result."""
+    from viewer.engine.render import Engine
+
+    model = _gated_liif(seed=8)
+    assert isinstance(model.encoder, DeblurredEncoder)
+    inner_radius = int(cast(int, model.encoder.inner.receptive_radius))
+    assert model.radius_for(0.2) == inner_radius < model.receptive_radius == model.radius_for(0.6)
+    assert model.radius_for(None) == model.receptive_radius
+    sharp = (_texture(150, 170, seed=4) * 255).round().astype(np.uint8)
+    assert photo_blur_share(sharp) < 0.41
+    seen: list[tuple[int, ...]] = []
+    model.encoder.inner.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    engine = Engine(model, "cpu", "fp32")
+    whole = engine.render_scale(engine.encode(sharp), 340, 300)
+    side = 16 + 2 * model.receptive_radius
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+
+    def pixels_encoded(photo: np.ndarray) -> tuple[int, np.ndarray]:
+        seen.clear()
+        store = small.open_store(photo, tile=16, dtype=torch.float32)
+        out = small.render_scale(store, 340, 300)
+        assert store.encoded > 50
+        return sum(h * w for _b, _c, h, w in seen), out
+
+    sharp_px, tiled = pixels_encoded(sharp)
+    assert np.abs(tiled - whole).max() < 1e-4
+    blurred = (np.clip(_blurred(sharp / 255.0), 0, 1) * 255).round().astype(np.uint8)
+    assert photo_blur_share(blurred) > 0.51
+    blurred_px, _ = pixels_encoded(blurred)
+    assert sharp_px < 0.7 * blurred_px  # the same tiles, smaller crops
+    # the same pixels as the encoder without the deblur pass in front
+    plain = LIIF(model.spec["args"]["encoder_spec"]["args"]["encoder_spec"], model.spec["args"]["imnet_spec"])
+    plain.encoder.load_state_dict(model.encoder.inner.state_dict())
+    plain.imnet.load_state_dict(model.imnet.state_dict())
+    ref = Engine(plain.eval(), "cpu", "fp32")
+    assert np.abs(ref.render_scale(ref.encode(sharp), 340, 300) - whole).max() < 1e-5

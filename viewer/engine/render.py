@@ -321,7 +321,7 @@ class Engine:
         if blur_share is None:
             blur_share = self.blur_share(pixels)
         h, w = pixels.shape[:2]
-        halo = self.model.receptive_radius
+        halo = self.model.radius_for(blur_share)  # smaller where a photo gate skips its network
         side = self._encode_side()
         tile_h = (y1 - y0) if min(h, y1 + halo) - max(0, y0 - halo) <= side else self.encode_tile_size()
         tile_w = (x1 - x0) if min(w, x1 + halo) - max(0, x0 - halo) <= side else self.encode_tile_size()

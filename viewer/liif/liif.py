@@ -6,7 +6,7 @@ and every query takes it as an argument, so a viewport render and an export can 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -62,6 +62,14 @@ class LIIF(nn.Module):
     def receptive_radius(self) -> int:
         """Context (source pixels per side) the encoder needs for one latent code to be exact."""
         return int(cast(int, self.encoder.receptive_radius))
+
+    def radius_for(self, blur_share: float | None) -> int:
+        """The context a tile needs for a photo of this blur estimate: less than `receptive_radius` where a
+        photo gate skips the deblur network (only the encoder behind it then looks around)."""
+        if blur_share is None or not self.photo_gated:
+            return self.receptive_radius
+        radius_for = cast(Callable[[float], int], self.encoder.radius_for)
+        return int(radius_for(blur_share))
 
     def encode(self, inp: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
         """Map a normalised image (B, 3, H, W), values (x-0.5)/0.5, to its feature map (B, C, H, W).

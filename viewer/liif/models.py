@@ -255,6 +255,16 @@ class CleanedEncoder(nn.Module):
         """Whether a deblur pass behind the clean-up has a photo gate (see `mssnet.DeblurredEncoder`)."""
         return bool(getattr(self.inner, "photo_gated", False))
 
+    def radius_for(self, blur_share: float) -> int:
+        """The halo a tile needs for a photo of this blur estimate (see `DeblurredEncoder.radius_for`)."""
+        if self.photo_gated:
+            inner = int(cast(Callable[[float], int], self.inner.radius_for)(blur_share))
+        else:
+            inner = int(cast(int, self.inner.receptive_radius))
+        total = self.cleanup.receptive_radius + inner
+        grid = encoder_grid(self.inner)
+        return -(-total // grid) * grid
+
     def forward(self, x: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
         """A photo-gated deblur pass behind the clean-up is handed the photo's blur estimate as it came in
         (`blur_share`, or measured here on `x` as a whole photo): measured on each tile's cleaned crop

@@ -398,6 +398,13 @@ class DeblurredEncoder(nn.Module):
         """Whether the deblur pass has a photo gate: then a tile needs its whole photo's `blur_share`."""
         return self.deblur.photo is not None
 
+    def radius_for(self, blur_share: float) -> int:
+        """The halo a tile of a photo of this blur estimate needs: the encoder's alone where the photo gate
+        skips the network (the network's output is then its input), else `receptive_radius`."""
+        if self.deblur.photo is not None and self.deblur.photo_weight(blur_share) <= 0.0:
+            return int(cast(int, self.inner.receptive_radius))
+        return self.receptive_radius
+
     def forward(self, x: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
         shares = None if blur_share is None else [blur_share] * x.shape[0]
         return self.inner(self.deblur(x, shares))
