@@ -310,3 +310,22 @@ def test_a_sharp_photos_tiles_take_only_the_encoders_halo() -> None:
     plain.imnet.load_state_dict(model.imnet.state_dict())
     ref = Engine(plain.eval(), "cpu", "fp32")
     assert np.abs(ref.render_scale(ref.encode(sharp), 340, 300) - whole).max() < 1e-5
+
+
+def test_tiles_are_encoded_without_autograd_from_any_thread() -> None:
+    """`encode_region` runs in inference mode wherever it is called from (the viewer's worker prefetches
+    outside a render; a render's decode threads encode missing tiles): no autograd graph is kept, and a
+    decode thread can turn what it renders into numpy."""
+    import threading
+
+    from viewer.engine.render import Engine
+
+    model = _gated_liif(seed=9)
+    engine = Engine(model, "cpu", "fp32")
+    photo = (_texture(64, 80, seed=2) * 255).round().astype(np.uint8)
+    got: list[torch.Tensor] = []
+    thread = threading.Thread(target=lambda: got.append(engine.encode_region(photo, 0, 32, 0, 48)))
+    thread.start()
+    thread.join()
+    assert not got[0].requires_grad and torch.is_inference(got[0])
+    assert engine.photo_gate_note(0.2).startswith("Deblur: this photo looks sharp")

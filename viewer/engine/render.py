@@ -282,7 +282,6 @@ class Engine:
         side, tile = self._encode_side(), self.encode_tile_size()
         return (h if h <= side else tile), (w if w <= side else tile)
 
-    @torch.inference_mode()
     def blur_share(self, pixels: np.ndarray) -> float | None:
         """The whole photo's blur estimate (H, W, 3 pixels) where the model's deblur pass has a photo gate
         (`LIIF.photo_gated`), else None: measured once per photo, so every tile is gated as the whole."""
@@ -297,9 +296,11 @@ class Engine:
         from viewer.liif.mssnet import DeblurredEncoder
 
         enc = self.model.encoder
-        assert isinstance(enc, DeblurredEncoder)
+        while not isinstance(enc, DeblurredEncoder):  # behind a clean-up pass, say
+            enc = cast(torch.nn.Module, enc.inner)
         return enc.deblur.describe(share)
 
+    @torch.inference_mode()
     def encode_region(
         self,
         pixels: np.ndarray,
