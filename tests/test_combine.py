@@ -147,27 +147,3 @@ def test_the_shipped_combination_is_in_step_with_its_two_sources() -> None:
     want.update({k: v for k, v in fast.items() if k.startswith("imnet.")})
     assert both.keys() == want.keys()
     assert all(torch.equal(both[k], want[k]) for k in want)
-
-
-def test_the_shipped_cleanup_deblur_combination_is_in_step_with_its_sources() -> None:
-    """models/liif-oldphoto-deblur must be exactly liif-oldphoto's clean-up network in front of liif-deblur's
-    whole model (its command is in models/liif-oldphoto-deblur.md), and name its three sources."""
-    from viewer import paths
-
-    models = paths.models_dir()
-    path = models / "liif-oldphoto-deblur.safetensors"
-    both = load_model(path).state_dict()
-    old = load_model(models / "liif-oldphoto.safetensors").state_dict()
-    deblur = load_model(models / "liif-deblur.safetensors").state_dict()
-    want = {k: v for k, v in old.items() if k.startswith("encoder.cleanup.")}
-    want.update(
-        {"encoder.inner." + k[len("encoder.") :]: v for k, v in deblur.items() if k.startswith("encoder.")}
-    )
-    want.update({k: v for k, v in deblur.items() if k.startswith("imnet.")})
-    assert both.keys() == want.keys()
-    assert all(torch.equal(both[k], want[k]) for k in want)
-    parts = json.loads(read_metadata(path)["training"])["combined"]
-    assert {parts[k]["file"] for k in ("cleanup", "encoder", "decoder")} == {
-        "liif-oldphoto.safetensors",
-        "liif-deblur.safetensors",
-    }

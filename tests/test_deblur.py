@@ -349,7 +349,8 @@ def test_the_gate_option_reaches_the_spec_and_bad_values_are_refused() -> None:
 
 
 def _cleaned_deblur(seed: int = 2) -> LIIF:
-    """`_tiny_liif` with a clean-up network in front (as liif-oldphoto-deblur), put there by `combine`."""
+    """`_tiny_liif` with a clean-up network in front (as the retired liif-oldphoto-deblur), put there by
+    `combine`."""
     from viewer.liif.checkpoint import build_model
     from viewer.train.combine import combine
 
@@ -369,8 +370,9 @@ def _cleaned_deblur(seed: int = 2) -> LIIF:
 
 
 def test_a_cleanup_in_front_of_the_deblur_pass_tiles_exactly_and_runs_first() -> None:
-    """liif-oldphoto-deblur's order: clean-up, then deblur, then the encoder. Its halo adds the clean-up's
-    reach and stays on the deblur grid, so the lazy store's tiles equal a whole encode."""
+    """A clean-up + deblur pair's order (the retired liif-oldphoto-deblur's): clean-up, then deblur, then
+    the encoder. Its halo adds the clean-up's reach and stays on the deblur grid, so the lazy store's tiles
+    equal a whole encode."""
     from viewer.engine.render import Engine
     from viewer.liif.models import encoder_grid
 

@@ -1,7 +1,7 @@
 """Seam error of liif-deblur's tiled encoding: the rendered x2 output of tiled encodes against a whole
 encode, on blur-v1 Set14 inputs, for halos of the deblur network (usage: MODEL [HALO ...] [--off-grid]);
 with --as-built, only the model's own halo (for a model whose deblur pass sits behind another, such as
-liif-oldphoto-deblur's clean-up network); with --first N, only Set14's first N images.
+the retired liif-oldphoto-deblur's clean-up network); with --first N, only Set14's first N images.
 
 "grid": the viewer's lazy store (64-pixel tiles: crops start on the network's 16-pixel grid);
 "off-grid" (with --off-grid; about as slow again): 50-pixel tiles, whose crops start off that grid (the

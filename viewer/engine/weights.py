@@ -311,9 +311,16 @@ AUTO_MODEL = "auto"
 FAST_MODEL = "liif-lm"
 """The CPU's model: the latent-modulated decoder on the official encoder, within 0.05 dB of the official
 model on Set14 and BSD100 at a full refine many times sooner (see models/liif-lm.md)."""
-RETIRED_MODELS = {"liif-fast": FAST_MODEL, "liif-oldphoto-fast": "liif-oldphoto-lm"}
-"""Models no longer shipped (2026-12-05, issue 20) and the one that replaces each: `liif-lm` is within
-0.05 dB of the official model where `liif-fast` was 0.13 to 0.29 dB below, and refines sooner."""
+RETIRED_MODELS = {
+    "liif-fast": FAST_MODEL,
+    "liif-oldphoto-fast": "liif-oldphoto-lm",
+    "liif-oldphoto-deblur": "liif-deblur",
+}
+"""Models no longer shipped and the one that replaces each. 2026-12-05 (issue 20): `liif-lm` is within
+0.05 dB of the official model where `liif-fast` was 0.13 to 0.29 dB below, and refines sooner. 2026-12-06
+(issue 21): `liif-deblur` with its photo gate is above the clean-up + deblur combination on blurred and
+noisy inputs (blur-v1 Set14: +1.46 / +1.00 dB over the official model, the combination +0.76 / +0.58, and
+rebuilt on the new deblur network +1.32 / +0.96)."""
 VIEWER_DEFAULT_MODEL = AUTO_MODEL
 """The viewer's model until the person picks one: `auto`, so a CPU gets the fast model and a GPU the
 official one. Commands (`render`, `export`, `eval`, `bench`) default to the official model."""

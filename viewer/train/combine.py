@@ -14,8 +14,10 @@ It refuses a pair whose decoder was trained on other features than the encoder g
 model's encoder must hold exactly the same weights as the encoder model's (inner) official encoder.
 
 With `--cleanup`, a third model's clean-up network goes in front of the encoder model's whole encoder, a
-deblur pass included: `liif-oldphoto-deblur` is `liif-oldphoto`'s clean-up, then `liif-deblur`'s deblur
-network, encoder and decoder (see models/liif-oldphoto-deblur.md for what that order measures).
+deblur pass included (a photo-gated one is then gated by the photo as it comes in, before the clean-up).
+`liif-oldphoto-deblur` was `liif-oldphoto`'s clean-up, then `liif-deblur`'s deblur network, encoder and
+decoder; it was retired on 2026-12-06, when the photo-gated `liif-deblur` measured better on blurred and
+noisy photos than the pair (docs/TRAINING-LOG.md).
 """
 
 from __future__ import annotations
