@@ -41,9 +41,11 @@ def _faults(mode: str) -> list[int]:
 def test_kept_heap_renders_again_without_page_faults() -> None:
     """A render's band tensors, freed, stay in the heap for the next render: with glibc's own adjusting,
     each of these renders faulted about 80,000 pages (320 MB) in again on the development machine; with
-    the thresholds, the second and third almost none."""
+    the thresholds, the second and third almost none (0 to 2,200 in CI runs: a thread's first arena, say).
+    Measured against the same renders without the thresholds in another fresh process."""
     kept = _faults("keep")
-    assert max(kept[1:]) < 2_000, kept
+    default = _faults("default")
+    assert max(kept[1:]) * 5 < min(default[1:]), (kept, default)  # at least 80% fewer
     assert kept[0] > max(kept[1:])  # the first render did fault its memory in (the count is real)
 
 
