@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import pytest
 import torch
+from test_deblur import TINY, _tiny_liif
 
 from viewer.engine import degrade
 from viewer.errors import ArgumentError, CheckpointError
@@ -30,21 +31,12 @@ from viewer.train.options import TrainConfig
 if TYPE_CHECKING:
     from viewer.engine.imageio import LoadedImage
 
-TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1}
 GATE = {"photo_lo": 0.41, "photo_hi": 0.51}
 
 
 def _gated_liif(seed: int = 0, **kw: object) -> LIIF:
     """A tiny deblur model with random weights (its tail too, so it is not the identity) and a photo gate."""
-    base = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=seed)
-    args = {"encoder_spec": base.spec["args"]["encoder_spec"], **TINY, **GATE, **kw}
-    model = LIIF({"name": "deblurred", "args": args}, base.spec["args"]["imnet_spec"])
-    model.imnet.load_state_dict(base.imnet.state_dict())
-    assert isinstance(model.encoder, DeblurredEncoder)
-    model.encoder.inner.load_state_dict(base.encoder.state_dict())
-    with torch.no_grad():
-        model.encoder.deblur.tail.weight.normal_(0.0, 0.3)
-    return model.eval()
+    return _tiny_liif(seed, **{**GATE, **kw})
 
 
 def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -83,9 +75,8 @@ def test_blocks_cover_a_small_photo_whole_and_sample_a_big_one_evenly() -> None:
 def test_the_estimate_is_the_same_from_pixels_and_from_the_network_input() -> None:
     img = _texture(120, 160)
     for pixels in (img, (img * 255).round().astype(np.uint8), (img * 65535).round().astype(np.uint16)):
-        x = torch.from_numpy(pixels.astype(np.float32) / {1: 1.0, 2: 65535.0}.get(pixels.itemsize, 255.0))
-        if pixels.dtype == np.float32:
-            x = torch.from_numpy(pixels)
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
+        x = torch.from_numpy(pixels.astype(np.float32) / np.float32(scale))
         t = (x.permute(2, 0, 1)[None] - 0.5) / 0.5
         assert photo_blur_share(pixels) == pytest.approx(tensor_blur_share(t)[0], abs=2e-4)
 
