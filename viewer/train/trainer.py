@@ -188,15 +188,14 @@ def deblur_spec(cfg: TrainConfig, encoder_spec: dict[str, Any]) -> dict[str, Any
     }
     if cfg.deblur_halo >= 0:
         args["halo"] = cfg.deblur_halo
-    if cfg.deblur_gate:
-        if len(cfg.deblur_gate) != 2 or not 0.0 <= cfg.deblur_gate[0] < cfg.deblur_gate[1] <= 1.0:
-            raise ArgumentError(f"--deblur-gate needs LO,HI with 0 <= LO < HI <= 1, got {cfg.deblur_gate}")
-        args["gate_lo"], args["gate_hi"] = (float(v) for v in cfg.deblur_gate)
-    if cfg.deblur_photo_gate:
-        gate = cfg.deblur_photo_gate
-        if len(gate) != 2 or not 0.0 <= gate[0] < gate[1] <= 1.0:
-            raise ArgumentError(f"--deblur-photo-gate needs LO,HI with 0 <= LO < HI <= 1, got {gate}")
-        args["photo_lo"], args["photo_hi"] = (float(v) for v in gate)
+    for gate, option, keys in (
+        (cfg.deblur_gate, "--deblur-gate", ("gate_lo", "gate_hi")),
+        (cfg.deblur_photo_gate, "--deblur-photo-gate", ("photo_lo", "photo_hi")),
+    ):
+        if gate:
+            if len(gate) != 2 or not 0.0 <= gate[0] < gate[1] <= 1.0:
+                raise ArgumentError(f"{option} needs LO,HI with 0 <= LO < HI <= 1, got {gate}")
+            args[keys[0]], args[keys[1]] = float(gate[0]), float(gate[1])
     return {"name": "deblurred", "args": args}
 
 
