@@ -147,7 +147,9 @@ class BlurGate(nn.Module):
     def __init__(self, lo: float, hi: float) -> None:
         super().__init__()
         self.lo, self.hi = float(lo), float(hi)
-        c = torch.arange(-3, 4, dtype=torch.float32)
+        # Made on the CPU even where the network is built on the meta device (`count_parameters`): a meta
+        # arange goes through torch's Python decompositions, which import torch._dynamo (1.2 s).
+        c = torch.arange(-3, 4, dtype=torch.float32, device="cpu")
         g = torch.exp(-(c**2) / 2.0)
         self.register_buffer("kernel", (g / g.sum()).reshape(1, 1, 1, 7), persistent=False)
 
