@@ -1,7 +1,8 @@
 """The `liif-viewer` console command: on Linux it first restarts itself with glibc's huge-page malloc when
 that helps (`viewer.hugepages`; encoding gets about a third faster), before importing anything heavy, then
 runs `viewer.cli.main`; a one-shot command keeps freed memory in its heap (`viewer.heap`), and a render or
-export that succeeded ends without the interpreter's teardown (`exit_at_once`)."""
+export imports torch without the parts it never uses (`viewer.startup.defer_unused_torch_modules`) and,
+when it succeeded, ends without the interpreter's teardown (`exit_at_once`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from viewer.heap import keep_heap, one_shot_command
 from viewer.hugepages import reexec_with_hugepages
+from viewer.startup import defer_unused_torch_modules
 
 
 def main() -> None:
@@ -20,6 +22,8 @@ def main() -> None:
     reexec_with_hugepages()
     if one_shot_command(sys.argv[1:]):
         keep_heap()
+    if ends_with_its_file(sys.argv[1:]):
+        defer_unused_torch_modules()
     from viewer.cli import main as cli_main
 
     try:
