@@ -303,6 +303,31 @@ def test_a_sharp_photos_tiles_take_only_the_encoders_halo() -> None:
     assert np.abs(ref.render_scale(ref.encode(sharp), 340, 300) - whole).max() < 1e-5
 
 
+def test_a_sharp_photo_is_encoded_whole_in_larger_pieces_with_the_same_result() -> None:
+    """`Engine.encode` of a photo over the budget's crop: where the gate skips the network, the pieces are
+    sized for the encoder's halo alone (fewer, larger pieces), and they still equal one untiled encode."""
+    from viewer.engine.render import Engine
+
+    model = _gated_liif(seed=9)
+    sharp = (_texture(300, 330, seed=6) * 255).round().astype(np.uint8)
+    blurred = (np.clip(_blurred(sharp / 255.0), 0, 1) * 255).round().astype(np.uint8)
+    side = 40 + 2 * model.receptive_radius
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    share_sharp, share_blurred = small.blur_share(sharp), small.blur_share(blurred)
+    assert share_sharp is not None and share_blurred is not None
+    assert small.encode_tile_size(share_sharp) > small.encode_tile_size(share_blurred)
+    assert small.encode_tile_size(share_blurred) == small.encode_tile_size()  # the whole halo
+    seen: list[tuple[int, ...]] = []
+    model.encoder.inner.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    tiled = small.render_scale(small.encode(sharp), 300, 260)
+    pieces = len(seen)
+    seen.clear()
+    small.encode(blurred)
+    assert 1 < pieces < len(seen)
+    whole = Engine(model, "cpu", "fp32")
+    assert np.abs(tiled - whole.render_scale(whole.encode(sharp), 300, 260)).max() < 1e-4
+
+
 def test_tiles_are_encoded_without_autograd_from_any_thread() -> None:
     """`encode_region` runs in inference mode wherever it is called from (the viewer's worker prefetches
     outside a render; a render's decode threads encode missing tiles): no autograd graph is kept, and a

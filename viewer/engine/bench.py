@@ -194,7 +194,7 @@ def _child_encode(sample: np.ndarray, model_name: str, device: str, megapixels: 
         "case": "encode",
         "pixels": w * h,
         "size": f"{w}x{h}",
-        "tile": "{} x {}".format(*reversed(engine.encode_tiles(h, w))),
+        "tile": "{} x {}".format(*reversed(engine.encode_tiles(h, w, engine.blur_share(photo)))),
         "seconds": seconds,
         "peak_rss": sampler.peak,
         "rss_before": base,

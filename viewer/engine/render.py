@@ -265,21 +265,23 @@ class Engine:
         peak_channels = width * (depth + 4)
         return int(math.sqrt(self.encode_budget_bytes / (4 * peak_channels)))
 
-    def encode_tile_size(self) -> int:
+    def encode_tile_size(self, blur_share: float | None = None) -> int:
         """Tile edge (source pixels) so one tile's activations, halo included, stay within the budget;
-        a multiple of the grid a deblur pre-pass is shift-equivariant on, so its pieces equal the whole."""
+        a multiple of the grid a deblur pre-pass is shift-equivariant on, so its pieces equal the whole.
+        `blur_share`: the photo's estimate, where a photo gate that skips the deblur network leaves only
+        the encoder's halo (`LIIF.radius_for`), so the tiles can be larger."""
         grid = encoder_grid(self.model.encoder)
-        side = max(64, self._encode_side() - 2 * self.model.receptive_radius)
+        side = max(64, self._encode_side() - 2 * self.model.radius_for(blur_share))
         return max(grid, side // grid * grid)
 
-    def encode_tiles(self, h: int, w: int) -> tuple[int, int]:
+    def encode_tiles(self, h: int, w: int, blur_share: float | None = None) -> tuple[int, int]:
         """Tile height and width for an h x w photo: an axis that fits the budget's crop whole is not cut.
 
         A crop needs no halo where it meets the photo's edge, so a side of up to the budget's crop edge is
         encoded in one piece; cutting it would encode the halo twice over (for the old-photo models, whose
         halo is twice the official one, a 512-pixel photo took four crops and 1.6 times the work).
         """
-        side, tile = self._encode_side(), self.encode_tile_size()
+        side, tile = self._encode_side(), self.encode_tile_size(blur_share)
         return (h if h <= side else tile), (w if w <= side else tile)
 
     def blur_share(self, pixels: np.ndarray) -> float | None:
@@ -324,8 +326,9 @@ class Engine:
         h, w = pixels.shape[:2]
         halo = self.model.radius_for(blur_share)  # smaller where a photo gate skips its network
         side = self._encode_side()
-        tile_h = (y1 - y0) if min(h, y1 + halo) - max(0, y0 - halo) <= side else self.encode_tile_size()
-        tile_w = (x1 - x0) if min(w, x1 + halo) - max(0, x0 - halo) <= side else self.encode_tile_size()
+        tile = self.encode_tile_size(blur_share)
+        tile_h = (y1 - y0) if min(h, y1 + halo) - max(0, y0 - halo) <= side else tile
+        tile_w = (x1 - x0) if min(w, x1 + halo) - max(0, x0 - halo) <= side else tile
         feat = torch.empty((self.model.feat_dim, y1 - y0, x1 - x0), dtype=torch.float32, device=self.device)
         for ty in range(y0, y1, tile_h):
             for tx in range(x0, x1, tile_w):
@@ -363,10 +366,10 @@ class Engine:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ArgumentError(f"expected an (H, W, 3) image, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
-        tile_h, tile_w = self.encode_tiles(h, w)
+        share = self.blur_share(rgb)
+        tile_h, tile_w = self.encode_tiles(h, w, share)
         feat = torch.empty((self.model.feat_dim, h, w), dtype=torch.float32, device=self.device)
         tiles = [(y, x) for y in range(0, h, tile_h) for x in range(0, w, tile_w)]
-        share = self.blur_share(rgb)
         for n, (ty, tx) in enumerate(tiles):
             th, tw = min(tile_h, h - ty), min(tile_w, w - tx)
             feat[:, ty : ty + th, tx : tx + tw] = self.encode_region(
