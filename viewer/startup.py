@@ -236,9 +236,11 @@ def installed_torch_version() -> str | None:
 def defer_unused_torch_modules() -> bool:
     """Make `import torch` leave the submodules in `DEFERRED_TORCH_MODULES` for their first use.
 
-    For the one-shot commands whose whole wait a person sees (`render`, `export`): an ×8 CLI render took
-    0.3 s less (`liif-viewer bench --startup`). Only before torch is imported, only with the release the
-    set was verified on, and not when `LIIF_VIEWER_EAGER_TORCH` is set. Returns whether it was installed.
+    For the one-shot commands whose whole wait a person sees (`render`, `export`): on the 2-core
+    development machine an 8 px render (start-up alone) took 0.79 instead of 1.12 s (`liif-viewer bench
+    --startup --against`), and `liif-lm`'s x8 render of a 320 px photo 3.83 instead of 4.27 s
+    (`docs/analysis/cli_ab.py`), medians. Only before torch is imported, only with the release the set
+    was verified on, and not when `LIIF_VIEWER_EAGER_TORCH` is set. Returns whether it was installed.
     """
     if os.environ.get(EAGER_ENV) or "torch" in sys.modules:
         return False
