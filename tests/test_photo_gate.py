@@ -318,6 +318,7 @@ def test_a_sharp_photo_is_encoded_whole_in_larger_pieces_with_the_same_result() 
     assert small.encode_tile_size(share_sharp) > small.encode_tile_size(share_blurred)
     assert small.encode_tile_size(share_blurred) == small.encode_tile_size()  # the whole halo
     seen: list[tuple[int, ...]] = []
+    assert isinstance(model.encoder, DeblurredEncoder)
     model.encoder.inner.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
     tiled = small.render_scale(small.encode(sharp), 300, 260)
     pieces = len(seen)

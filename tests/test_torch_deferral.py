@@ -151,7 +151,7 @@ def test_a_deblur_render_loads_the_rest_and_writes_the_same_file(tmp_path: Path)
     """Building its network on the meta device (to count its parameters) touches `torch.nested`."""
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(src)
-    files = []
+    files: list[Path] = []
     for env in ({}, {"LIIF_VIEWER_EAGER_TORCH": "1"}):
         files.append(tmp_path / f"out{len(files)}.png")
         args = ["render", str(src), "-o", str(files[-1]), "--scale", "2", "--model", "liif-deblur"]
