@@ -8,7 +8,9 @@ peak memory is its own:
 - a region export: 400x500 px at 4x5 in and 300 DPI from the big photo, against the same region saved as
   its own file with a 64 px margin (the reference), with the two outputs compared pixel by pixel;
 - peak resident memory of each.
-The disk cache is off throughout, so every tile is really encoded.
+The disk cache is off throughout, so every tile is really encoded. `--blurred` makes the photos soft (a
+Gaussian blur over the grain, as a blurry copy print), so a deblur model's photo gate runs its network on
+them: the generated photos otherwise read sharp and measure the path that skips it.
 """
 
 from __future__ import annotations
@@ -29,13 +31,18 @@ import numpy as np
 from viewer import hugepages
 
 SIZES = {"12mp": (4000, 3000), "100mp": (11547, 8660)}
+BLUR_RADIUS = 1.5
+"""`--blurred`: the Gaussian blur's radius on the 12 MP photo, scaled with the width on the others (the same
+softness of the same content). liif-deblur's photo gate reads such a 12 MP photo as 0.91 blurred (a sharp
+one 0.14; the gate is fully open from 0.51)."""
 REGION = (400, 500)
 MARGIN = 64
 
 
-def make_photo(path: Path, w: int, h: int) -> None:
-    """The sample enlarged to w x h with seeded grain, saved as a quality-90 JPEG (never committed)."""
-    from PIL import Image
+def make_photo(path: Path, w: int, h: int, blur: float = 0.0) -> None:
+    """The sample enlarged to w x h with seeded grain, then blurred by a Gaussian of radius `blur` (px) if
+    given, saved as a quality-90 JPEG (never committed)."""
+    from PIL import Image, ImageFilter
 
     from viewer import paths
 
@@ -46,7 +53,11 @@ def make_photo(path: Path, w: int, h: int) -> None:
         band = big[y : y + 1000].astype(np.int16)
         band += rng.integers(-12, 13, band.shape, dtype=np.int16)
         big[y : y + 1000] = np.clip(band, 0, 255).astype(np.uint8)
-    Image.fromarray(big).save(path, quality=90)
+    image = Image.fromarray(big)
+    del big
+    if blur > 0:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    image.save(path, quality=90)
 
 
 def region_for(w: int, h: int) -> tuple[int, int, int, int]:
@@ -152,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="liif-bench-big-"))
     folder.mkdir(parents=True, exist_ok=True)
     names = [n.strip() for n in args.sizes.split(",") if n.strip()]
-    print(f"liif-viewer bench --big: model {args.model} (the viewer's default when auto), photos in {folder}")
+    soft = " (blurred)" if args.blurred else ""
+    print(
+        f"liif-viewer bench --big: model {args.model} (the viewer's default when auto), photos{soft} in {folder}"
+    )
     sample_view = _gui(paths.sample_photo(), args.model, folder / "gui-sample.json")
     ref_full = sample_view["zoom_steps"][0]["full_viewport_s"]
     warm_view = _gui(paths.sample_photo(), args.model, folder / "gui-sample-warm.json", cold=False)
@@ -166,16 +180,16 @@ def run(args: argparse.Namespace) -> int:
     )
     for name in names:
         w, h = SIZES[name]
-        photo = folder / f"{name}.jpg"
+        photo = folder / (f"{name}-blurred.jpg" if args.blurred else f"{name}.jpg")
         if not photo.is_file():
             t0 = time.perf_counter()
-            make_photo(photo, w, h)
+            make_photo(photo, w, h, BLUR_RADIUS * w / SIZES["12mp"][0] if args.blurred else 0.0)
             print(
                 f"\n{name}: made {photo.name} ({w}x{h}, {photo.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.0f} s"
             )
         else:
             print(f"\n{name}: {photo.name} ({w}x{h})")
-        view = _gui(photo, args.model, folder / f"gui-{name}.json")
+        view = _gui(photo, args.model, folder / f"gui-{photo.stem}.json")
         step = view["zoom_steps"][0]
         full = step["full_viewport_s"]
         print(
@@ -185,12 +199,12 @@ def run(args: argparse.Namespace) -> int:
             f"fit); peak RSS {view['peak_rss_bytes'] / 2**30:.2f} GiB"
         )
         x, y, rw, rh = region_for(w, h)
-        crop = folder / f"{name}-region.png"
+        crop = folder / f"{photo.stem}-region.png"
         with Image.open(photo) as im:
             im.crop((x - MARGIN, y - MARGIN, x + rw + MARGIN, y + rh + MARGIN)).save(crop)
-        big = _export(photo, folder / f"{name}-out.png", (x, y, rw, rh), args.export_model)
-        ref = _export(crop, folder / f"{name}-ref.png", (MARGIN, MARGIN, rw, rh), args.export_model)
-        diff = _max_diff(folder / f"{name}-out.png", folder / f"{name}-ref.png")
+        big = _export(photo, folder / f"{photo.stem}-out.png", (x, y, rw, rh), args.export_model)
+        ref = _export(crop, folder / f"{photo.stem}-ref.png", (MARGIN, MARGIN, rw, rh), args.export_model)
+        diff = _max_diff(folder / f"{photo.stem}-out.png", folder / f"{photo.stem}-ref.png")
         print(
             f"  region export {rw}x{rh} at {x},{y} -> 4x5 in at 300 DPI ({args.export_model}): "
             f"{big['seconds']:.2f} s, peak RSS {big['peak_rss'] / 2**30:.2f} GiB; the region as its own file: "
@@ -209,6 +223,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="12mp,100mp", help="photos to make: 12mp, 100mp (default: both)")
     p.add_argument(
         "--dir", default=None, help="folder for the photos (reused when present; default: a temp folder)"
+    )
+    p.add_argument(
+        "--blurred",
+        action="store_true",
+        help="soft photos (a Gaussian blur over the grain), so a deblur model's photo gate runs its network",
     )
 
 
