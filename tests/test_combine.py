@@ -134,16 +134,49 @@ def test_the_command_writes_a_documented_file_and_refuses_bad_input(
     ]
 
 
-def test_the_shipped_combination_is_in_step_with_its_two_sources() -> None:
-    """models/liif-oldphoto-lm must be exactly liif-oldphoto's encoder with liif-lm's decoder: after
-    either is retrained, combine them again (the command is in models/liif-oldphoto-lm.md)."""
+@pytest.mark.parametrize(
+    ("combined", "encoder", "decoder"),
+    [
+        ("liif-oldphoto-lm", "liif-oldphoto", "liif-lm"),
+        ("liif-deblur-lm", "liif-deblur", "liif-lm"),
+    ],
+)
+def test_the_shipped_combination_is_in_step_with_its_two_sources(
+    combined: str, encoder: str, decoder: str
+) -> None:
+    """A shipped combination must be exactly its encoder model's encoder (clean-up or deblur pass included)
+    with its decoder model's decoder: after either is retrained, combine them again (the command is in the
+    combination's card)."""
     from viewer import paths
 
     models = paths.models_dir()
-    both = load_model(models / "liif-oldphoto-lm.safetensors").state_dict()
-    old = load_model(models / "liif-oldphoto.safetensors").state_dict()
-    fast = load_model(models / "liif-lm.safetensors").state_dict()
-    want = {k: v for k, v in old.items() if k.startswith("encoder.")}
-    want.update({k: v for k, v in fast.items() if k.startswith("imnet.")})
+    both = load_model(models / f"{combined}.safetensors").state_dict()
+    enc = load_model(models / f"{encoder}.safetensors").state_dict()
+    dec = load_model(models / f"{decoder}.safetensors").state_dict()
+    want = {k: v for k, v in enc.items() if k.startswith("encoder.")}
+    want.update({k: v for k, v in dec.items() if k.startswith("imnet.")})
     assert both.keys() == want.keys()
     assert all(torch.equal(both[k], want[k]) for k in want)
+
+
+def test_the_shipped_deblur_lm_encodes_as_liif_deblur_and_shows_a_sharp_photo_as_liif_lm() -> None:
+    """liif-deblur-lm keeps liif-deblur's photo gate and deblur pass in front of the encoder and liif-lm's
+    decoder after it: a blurred photo's latents are liif-deblur's (not liif-lm's), and a sharp photo, which
+    the gate leaves alone, renders exactly as liif-lm renders it."""
+    import numpy as np
+    from test_photo_gate import _blurred, _texture
+
+    from viewer.engine.render import Engine
+
+    engines = {
+        n: Engine.from_name(n, device="cpu", precision="fp32")
+        for n in ("liif-deblur-lm", "liif-deblur", "liif-lm")
+    }
+    sharp, blurred = _texture(48, 64), _blurred(_texture(48, 64))
+    feats = {n: e.encode(blurred).feat for n, e in engines.items()}
+    assert torch.equal(feats["liif-deblur-lm"], feats["liif-deblur"])
+    assert (feats["liif-deblur-lm"] - feats["liif-lm"]).abs().max() > 1e-2
+    shown = {
+        n: engines[n].render_scale(engines[n].encode(sharp), 128, 96) for n in ("liif-deblur-lm", "liif-lm")
+    }
+    assert np.array_equal(shown["liif-deblur-lm"], shown["liif-lm"])

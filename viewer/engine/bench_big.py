@@ -33,7 +33,7 @@ from viewer import hugepages
 SIZES = {"12mp": (4000, 3000), "100mp": (11547, 8660)}
 BLUR_RADIUS = 1.5
 """`--blurred`: the Gaussian blur's radius on the 12 MP photo, scaled with the width on the others (the same
-softness of the same content). liif-deblur's photo gate reads such a 12 MP photo as 0.91 blurred (a sharp
+softness of the same content). liif-deblur's photo gate reads the 12 MP one as 0.86 blurred (the sharp
 one 0.14; the gate is fully open from 0.51)."""
 REGION = (400, 500)
 MARGIN = 64
