@@ -503,3 +503,33 @@ def test_a_view_is_encoded_in_two_passes_its_first_tile_and_the_rest(events: Eve
         assert w.close(10)
     assert len(events.of(TileResult)) == len(specs)
     assert len(passes) == 2, passes
+
+
+@pytest.mark.parametrize(("soft", "said"), [(True, True), (False, False)])
+def test_a_soft_photo_gets_the_deblur_model_suggested_once(events: Events, soft: bool, said: bool) -> None:
+    """With a model that does not deblur, a photo that reads soft gets one notice naming the installed deblur
+    model for this device (on a CPU the latent-modulated one); a sharp photo gets none."""
+    from test_photo_gate import _blurred, _texture
+
+    from viewer.engine.weights import deblur_suggestion
+
+    found = deblur_suggestion("cpu")
+    assert found is not None and found.name == "liif-deblur-lm" and 0 < found.opens_at < 1
+    pixels = (_blurred(_texture(96, 128)) if soft else _texture(96, 128)) * 255
+    photo = SimpleNamespace(pixels=pixels.round().astype(np.uint8))
+    w = start_worker(events, lambda c: make_tiny_engine(), photo)
+    try:
+        w.submit(request(1, 2.0))
+        events.wait(lambda e: is_done(e, 1))
+    finally:
+        assert w.close(10)
+    hints = [n.message for n in events.of(Notice) if n.message.startswith("Soft photo")]
+    assert len(hints) == (1 if said else 0), hints
+    if said:
+        assert hints[0].endswith(f"Model ▸ {found.label}")
+
+
+def test_no_deblur_model_is_suggested_where_none_is_installed(tmp_path) -> None:
+    from viewer.engine.weights import deblur_suggestion
+
+    assert deblur_suggestion("cpu", [tmp_path]) is None

@@ -331,6 +331,26 @@ class RenderWorker(TileThread):
         share = getattr(store, "blur_share", None)
         if share is not None:  # a photo-gated deblur model: say what it does to this photo
             self._emit(Notice(self._engine.photo_gate_note(share)))
+        else:
+            self._suggest_deblur(self._engine, self._loaded.pixels)
+
+    def _suggest_deblur(self, engine: Engine, pixels: np.ndarray) -> None:
+        """Worker thread: with a model that does not deblur, say once per photo that an installed deblur
+        model would sharpen it, where the photo reads soft enough for that model's photo gate to act (the
+        estimate takes under 10 ms, a 100 MP scan included)."""
+        from viewer.engine.weights import deblur_suggestion
+        from viewer.liif.models import encoder_chain
+        from viewer.liif.mssnet import DeblurredEncoder, photo_blur_share
+
+        if any(isinstance(e, DeblurredEncoder) for e in encoder_chain(engine.model.encoder)):
+            return
+        found = deblur_suggestion(engine.device.type)
+        if found is None:
+            return
+        share = photo_blur_share(pixels)
+        if share >= found.opens_at:
+            # Short: the status bar gives a transient message what its permanent fields leave.
+            self._emit(Notice(f"Soft photo (blur {share:.2f}): try Model ▸ {found.label}"))
 
     def _release_device_memory(self) -> None:
         try:

@@ -326,6 +326,57 @@ VIEWER_DEFAULT_MODEL = AUTO_MODEL
 official one. Commands (`render`, `export`, `eval`, `bench`) default to the official model."""
 
 
+DEBLUR_MODELS = {"cpu": ("liif-deblur-lm", "liif-deblur"), "other": ("liif-deblur", "liif-deblur-lm")}
+"""The deblur models the viewer suggests for a photo that reads soft, in order of preference: on a CPU the
+one with `liif-lm`'s decoder (the same deblurring, refined many times sooner), elsewhere the official
+decoder's."""
+
+
+@dataclass(frozen=True)
+class DeblurSuggestion:
+    """An installed photo-gated deblur model, and the blur estimate from which its photo gate acts."""
+
+    name: str
+    label: str
+    opens_at: float
+
+
+def deblur_suggestion(
+    device_type: str, registry_dirs: Iterable[Path] | None = None
+) -> DeblurSuggestion | None:
+    """The deblur model to suggest on a device of this type ('cpu', 'cuda', 'mps'), or None where none of
+    `DEBLUR_MODELS` is installed with a photo gate in its spec. Reads file headers only (no torch)."""
+    installed = {m.name: m for m in list_models(registry_dirs) if m.available and m.path is not None}
+    for name in DEBLUR_MODELS["cpu" if device_type == "cpu" else "other"]:
+        info = installed.get(name)
+        if info is None or info.path is None:
+            continue
+        opens_at = _photo_gate_start(_file_spec(info.path))
+        if opens_at is not None:
+            return DeblurSuggestion(name, info.label, opens_at)
+    return None
+
+
+def _photo_gate_start(spec: object) -> float | None:
+    """The `photo_lo` of the first encoder in a spec's chain that has one (the blur estimate from which a
+    deblur pass's photo gate opens), or None."""
+    try:
+        node = json.loads(spec) if isinstance(spec, str) else spec
+    except ValueError:
+        return None
+    for _ in range(8):  # encoders nest a few levels at most (clean-up, deblur, the encoder)
+        if not isinstance(node, dict):
+            return None
+        args = node.get("args")
+        if not isinstance(args, dict):
+            return None
+        lo = args.get("photo_lo")
+        if isinstance(lo, int | float):
+            return float(lo)
+        node = args.get("encoder_spec")
+    return None
+
+
 def auto_model(device_type: str, registry_dirs: Iterable[Path] | None = None) -> str:
     """The registry name `auto` stands for on a device of this type ('cpu', 'cuda', 'mps')."""
     if device_type == "cpu":
