@@ -158,3 +158,52 @@ def test_a_deblur_render_loads_the_rest_and_writes_the_same_file(tmp_path: Path)
         got = _run(RENDER.replace("ARGS", repr(args)), tmp_path, **env)
         assert got == {"deferred": [], "dynamo": False}
     assert files[0].read_bytes() == files[1].read_bytes()
+
+
+WINDOW = """
+import json, threading, time
+from types import SimpleNamespace
+import numpy as np
+from viewer.startup import defer_unused_torch_modules, deferral_pending, deferred_modules
+installed = defer_unused_torch_modules()
+from viewer.app import planning as pl
+from viewer.app.messages import EngineConfig, EngineLoaded, RequestDone, TileRequest
+from viewer.app.worker import RenderWorker
+seen = {}
+done = threading.Event()
+def emit(ev):
+    if isinstance(ev, EngineLoaded):
+        seen["at_load"] = len(deferred_modules())
+    if isinstance(ev, RequestDone):
+        seen["at_done"] = len(deferred_modules())
+        done.set()
+rng = np.random.default_rng(0)
+w = RenderWorker(emit)
+w.start()
+w.configure(EngineConfig("liif-lm", "cpu", "auto"), 1)
+w.open_image(SimpleNamespace(pixels=rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)), 1)
+vp = pl.clamp_centre(pl.Viewport(128, 96, 256, 192, 1.0, 2.0, 64.0, 48.0))
+plan = pl.plan_tiles(vp, margin=0, tile=64)
+w.submit(TileRequest(1, 1, "liif", tuple(pl.tile_spec(vp, x, y, tile=64) for x, y in plan.order), time.perf_counter()))
+assert done.wait(120)
+seen["pending_after_view"] = deferral_pending()
+import torch
+seen["optim"] = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1) is not None
+seen["pending_after_use"] = deferral_pending()
+seen["left_after_use"] = len(deferred_modules())
+w.close(10)
+print(json.dumps({"installed": installed, **seen}))
+"""
+
+
+@needs_verified_torch
+def test_the_window_loads_its_model_and_refines_its_first_view_with_the_deferral_in_force(
+    tmp_path: Path,
+) -> None:
+    """The window's render thread imports torch without the deferred submodules, loads the model and
+    refines the first view without them; the first use of one afterwards loads them all."""
+    got = _run(WINDOW, tmp_path)
+    assert got["installed"] is True
+    assert got["at_load"] > 0 and got["at_done"] > 0 and got["pending_after_view"] is True
+    assert got["optim"] is True
+    assert got["pending_after_use"] is False and got["left_after_use"] == 0

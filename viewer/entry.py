@@ -1,8 +1,9 @@
 """The `liif-viewer` console command: on Linux it first restarts itself with glibc's huge-page malloc when
 that helps (`viewer.hugepages`; encoding gets about a third faster), before importing anything heavy, then
-runs `viewer.cli.main`; a one-shot command keeps freed memory in its heap (`viewer.heap`), and a render or
-export imports torch without the parts it never uses (`viewer.startup.defer_unused_torch_modules`) and,
-when it succeeded, ends without the interpreter's teardown (`exit_at_once`)."""
+runs `viewer.cli.main`; a one-shot command keeps freed memory in its heap (`viewer.heap`), a render, an
+export or the window imports torch without the parts they do not need at once
+(`viewer.startup.defer_unused_torch_modules`), and a render or export that succeeded ends without the
+interpreter's teardown (`exit_at_once`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from viewer.heap import keep_heap, one_shot_command
-from viewer.hugepages import reexec_with_hugepages
+from viewer.hugepages import reexec_with_hugepages, viewer_job
 from viewer.startup import defer_unused_torch_modules
 
 
@@ -22,7 +23,9 @@ def main() -> None:
     reexec_with_hugepages()
     if one_shot_command(sys.argv[1:]):
         keep_heap()
-    if ends_with_its_file(sys.argv[1:]):
+    if ends_with_its_file(sys.argv[1:]) or viewer_job(sys.argv[1:]):
+        # The window too: its render thread imports torch 0.3 s sooner. The GUI thread never uses torch,
+        # so a first use of a deferred part (which loads them all) lands on a render or export thread.
         defer_unused_torch_modules()
     from viewer.cli import main as cli_main
 

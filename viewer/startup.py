@@ -244,13 +244,18 @@ def defer_unused_torch_modules() -> bool:
     """
     if os.environ.get(EAGER_ENV) or "torch" in sys.modules:
         return False
-    if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
+    if deferral_pending():
         return True
     version = installed_torch_version()
     if version is None or version.split("+")[0] != VERIFIED_TORCH:
         return False
     sys.meta_path.insert(0, _DeferringFinder(DEFERRED_TORCH_MODULES))
     return True
+
+
+def deferral_pending() -> bool:
+    """Whether `defer_unused_torch_modules` is in force: installed, and nothing has ended it yet."""
+    return any(isinstance(f, _DeferringFinder) for f in sys.meta_path)
 
 
 def deferred_modules() -> list[str]:

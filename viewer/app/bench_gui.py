@@ -137,6 +137,9 @@ def _tiny_factory(config: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the GUI benchmark; prints a report and returns 0 (2 for bad arguments or missing weights)."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from viewer.startup import defer_unused_torch_modules
+
+    defer_unused_torch_modules()  # as the window's start does (viewer/entry.py), where torch is not in yet
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     zooms = [float(z) for z in args.zooms.split(",") if z.strip()]
     spot = parse_spot(args.spot)
