@@ -236,11 +236,13 @@ def installed_torch_version() -> str | None:
 def defer_unused_torch_modules() -> bool:
     """Make `import torch` leave the submodules in `DEFERRED_TORCH_MODULES` for their first use.
 
-    For the one-shot commands whose whole wait a person sees (`render`, `export`): on the 2-core
-    development machine an 8 px render (start-up alone) took 0.79 instead of 1.12 s (`liif-viewer bench
-    --startup --against`), and `liif-lm`'s x8 render of a 320 px photo 3.83 instead of 4.27 s
-    (`docs/analysis/cli_ab.py`), medians. Only before torch is imported, only with the release the set
-    was verified on, and not when `LIIF_VIEWER_EAGER_TORCH` is set. Returns whether it was installed.
+    For the one-shot commands whose whole wait a person sees (`render`, `export`), and the window: on the
+    2-core development machine an 8 px render (start-up alone) took 0.79 instead of 1.12 s (`liif-viewer
+    bench --startup --against`), `liif-lm`'s x8 render of a 320 px photo 3.83 instead of 4.27 s
+    (`docs/analysis/cli_ab.py`), medians, and the window was ready to refine 0.64 to 0.91 s after opening
+    instead of 1.06 to 1.34 s (`bench --gui`, six pairs against `LIIF_VIEWER_EAGER_TORCH=1`). Only before
+    torch is imported, only with the release the set was verified on, and not when
+    `LIIF_VIEWER_EAGER_TORCH` is set. Returns whether it was installed.
     """
     if os.environ.get(EAGER_ENV) or "torch" in sys.modules:
         return False

@@ -335,9 +335,9 @@ class RenderWorker(TileThread):
             self._suggest_deblur(self._engine, self._loaded.pixels)
 
     def _suggest_deblur(self, engine: Engine, pixels: np.ndarray) -> None:
-        """Worker thread: with a model that does not deblur, say once per photo that an installed deblur
-        model would sharpen it, where the photo reads soft enough for that model's photo gate to act (the
-        estimate takes under 10 ms, a 100 MP scan included)."""
+        """Worker thread, when a photo is opened or the model changes: with a model that does not deblur,
+        say that an installed deblur model would sharpen the photo, where it reads soft enough for that
+        model's photo gate to act (the estimate takes under 10 ms, a 100 MP scan included)."""
         from viewer.engine.weights import deblur_suggestion
         from viewer.liif.models import encoder_chain
         from viewer.liif.mssnet import DeblurredEncoder, photo_blur_share
