@@ -331,7 +331,7 @@ class MSSNet(nn.Module):
         if weight <= 0.0 and self.photo is not None:
             return (
                 f"Deblur: this photo looks sharp (blur estimate {share:.2f}, below {self.photo[0]:.2f} "
-                "where the deblur pass starts), so it is left as the official model shows it."
+                "where the deblur pass starts), so the deblur pass leaves it alone."
             )
         if weight >= 1.0:
             return f"Deblur: this photo looks blurred (blur estimate {share:.2f}); it is deblurred in full."
