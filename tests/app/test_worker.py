@@ -508,7 +508,8 @@ def test_a_view_is_encoded_in_two_passes_its_first_tile_and_the_rest(events: Eve
 @pytest.mark.parametrize(("soft", "said"), [(True, True), (False, False)])
 def test_a_soft_photo_gets_the_deblur_model_suggested_once(events: Events, soft: bool, said: bool) -> None:
     """With a model that does not deblur, a photo that reads soft gets one notice naming the installed deblur
-    model for this device (on a CPU the latent-modulated one); a sharp photo gets none."""
+    model for this device (on a CPU the latent-modulated one), once per opening (a change of model does not
+    repeat it); a sharp photo gets none."""
     from test_photo_gate import _blurred, _texture
 
     from viewer.engine.weights import deblur_suggestion
@@ -518,15 +519,27 @@ def test_a_soft_photo_gets_the_deblur_model_suggested_once(events: Events, soft:
     pixels = (_blurred(_texture(96, 128)) if soft else _texture(96, 128)) * 255
     photo = SimpleNamespace(pixels=pixels.round().astype(np.uint8))
     w = start_worker(events, lambda c: make_tiny_engine(), photo)
+
+    def hints() -> list[str]:
+        return [n.message for n in events.of(Notice) if n.message.startswith("Soft photo")]
+
     try:
         w.submit(request(1, 2.0))
         events.wait(lambda e: is_done(e, 1))
+        assert len(hints()) == (1 if said else 0), hints()
+        if said:
+            assert hints()[0].endswith(f"Model ▸ {found.label}")
+        # Another model on the same photo: not said again. The photo opened again: said again.
+        w.configure(CONFIG, 2)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 2)
+        w.submit(request(2, 2.0, content=2))  # taken after the store's opening, hint and all
+        events.wait(lambda e: is_done(e, 2))
+        assert len(hints()) == (1 if said else 0), hints()
+        w.open_image(SimpleNamespace(pixels=photo.pixels), 3)
+        events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
     finally:
         assert w.close(10)
-    hints = [n.message for n in events.of(Notice) if n.message.startswith("Soft photo")]
-    assert len(hints) == (1 if said else 0), hints
-    if said:
-        assert hints[0].endswith(f"Model ▸ {found.label}")
+    assert len(hints()) == (2 if said else 0), hints()
 
 
 def test_no_deblur_model_is_suggested_where_none_is_installed(tmp_path) -> None:

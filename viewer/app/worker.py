@@ -116,6 +116,9 @@ class RenderWorker(TileThread):
         self._stores = StoreKeeper(emit)
         self._view_prefetched = -1
         """Generation of the request whose whole visible area was last encoded in one pass."""
+        self._store_opened_for: LoadedImage | None = None
+        """The opened photo whose store was last opened: the soft-photo hint is weighed only with the first
+        model a photo is opened with, not again on every change of model (nor after a deblur model)."""
 
     # -- GUI thread API --------------------------------------------------------------------------------
     def configure(self, config: EngineConfig, content: int) -> None:
@@ -329,15 +332,17 @@ class RenderWorker(TileThread):
         self._set_fm(store, content)
         self._emit(EncodeDone(content, time.perf_counter() - t0))
         share = getattr(store, "blur_share", None)
+        first_model = self._store_opened_for is not self._loaded  # the first model this photo is opened with
+        self._store_opened_for = self._loaded
         if share is not None:  # a photo-gated deblur model: say what it does to this photo
             self._emit(Notice(self._engine.photo_gate_note(share)))
-        else:
+        elif first_model:
             self._suggest_deblur(self._engine, self._loaded.pixels)
 
     def _suggest_deblur(self, engine: Engine, pixels: np.ndarray) -> None:
-        """Worker thread, when a photo is opened or the model changes: with a model that does not deblur,
-        say that an installed deblur model would sharpen the photo, where it reads soft enough for that
-        model's photo gate to act (the estimate takes under 10 ms, a 100 MP scan included)."""
+        """Worker thread, when a photo is opened: with a model that does not deblur, say that an installed
+        deblur model would sharpen the photo, where it reads soft enough for that model's photo gate to act
+        (the estimate takes under 10 ms, a 100 MP scan included)."""
         from viewer.engine.weights import deblur_suggestion
         from viewer.liif.models import encoder_chain
         from viewer.liif.mssnet import DeblurredEncoder, photo_blur_share
