@@ -535,7 +535,8 @@ def test_a_soft_photo_gets_the_deblur_model_suggested_once(events: Events, soft:
         w.submit(request(2, 2.0, content=2))  # taken after the store's opening, hint and all
         events.wait(lambda e: is_done(e, 2))
         assert len(hints()) == (1 if said else 0), hints()
-        w.open_image(SimpleNamespace(pixels=photo.pixels), 3)
+        reopened: Any = SimpleNamespace(pixels=photo.pixels)  # a new opening of the same photo
+        w.open_image(reopened, 3)
         events.wait(lambda e: isinstance(e, EncodeDone) and e.content == 3)
     finally:
         assert w.close(10)
