@@ -116,9 +116,9 @@ class RenderWorker(TileThread):
         self._stores = StoreKeeper(emit)
         self._view_prefetched = -1
         """Generation of the request whose whole visible area was last encoded in one pass."""
-        self._store_opened_for: LoadedImage | None = None
-        """The opened photo whose store was last opened: the soft-photo hint is weighed only with the first
-        model a photo is opened with, not again on every change of model (nor after a deblur model)."""
+        self._new_photo = False
+        """A photo was opened and its store not yet: the soft-photo hint is weighed only then, with the first
+        model the photo is opened with, not again on every change of model (nor after a deblur model)."""
 
     # -- GUI thread API --------------------------------------------------------------------------------
     def configure(self, config: EngineConfig, content: int) -> None:
@@ -257,6 +257,7 @@ class RenderWorker(TileThread):
         """Worker thread: apply a new model and/or photo, then encode the photo."""
         if img is not None:
             self._loaded, content = img
+            self._new_photo = True
             self._content = max(self._content, content)
             self._set_fm(None, -1)
         if cfg is not None:
@@ -332,8 +333,7 @@ class RenderWorker(TileThread):
         self._set_fm(store, content)
         self._emit(EncodeDone(content, time.perf_counter() - t0))
         share = getattr(store, "blur_share", None)
-        first_model = self._store_opened_for is not self._loaded  # the first model this photo is opened with
-        self._store_opened_for = self._loaded
+        first_model, self._new_photo = self._new_photo, False
         if share is not None:  # a photo-gated deblur model: say what it does to this photo
             self._emit(Notice(self._engine.photo_gate_note(share)))
         elif first_model:
