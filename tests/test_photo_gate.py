@@ -14,6 +14,7 @@ from test_deblur import TINY, _tiny_liif
 
 from viewer.engine import degrade
 from viewer.errors import ArgumentError, CheckpointError
+from viewer.liif import mssnet
 from viewer.liif.checkpoint import check_spec, load_model, save_safetensors
 from viewer.liif.liif import LIIF, make_liif
 from viewer.liif.mssnet import (
@@ -86,6 +87,25 @@ def test_blurred_photos_measure_higher_than_sharp_ones_and_flat_is_zero() -> Non
         sharp = _texture(96, 128, seed)
         assert photo_blur_share(sharp) < 0.41 < 0.51 < photo_blur_share(_blurred(sharp))
     assert photo_blur_share(np.full((40, 40, 3), 0.5, np.float32)) == 0.0
+
+
+def test_motion_blur_opens_the_gate_where_the_isotropic_share_alone_stays_shut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Motion blur smears one direction only: the isotropic share of a block texture shaken along its
+    rows or columns stays as low as a sharp photo's, the directional one sees it."""
+    for seed in range(3):
+        sharp = _texture(96, 128, seed)
+        shaken = {a: degrade.convolve(sharp, degrade.motion_kernel(6, a)) for a in (0, 90)}
+        assert photo_blur_share(sharp) < 0.41
+        for image in shaken.values():
+            assert photo_blur_share(image) > 0.51  # the gate fully open
+        with monkeypatch.context() as m:
+            m.setattr(mssnet, "DIRECTIONAL_OFFSET", float("inf"))  # the isotropic part alone
+            for image in shaken.values():
+                assert photo_blur_share(image) < 0.41  # would have stayed closed
+            isotropic_sharp = photo_blur_share(sharp)
+        assert photo_blur_share(sharp) == pytest.approx(isotropic_sharp, abs=0.05)
 
 
 def test_a_sharp_photo_passes_unchanged_without_running_the_network() -> None:
