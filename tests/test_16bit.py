@@ -11,7 +11,7 @@ import tifffile
 from PIL import Image, ImageCms
 
 from viewer import cli
-from viewer.engine.imageio import PngBandWriter, load_image
+from viewer.engine.imageio import PngBandWriter, display_8bit, load_image
 from viewer.errors import ImageLoadError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,3 +159,16 @@ def test_a_16_bit_tiff_export_keeps_dpi_icc_and_the_camera_name(tmp_path: Path) 
     assert any("16-bit colour TIFF" in n for n in notes)
     with Image.open(out) as im:
         assert im.info["dpi"] == pytest.approx((240, 240))
+
+
+def test_the_screen_copy_of_a_16_bit_scan_rounds_every_value_to_the_nearest_8_bit_one(tmp_path: Path) -> None:
+    every = np.arange(65536, dtype=np.uint16)
+    nearest = (every.astype(np.int64) * 510 + 65535) // 131070  # round(p * 255 / 65535), exact
+    assert np.array_equal(display_8bit(every), nearest.astype(np.uint8))
+    # the float32 rounding the screen copy was made with before: the same values
+    assert np.array_equal(display_8bit(every), np.rint(every.astype(np.float32) * np.float32(255 / 65535)))
+    a = scan(40, 30)
+    p = tmp_path / "scan.tif"
+    tifffile.imwrite(p, a, photometric="rgb")
+    shown = load_image(p).rgb8()
+    assert shown.dtype == np.uint8 and np.array_equal(shown, nearest[a].astype(np.uint8))

@@ -99,10 +99,20 @@ class LoadedImage:
             return self.pixels
         out = np.empty(self.pixels.shape, np.uint8)
         step = max(1, (32 << 20) // max(1, self.pixels.shape[1] * 6))
-        for y in range(0, self.pixels.shape[0], step):  # in bands: no full-size float temporary
-            band = self.pixels[y : y + step].astype(np.float32) * np.float32(255 / 65535)
-            out[y : y + step] = np.rint(band).astype(np.uint8)
+        for y in range(0, self.pixels.shape[0], step):  # in bands: no full-size temporary
+            out[y : y + step] = display_8bit(self.pixels[y : y + step])
         return out
+
+
+def display_8bit(a: np.ndarray) -> np.ndarray:
+    """uint16 values to the nearest uint8 ones (p * 255 / 65535 rounded; never a tie), in integer arithmetic:
+    (p * 255 + 32895) >> 16 equals it for every one of the 65,536 values, and the screen copy of a 100 MP
+    scan took 0.42 against 0.63 s through float32 (medians of 5 alternating rounds, 2-core development CPU)."""
+    wide = a.astype(np.uint32)
+    wide *= 255
+    wide += 32895
+    wide >>= 16
+    return wide.astype(np.uint8)
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
