@@ -43,14 +43,7 @@ def _blur(lr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
 def directional_alone(pixels: np.ndarray) -> float:
     """The estimate's directional part, not lowered by `DIRECTIONAL_OFFSET`, of a float (H, W, 3) photo."""
     y = torch.from_numpy(np.ascontiguousarray(pixels.mean(axis=2, dtype=np.float32)))
-    taps = [float(t) for t in mssnet._gaussian_taps()]
-    along = [[0.0, 0.0] for _ in mssnet.DIRECTIONS]
-    for y0, y1, x0, x1 in mssnet.photo_blocks(*y.shape):
-        block = y[y0:y1, x0:x1]
-        for sums, (k, t) in zip(along, mssnet._directional_energies(block, taps), strict=True):
-            sums[0] += k
-            sums[1] += t + 1e-6 * block.numel()
-    return max((k / t for k, t in along if t > 0), default=0.0)
+    return mssnet.directional_share(y[y0:y1, x0:x1] for y0, y1, x0, x1 in mssnet.photo_blocks(*y.shape))
 
 
 def measure(

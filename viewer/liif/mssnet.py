@@ -247,6 +247,20 @@ def _directional_energies(y: torch.Tensor, taps: list[float]) -> list[tuple[floa
     return found
 
 
+def directional_share(luma_blocks: Iterable[torch.Tensor]) -> float:
+    """The directional part of `blur_share`, not lowered by `DIRECTIONAL_OFFSET`: per direction of
+    `DIRECTIONS`, the share of the gradient energy along it that survives a 1-D Gaussian along it (summed
+    over the blocks), the largest of the four."""
+    taps = _gaussian_taps()
+    along = [[0.0, 0.0] for _ in DIRECTIONS]
+    for block in luma_blocks:
+        y = block.float()
+        for sums, (k, t) in zip(along, _directional_energies(y, taps), strict=True):
+            sums[0] += k
+            sums[1] += t + 1e-6 * y.numel()
+    return max((k / t for k, t in along if t > 0), default=0.0)
+
+
 def blur_share(luma_blocks: Iterable[torch.Tensor]) -> float:
     """The photo-level blur estimate (blocks (h, w) of luma in [0, 1] units, summed over all of them): the
     larger of two shares of gradient energy that survive a blur of sigma 1 (7 taps, as `BlurGate`'s).
@@ -255,19 +269,16 @@ def blur_share(luma_blocks: Iterable[torch.Tensor]) -> float:
       the 99th percentile of this project's training photos, noisy and JPEG-compressed copies too),
       blurred ones 0.4 to 0.8.
     - Directional, for motion blur, which smears along one direction only and leaves the gradient across it
-      sharp: per direction of `DIRECTIONS`, of the gradient along it through a 1-D Gaussian along it; the
-      largest of the four, less `DIRECTIONAL_OFFSET`. On training photos through blur-v1's motion blur it
+      sharp: `directional_share`, less `DIRECTIONAL_OFFSET`. On training photos through blur-v1's motion blur it
       opens the photo gate fully on 67% of them instead of 35%, and leaves 8% closed instead of 31%.
 
     A nearly flat photo counts as sharp (1e-6 of energy per pixel is added to each whole, as in `BlurGate`):
     it has nothing to deblur."""
+    blocks = [block.float() for block in luma_blocks]
     taps = _gaussian_taps()
     kept = total = 0.0
-    along = [[0.0, 0.0] for _ in DIRECTIONS]
-    for block in luma_blocks:
-        y = block.float()
-        flat = 1e-6 * y.numel()
-        total += flat
+    for y in blocks:
+        total += 1e-6 * y.numel()
         smooth = _gaussian_rows(_gaussian_rows(y, taps, 1), taps, 0)
         for image, into in ((smooth, "kept"), (y, "total")):
             gx = image[:, 1:] - image[:, :-1]
@@ -277,13 +288,9 @@ def blur_share(luma_blocks: Iterable[torch.Tensor]) -> float:
                 kept += energy
             else:
                 total += energy
-        for sums, (k, t) in zip(along, _directional_energies(y, taps), strict=True):
-            sums[0] += k
-            sums[1] += t + flat
     if total <= 0:  # no pixels
         return 0.0
-    directional = max((k / t for k, t in along if t > 0), default=0.0)
-    return max(kept / total, directional - DIRECTIONAL_OFFSET)
+    return max(kept / total, directional_share(blocks) - DIRECTIONAL_OFFSET)
 
 
 def photo_blur_share(pixels: np.ndarray) -> float:
