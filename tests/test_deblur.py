@@ -4,6 +4,7 @@ training recipe and `eval --blurred`. Random weights, small sizes, CPU."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,44 @@ def test_the_blur_gate_leaves_sharp_regions_alone_and_opens_on_blurred_ones() ->
         MSSNet(**TINY, gate_lo=0.5, gate_hi=0.4)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="both"):
         MSSNet(**TINY, gate_lo=0.5)  # type: ignore[arg-type]
+
+
+def _shaken(side: int, angle: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A block texture with hard edges, normalised (1, 3, side, side), sharp and through a 6-pixel motion
+    blur at `angle` degrees."""
+    rng = np.random.default_rng(seed)
+    cells = rng.random((side // 4 + 1, side // 4 + 1, 1)).astype(np.float32)
+    sharp = np.ascontiguousarray(cells.repeat(4, 0).repeat(4, 1)[:side, :side].repeat(3, 2))
+    shaken = degrade.convolve(sharp, degrade.motion_kernel(6, angle))
+    return tuple(torch.from_numpy(v).permute(2, 0, 1)[None] * 2 - 1 for v in (sharp, shaken))  # type: ignore[return-value]
+
+
+def test_the_directional_gate_opens_on_motion_blur_that_the_isotropic_one_reads_as_sharp() -> None:
+    """A region shaken along one direction keeps the gradient across the smear sharp, so the isotropic
+    share leaves much of it closed; the directional share sees the smear. Sharp regions stay closed."""
+    iso, both = BlurGate(0.30, 0.45), BlurGate(0.30, 0.45, directional=0.12)
+    inner = (slice(None), slice(None), slice(20, -20), slice(20, -20))
+    for angle in (0.0, 90.0, 30.0):
+        for seed in range(2):
+            sharp, shaken = _shaken(112, angle, seed)
+            with torch.no_grad():
+                assert float(both(sharp).max()) == 0.0  # still closed on hard edges
+                if angle in (0.0, 90.0):  # along the blocks' edges: the edges across it stay sharp
+                    assert float(iso(shaken)[inner].mean()) < 0.2  # the isotropic share alone: closed
+                assert float(both(shaken)[inner].min()) == 1.0  # fully open with the directional share
+    # stride-1 operations only: a crop with the gate's reach around it measures what the whole does
+    x = torch.randn(1, 3, 80, 90)
+    with torch.no_grad():
+        whole = both(x)
+        r = BlurGate.RADIUS
+        part = both(x[..., 30 - r : 50 + r, 40 - r : 60 + r])
+    assert torch.allclose(part[..., r:-r, r:-r], whole[..., 30:50, 40:60], atol=1e-6)
+    # measured in float32 under the encoder's bf16 autocast too, as its thresholds were set
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(both(x), whole) and torch.equal(iso(x), BlurGate(0.30, 0.45)(x.float()))
+    net = _tiny_net(seed=3, halo=8, gate_lo=0.30, gate_hi=0.45, gate_directional=0.12)
+    assert isinstance(net.gate, BlurGate) and net.gate.directional == 0.12
+    assert net.receptive_radius == BlurGate.RADIUS
 
 
 def test_a_halo_smaller_than_the_reach_breaks_tiling() -> None:
@@ -341,11 +380,21 @@ def test_the_gate_option_reaches_the_spec_and_bad_values_are_refused() -> None:
             "args"
         ]
     )
-    for bad in ([0.5, 0.4], [0.3], [0.3, 1.5]):
+    for bad in ([0.5, 0.4], [0.3], [0.3, 1.5], [0.3, 0.45, 0.12, 0.1]):
         with pytest.raises(ArgumentError, match="deblur-gate"):
             trainer.deblur_spec(
                 TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_gate=bad), enc
             )
+    # a third number: the directional share's offset, in the spec and in the built gate
+    cfg = TrainConfig(recipe="deblur", name="g", deblur_net=[4, 4, 4, 1], deblur_gate=[0.3, 0.45, 0.12])
+    spec = trainer.deblur_spec(cfg, enc)
+    assert spec["args"]["gate_directional"] == 0.12
+    assert "gate_directional" not in trainer.deblur_spec(replace(cfg, deblur_gate=[0.3, 0.45]), enc)["args"]
+    args = {k: v for k, v in spec["args"].items() if k != "encoder_spec"}
+    gate = MSSNet(**args).gate
+    assert gate is not None and gate.directional == 0.12
+    with pytest.raises(ArgumentError, match="deblur-photo-gate"):
+        trainer.deblur_spec(replace(cfg, deblur_photo_gate=[0.41, 0.51, 0.1]), enc)
 
 
 def _cleaned_deblur(seed: int = 2) -> LIIF:

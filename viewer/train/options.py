@@ -76,6 +76,7 @@ class TrainConfig:
     deblur_halo: int = -1
     """Recipe deblur: the halo its spec declares (-1: the analytic bound; see `mssnet.MSSNet`)."""
     deblur_gate: list[float] = field(default_factory=list)
+    """Recipe deblur: the local blur gate's [lo, hi] and, optionally, its directional offset."""
     deblur_photo_gate: list[float] = field(default_factory=list)
     """Recipe deblur: the blur gate's [lo, hi] (`mssnet.BlurGate`), or empty for none."""
     encoder: str = "edsr-baseline"
@@ -229,8 +230,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument(
         "--deblur-gate",
         default="",
-        help="LO,HI: scale the residual by a blur estimate mapped from [LO, HI] to [0, 1], so sharp "
-        "regions are left alone; empty: no gate (deblur)",
+        help="LO,HI[,OFFSET]: scale the residual by a blur estimate mapped from [LO, HI] to [0, 1], so "
+        "sharp regions are left alone; with OFFSET the estimate also looks along four directions (for "
+        "motion blur), lowered by OFFSET; empty: no gate (deblur)",
     )
     p.add_argument(
         "--deblur-photo-gate",

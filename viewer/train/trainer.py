@@ -193,9 +193,14 @@ def deblur_spec(cfg: TrainConfig, encoder_spec: dict[str, Any]) -> dict[str, Any
         (cfg.deblur_photo_gate, "--deblur-photo-gate", ("photo_lo", "photo_hi")),
     ):
         if gate:
-            if len(gate) != 2 or not 0.0 <= gate[0] < gate[1] <= 1.0:
-                raise ArgumentError(f"{option} needs LO,HI with 0 <= LO < HI <= 1, got {gate}")
+            # The local gate takes a third number: the offset of its directional share (`BlurGate`).
+            most = 3 if option == "--deblur-gate" else 2
+            if not 2 <= len(gate) <= most or not 0.0 <= gate[0] < gate[1] <= 1.0:
+                form = "LO,HI[,OFFSET]" if most == 3 else "LO,HI"
+                raise ArgumentError(f"{option} needs {form} with 0 <= LO < HI <= 1, got {gate}")
             args[keys[0]], args[keys[1]] = float(gate[0]), float(gate[1])
+            if len(gate) == 3:
+                args["gate_directional"] = float(gate[2])
     return {"name": "deblurred", "args": args}
 
 
@@ -710,7 +715,8 @@ def _deblur_gate(args: argparse.Namespace, name: str = "deblur_gate") -> list[fl
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         option = "--" + name.replace("_", "-")
-        raise ArgumentError(f"{option} must be two numbers LO,HI, got '{text}'") from None
+        form = "LO,HI[,OFFSET]" if name == "deblur_gate" else "LO,HI"
+        raise ArgumentError(f"{option} must be numbers {form}, got '{text}'") from None
 
 
 def _export_saved(cfg: TrainConfig, work: Path, out: Path, display: str, quality: str) -> int:
