@@ -157,6 +157,20 @@ def _shaken(side: int, angle: float, seed: int = 0) -> tuple[torch.Tensor, torch
     return tuple(torch.from_numpy(v).permute(2, 0, 1)[None] * 2 - 1 for v in (sharp, shaken))  # type: ignore[return-value]
 
 
+def test_the_training_blur_tells_its_kind_without_changing_its_draws() -> None:
+    """`random_blur_kind` (the gates' calibration scripts) is `random_blur` (training) with the kind of
+    kernel it drew: the same image from the same seed, and the generator left in the same state."""
+    img = np.random.default_rng(0).random((40, 48, 3)).astype(np.float32)
+    kinds = set()
+    for seed in range(12):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        out, kind = degrade.random_blur_kind(img, a)
+        assert np.array_equal(out, degrade.random_blur(img, b))
+        assert a.random() == b.random()
+        kinds.add(kind)
+    assert kinds == set(degrade.BLUR_KINDS)
+
+
 def test_the_directional_gate_opens_on_motion_blur_that_the_isotropic_one_reads_as_sharp() -> None:
     """A region shaken along one direction keeps the gradient across the smear sharp, so the isotropic
     share leaves much of it closed; the directional share sees the smear. Sharp regions stay closed."""

@@ -29,17 +29,6 @@ CROP = 128
 LO, HI = 0.30, 0.45  # the shipped gate's range
 
 
-def _blur(lr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """`degrade.random_blur` with the same draws, and which kind of kernel it drew."""
-    kind = degrade.BLUR_KINDS[int(rng.integers(0, 3))]
-    out = degrade.convolve(lr, degrade.blur_kernel(kind, rng))
-    if rng.random() < 0.6:
-        out = degrade.gaussian_noise(out, rng.uniform(0.5, 4.0) / 255.0, rng)
-    if rng.random() < 0.6:
-        out = degrade.jpeg(out, int(rng.integers(60, 96)))
-    return out, str(kind)
-
-
 def shares(gate: BlurGate, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pixel of a float (H, W, 3) image in [0, 1]: isotropic share, directional share (not lowered),
     and the window's gradient energy (the weight)."""
@@ -75,7 +64,7 @@ def main(argv: list[str]) -> int:
         groups.setdefault("sharp, noise and JPEG", []).append(
             shares(gate, degrade.jpeg(noisy, int(rng.integers(60, 96))))
         )
-        blurred, kind = _blur(lr, rng)
+        blurred, kind = degrade.random_blur_kind(lr, rng)
         groups.setdefault(f"blurred: {kind}", []).append(shares(gate, blurred))
     qs = (0.05, 0.25, 0.5, 0.75, 0.9, 0.95)
     print(f"{len(groups['sharp'])} crops of {CROP} px; energy-weighted quantiles {qs} of per-window shares")

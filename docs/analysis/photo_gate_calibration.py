@@ -29,17 +29,6 @@ from viewer.liif.mssnet import photo_blur_share
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "train"
 
 
-def _blur(lr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """`degrade.random_blur` with the same draws, and which kind of kernel it drew."""
-    kind = degrade.BLUR_KINDS[int(rng.integers(0, 3))]
-    out = degrade.convolve(lr, degrade.blur_kernel(kind, rng))
-    if rng.random() < 0.6:
-        out = degrade.gaussian_noise(out, rng.uniform(0.5, 4.0) / 255.0, rng)
-    if rng.random() < 0.6:
-        out = degrade.jpeg(out, int(rng.integers(60, 96)))
-    return out, str(kind)
-
-
 def directional_alone(pixels: np.ndarray) -> float:
     """The estimate's directional part, not lowered by `DIRECTIONAL_OFFSET`, of a float (H, W, 3) photo."""
     y = torch.from_numpy(np.ascontiguousarray(pixels.mean(axis=2, dtype=np.float32)))
@@ -64,7 +53,7 @@ def measure(
         sharp.append(estimate(lr))
         noisy = degrade.gaussian_noise(lr, rng.uniform(0.5, 4.0) / 255.0, rng)
         worn.append(estimate(degrade.jpeg(noisy, int(rng.integers(60, 96)))))
-        image, kind = _blur(lr, rng)
+        image, kind = degrade.random_blur_kind(lr, rng)
         blurred.append(estimate(image))
         kinds.append(kind)
     return np.array(sharp), np.array(worn), np.array(blurred), np.array(kinds)

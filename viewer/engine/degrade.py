@@ -202,12 +202,18 @@ def random_blur(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """blur-v1's training distribution on a float (H, W, 3) low-resolution image: one kernel (motion
     2-10 px at any angle, defocus disc radius 0.8-3 px or Gaussian sigma 0.5-2 px, a third each), then
     Gaussian noise sigma 0.5-4/255 (60%) and JPEG quality 60-95 (60%)."""
-    out = convolve(lr, blur_kernel(BLUR_KINDS[int(rng.integers(0, 3))], rng))
+    return random_blur_kind(lr, rng)[0]
+
+
+def random_blur_kind(lr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """`random_blur` (the same draws), and which kind of kernel it drew (for the gates' calibration)."""
+    kind = BLUR_KINDS[int(rng.integers(0, 3))]
+    out = convolve(lr, blur_kernel(kind, rng))
     if rng.random() < 0.6:
         out = gaussian_noise(out, rng.uniform(0.5, 4.0) / 255.0, rng)
     if rng.random() < 0.6:
         out = jpeg(out, int(rng.integers(60, 96)))
-    return out
+    return out, str(kind)
 
 
 BLUR_RECIPE = (
