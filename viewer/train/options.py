@@ -76,9 +76,10 @@ class TrainConfig:
     deblur_halo: int = -1
     """Recipe deblur: the halo its spec declares (-1: the analytic bound; see `mssnet.MSSNet`)."""
     deblur_gate: list[float] = field(default_factory=list)
-    """Recipe deblur: the local blur gate's [lo, hi] and, optionally, its directional offset."""
+    """Recipe deblur: the local blur gate's [lo, hi] (`mssnet.BlurGate`) and, optionally, its directional
+    offset, or empty for none."""
     deblur_photo_gate: list[float] = field(default_factory=list)
-    """Recipe deblur: the blur gate's [lo, hi] (`mssnet.BlurGate`), or empty for none."""
+    """Recipe deblur: the photo gate's [lo, hi] (`mssnet.MSSNet.photo`), or empty for none."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
