@@ -225,7 +225,8 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
         return out, inner + 2 * _conv_params(3, f, 3) + 2 * n * _conv_params(f, f, 3)
     if name == "deblurred":
-        a.only("encoder_spec", *mssnet.DEBLUR_ARGS)
+        a.only("encoder_spec", "tuned_encoder", *mssnet.DEBLUR_ARGS)
+        tuned = a.flag("tuned_encoder", False)
         net: dict[str, Any] = {
             "wf": a.whole("wf", 20, 1, 256),
             "scale": a.whole("scale", 40, 0, 256),
@@ -247,7 +248,7 @@ def _encoder(spec: object, source: str, depth: int) -> tuple[int, int]:
                 raise a.fail(f"photo gate [{lo}, {hi}] must satisfy 0 <= photo_lo < photo_hi <= 1")
             net["photo_lo"], net["photo_hi"] = lo, hi
         out, inner = _encoder(a.args.get("encoder_spec"), source, depth + 1)
-        return out, inner + mssnet.count_parameters(net)
+        return out, inner * (2 if tuned else 1) + mssnet.count_parameters(net)
     raise CheckpointError(
         f"{source}: invalid model spec: unknown encoder {name!r} "
         "(known: cleaned, deblurred, edsr-baseline, rdn)"

@@ -486,12 +486,20 @@ class MSSNet(nn.Module):
 
 
 class DeblurredEncoder(nn.Module):
-    """An encoder behind an `MSSNet`: the `liif-deblur` model's encoder (see models/liif-deblur.md)."""
+    """An encoder behind an `MSSNet`: the `liif-deblur` model's encoder (see models/liif-deblur.md).
 
-    def __init__(self, encoder: nn.Module, deblur: MSSNet) -> None:
+    With `tuned` (a second copy of the encoder, trained on the deblur pass's output against the sharp
+    high-resolution pixels), a photo the photo gate opens is encoded by it: the deblur pass restores in
+    low resolution what it can, and the tuned encoder learns what is left, for no more encode work. A photo
+    the gate leaves alone keeps the official encoder (the sharp-photo figures cannot change), and one it
+    opens partly gets the two encoders' features mixed by the gate's weight, so nothing jumps at the gate.
+    """
+
+    def __init__(self, encoder: nn.Module, deblur: MSSNet, tuned: nn.Module | None = None) -> None:
         super().__init__()
         self.deblur = deblur
         self.inner = encoder
+        self.tuned = tuned
         self.out_dim = int(cast(int, encoder.out_dim))
         self.depth = int(getattr(encoder, "depth", 0))
         total = deblur.receptive_radius + int(cast(int, encoder.receptive_radius))
@@ -513,7 +521,20 @@ class DeblurredEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
         shares = None if blur_share is None else [blur_share] * x.shape[0]
-        return self.inner(self.deblur(x, shares))
+        if self.tuned is None:
+            return self.inner(self.deblur(x, shares))
+        if shares is None and self.deblur.photo is not None:
+            shares = tensor_blur_share(x)
+        weights = [self.deblur.photo_weight(v) for v in shares] if shares else [1.0] * x.shape[0]
+        y = self.deblur(x, shares)
+        if not any(weights):
+            return self.inner(y)
+        tuned = self.tuned(y)
+        if min(weights) >= 1.0:
+            return tuned
+        base = self.inner(y)
+        w = torch.tensor(weights, dtype=tuned.dtype, device=tuned.device).view(-1, 1, 1, 1)
+        return base + w * (tuned - base)
 
 
 DEBLUR_ARGS = (
@@ -534,12 +555,14 @@ DEBLUR_ARGS = (
 
 
 @registry.register("deblurred")
-def make_deblurred(encoder_spec: Mapping[str, Any], **kwargs: Any) -> nn.Module:
-    """`{'name': 'deblurred', 'args': {'encoder_spec': {...}, 'wf', 'scale', 'vscale', 'stages', ...}}`."""
+def make_deblurred(encoder_spec: Mapping[str, Any], tuned_encoder: bool = False, **kwargs: Any) -> nn.Module:
+    """`{'name': 'deblurred', 'args': {'encoder_spec': {...}, 'wf', 'scale', 'vscale', 'stages', ...}}`;
+    `tuned_encoder`: the model also holds a tuned copy of the encoder for photos the gate opens."""
     unknown = set(kwargs) - set(DEBLUR_ARGS)
     if unknown:
         raise TypeError(f"unknown deblurred arguments {sorted(unknown)}")
-    return DeblurredEncoder(registry.make(encoder_spec), MSSNet(**kwargs))
+    tuned = registry.make(encoder_spec) if tuned_encoder else None
+    return DeblurredEncoder(registry.make(encoder_spec), MSSNet(**kwargs), tuned)
 
 
 def count_parameters(args: Mapping[str, Any]) -> int:

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RECIPES = ("fast", "oldphoto", "cleanup", "scratch", "deblur")
+RECIPES = ("fast", "oldphoto", "cleanup", "scratch", "deblur", "deblur-tune")
 
 
 @dataclass

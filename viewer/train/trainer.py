@@ -24,6 +24,7 @@ resumes with `--resume` to the same result as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -90,6 +91,9 @@ def build_student(cfg: TrainConfig, teacher: LIIF | None) -> LIIF:
     if cfg.recipe == "deblur":
         assert teacher is not None
         return _deblurred_student(cfg, teacher)
+    if cfg.recipe == "deblur-tune":
+        assert teacher is not None
+        return _tuned_student(cfg, teacher)
     if cfg.recipe == "oldphoto":
         assert teacher is not None
         model = LIIF(**teacher.spec["args"])
@@ -209,6 +213,30 @@ def _deblurred_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     args = dict(teacher.spec["args"])
     args["encoder_spec"] = deblur_spec(cfg, args["encoder_spec"])
     return _behind_teacher(LIIF(**args), teacher, cfg, "encoder.deblur.")
+
+
+def _tuned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
+    """A deblur model (`--teacher`, e.g. liif-deblur) with a tuned copy of its encoder for the photos its
+    photo gate opens (`mssnet.DeblurredEncoder`); only that copy trains, started as the encoder itself."""
+    enc_spec = teacher.spec["args"]["encoder_spec"]
+    if enc_spec.get("name") != "deblurred" or not isinstance(teacher.encoder, DeblurredEncoder):
+        raise ArgumentError("recipe deblur-tune needs a deblur model as --teacher (e.g. liif-deblur)")
+    args = copy.deepcopy(teacher.spec["args"])
+    args["encoder_spec"]["args"]["tuned_encoder"] = True
+    model = LIIF(**args)
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
+    theirs = teacher.state_dict()
+    missing, unexpected = model.load_state_dict(theirs, strict=False)
+    if unexpected or any(not k.startswith("encoder.tuned.") for k in missing):
+        raise ArgumentError("--teacher's weights do not fit its own spec")
+    if missing:  # else the teacher has a tuned encoder already, and training goes on from it
+        enc.tuned.load_state_dict(teacher.encoder.inner.state_dict())
+    if cfg.init:
+        start_from(model, cfg.init)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("encoder.tuned."))
+    return model
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
@@ -411,6 +439,30 @@ def _deblur_step(
     return (weight * per_crop).mean()
 
 
+def _deblur_tune_step(
+    cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
+) -> torch.Tensor:
+    """Recipe deblur-tune: crops of `crop` LR pixels (scale U(1, 4)), blurred by blur-v1's training blur
+    with probability `degrade_p`, through the frozen deblur pass and gates into the tuned encoder and the
+    frozen decoder, against the sharp HR pixels. A crop the photo gate leaves shut gives the tuned encoder
+    no gradient (such a photo keeps the official encoder), as the viewer runs it."""
+    rng = _rng(cfg.seed, step)
+    parts = []
+    for _ in range(cfg.batch):
+        image = images[int(rng.integers(0, len(images)))]
+        blurred = rng.random() < cfg.degrade_p
+        parts.append(
+            tdata.make_sample(
+                image, rng, lr_size=cfg.crop, n_points=cfg.points, degrade=random_blur if blurred else None
+            )
+        )
+    lr, coord, cell, rgb = (np.stack(p) for p in zip(*parts, strict=True))
+    feat = model.encode((_to_t(lr, device) - 0.5) / 0.5)
+    pred = train_query(model, feat, _to_t(coord, device), _to_t(cell, device))
+    err = pred - (_to_t(rgb, device) - 0.5) / 0.5
+    return (err.square() if cfg.loss == "l2" else err.abs()).mean()
+
+
 def _online_step(
     cfg: TrainConfig, model: LIIF, images: Sequence[np.ndarray], step: int, device: torch.device
 ) -> torch.Tensor:
@@ -487,11 +539,16 @@ def train(
             loss = _cleanup_step(cfg, model, imgs, step, dev)
         elif cfg.recipe == "deblur":
             loss = _deblur_step(cfg, model, imgs, step, dev)
+        elif cfg.recipe == "deblur-tune":
+            loss = _deblur_tune_step(cfg, model, imgs, step, dev)
         else:
             loss = _online_step(cfg, model, imgs, step, dev)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if (
+            loss.requires_grad
+        ):  # deblur-tune: False when the photo gate left every crop to the official encoder
+            loss.backward()
+            opt.step()
         step += 1
         value = float(loss.detach())
         losses.append(value)
@@ -513,7 +570,7 @@ def train(
     return model.eval(), losses
 
 
-TEACHER_RECIPES = ("fast", "oldphoto", "cleanup", "deblur")
+TEACHER_RECIPES = ("fast", "oldphoto", "cleanup", "deblur", "deblur-tune")
 """Recipes that start from (or distil) the `--teacher` model."""
 
 ARCHITECTURES = {"fast": "EDSR-baseline-LIIF, small decoder", "oldphoto": "EDSR-baseline-LIIF"}
@@ -522,6 +579,9 @@ LICENCES = {
     "trained by LIIF Viewer",
     "deblur": "BSD-3-Clause; encoder and decoder weights (c) 2020 Yinbo Chen (LIIF), deblur network "
     "(after MSSNet, Kim, Lee and Cho 2022; written and trained by LIIF Viewer)",
+    "deblur-tune": "BSD-3-Clause; encoder and decoder weights (c) 2020 Yinbo Chen (LIIF), deblur network "
+    "(after MSSNet, Kim, Lee and Cho 2022; written and trained by LIIF Viewer) and a copy of the encoder "
+    "fine-tuned by LIIF Viewer",
     "fast": "BSD-3-Clause; encoder weights (c) 2020 Yinbo Chen (LIIF), decoder trained by LIIF Viewer",
     "oldphoto": "BSD-3-Clause; started from the LIIF weights (c) 2020 Yinbo Chen, fine-tuned by LIIF Viewer",
 }
@@ -539,7 +599,8 @@ def architecture_label(model: LIIF, base: str) -> str:
         elif isinstance(enc, DeblurredEncoder):
             stages = "-".join(str(len(cast(nn.ModuleList, s))) for s in enc.deblur.stages)
             widths = "/".join(str(w) for w in enc.deblur.widths)
-            passes.append(f"an MSSNet deblur network (stages {stages}, widths {widths})")
+            tuned = ", its own tuned encoder for blurred photos" if enc.tuned is not None else ""
+            passes.append(f"an MSSNet deblur network (stages {stages}, widths {widths}{tuned})")
     if passes:
         base = "EDSR-baseline-LIIF behind " + ", then ".join(passes)
     if isinstance(model.imnet, ModulatedMLP):
@@ -630,7 +691,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ArgumentError("--steps, --batch, --points and --hidden must be positive")
     if not str(args.out).endswith(".safetensors"):
         raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
-    lr = args.lr if args.lr is not None else (1e-4 if args.recipe == "oldphoto" else 1e-3)
+    lr = args.lr if args.lr is not None else (1e-4 if args.recipe in ("oldphoto", "deblur-tune") else 1e-3)
     cfg = TrainConfig(
         recipe=args.recipe,
         name=args.name,

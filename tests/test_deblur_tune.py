@@ -1,0 +1,174 @@
+"""The deblur model's tuned encoder (recipe deblur-tune): which photos it encodes, its spec, its training
+and its tiling. Random weights, small sizes, CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from viewer.errors import ArgumentError, CheckpointError
+from viewer.liif.checkpoint import SPEC_KEY, check_spec, load_model, read_metadata, save_safetensors
+from viewer.liif.liif import LIIF, make_liif
+from viewer.liif.mssnet import DeblurredEncoder
+from viewer.train import trainer
+from viewer.train.combine import combine
+from viewer.train.options import TrainConfig
+
+TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1, "halo": 8}
+GATE = {"photo_lo": 0.4, "photo_hi": 0.5}
+
+
+def _deblur_model(seed: int = 0, tuned: bool = True, **kw: object) -> LIIF:
+    """A tiny deblur model whose deblur tail and tuned encoder are random (so neither is a no-op)."""
+    base = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=seed)
+    args = {"encoder_spec": base.spec["args"]["encoder_spec"], **TINY, **kw}
+    if tuned:
+        args["tuned_encoder"] = True
+    model = LIIF({"name": "deblurred", "args": args}, base.spec["args"]["imnet_spec"])
+    model.imnet.load_state_dict(base.imnet.state_dict())
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder)
+    enc.inner.load_state_dict(base.encoder.state_dict())
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():
+        enc.deblur.tail.weight.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def test_the_tuned_encoder_takes_only_the_photos_the_gate_opens() -> None:
+    model = _deblur_model(**GATE)
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
+    x = torch.randn(1, 3, 32, 40)
+    with torch.no_grad():
+        sharp = model.encode(x, blur_share=0.3)
+        assert torch.equal(sharp, enc.inner(x))  # gate shut: the official encoder, on the photo as it is
+        y = enc.deblur(x, [0.6])
+        full = model.encode(x, blur_share=0.6)
+        assert torch.equal(full, enc.tuned(y))  # gate open: the tuned encoder on the deblurred photo
+        assert (full - enc.inner(y)).abs().max() > 1e-3  # and it is another encoder
+        half = model.encode(x, blur_share=0.45)
+        y_half = enc.deblur(x, [0.45])
+        mixed = enc.inner(y_half) + 0.5 * (enc.tuned(y_half) - enc.inner(y_half))
+        assert torch.allclose(half, mixed, atol=1e-5)  # part-open: the features mixed by the gate's weight
+
+
+def test_without_a_photo_gate_every_photo_takes_the_tuned_encoder() -> None:
+    model = _deblur_model(seed=3)
+    enc = model.encoder
+    assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
+    x = torch.randn(2, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(model.encode(x), enc.tuned(enc.deblur(x)))
+
+
+def test_the_spec_round_trips_and_a_file_without_the_tuned_weights_is_refused(tmp_path: Path) -> None:
+    model = _deblur_model(seed=5, **GATE)
+    path = tmp_path / "t.safetensors"
+    save_safetensors(model, path)
+    again = load_model(path)
+    assert again.spec == model.spec
+    x = torch.randn(1, 3, 24, 28)
+    with torch.no_grad():
+        assert torch.equal(again.encode(x, blur_share=0.7), model.encode(x, blur_share=0.7))
+    spec = model.spec
+    args = {**spec["args"]["encoder_spec"]["args"], "tuned_encoder": "yes"}
+    with pytest.raises(CheckpointError, match="true or false"):
+        check_spec({**spec, "args": {**spec["args"], "encoder_spec": {"name": "deblurred", "args": args}}})
+    plain = _deblur_model(seed=5, tuned=False, **GATE)
+    plain_path = tmp_path / "plain.safetensors"
+    save_safetensors(plain, plain_path)
+    forged = tmp_path / "forged.safetensors"
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(plain_path), "pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    meta[SPEC_KEY] = meta[SPEC_KEY].replace('"photo_hi"', '"tuned_encoder": true, "photo_hi"')
+    assert "tuned_encoder" in meta[SPEC_KEY]
+    save_file(tensors, str(forged), metadata=meta)
+    with pytest.raises(CheckpointError):
+        load_model(forged)
+
+
+def _photos(n: int = 3, side: int = 96) -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    out = []
+    for _ in range(n):
+        img = np.stack([yy * rng.uniform(0.3, 1) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
+        for _ in range(8):
+            cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.04, 0.15)
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
+        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return out
+
+
+def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports(tmp_path: Path) -> None:
+    teacher = _deblur_model(seed=7, tuned=False)
+    teacher_path = tmp_path / "teacher.safetensors"
+    save_safetensors(teacher, teacher_path)
+    cfg = TrainConfig(
+        recipe="deblur-tune",
+        name="tiny-tuned",
+        steps=30,
+        batch=4,
+        crop=32,
+        points=256,
+        lr=2e-3,
+        degrade_p=1.0,
+        teacher=str(teacher_path),
+        log_every=1000,
+        save_every=1000,
+    )
+    start = trainer.build_student(cfg, teacher)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():  # the tuned copy starts as the encoder itself: the teacher's output exactly
+        assert torch.equal(start.encode(x), teacher.encode(x))
+    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:3]), losses
+    state, before = model.state_dict(), teacher.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())  # deblur pass, encoder, decoder kept
+    tuned = [k for k in state if k.startswith("encoder.tuned.")]
+    assert tuned and any(not torch.equal(state[k], before["encoder.inner." + k[14:]]) for k in tuned)
+    out = tmp_path / "tuned.safetensors"
+    trainer.export(model, cfg, out, display="Deblur + upscale")
+    assert "tuned encoder for blurred photos" in read_metadata(out)["architecture"]
+    again = load_model(out)
+    with torch.no_grad():
+        assert torch.equal(again.encode(x), model.encode(x))
+    with pytest.raises(ArgumentError, match="deblur model"):
+        trainer.build_student(cfg, make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1))
+
+
+def test_combine_keeps_the_tuned_encoder() -> None:
+    tuned = _deblur_model(seed=9, **GATE)
+    other = make_liif(n_feats=8, n_resblocks=1, hidden=(12,), seed=4)
+    enc = tuned.encoder
+    assert isinstance(enc, DeblurredEncoder)
+    other.encoder.load_state_dict(enc.inner.state_dict())
+    both = combine(tuned, other)
+    x = torch.randn(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(both.encode(x, blur_share=0.8), tuned.encode(x, blur_share=0.8))
+
+
+def test_engine_tiles_equal_the_whole_render_with_the_tuned_encoder() -> None:
+    """Tiles of a blurred photo, each encoded with the photo's estimate, render what a whole encode does."""
+    from viewer.engine.render import Engine
+
+    model = _deblur_model(seed=2, photo_lo=0.0, photo_hi=0.01, halo=None)  # open on any photo; full halo
+    engine = Engine(model, "cpu", "fp32")
+    rng = np.random.default_rng(1)
+    photo = (rng.random((150, 170, 3)) * 255).astype(np.uint8)
+    whole = engine.render_scale(engine.encode(photo), 340, 300)
+    side = 16 + 2 * model.receptive_radius
+    small = Engine(model, "cpu", "fp32", encode_budget_bytes=side * side * 4 * 8 * 4)
+    store = small.open_store(photo, tile=16, dtype=torch.float32)
+    tiled = small.render_scale(store, 340, 300)
+    assert store.encoded > 50
+    assert np.abs(tiled - whole).max() < 1e-4
