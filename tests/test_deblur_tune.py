@@ -18,7 +18,6 @@ from viewer.train.combine import combine
 from viewer.train.options import TrainConfig
 
 TINY = {"wf": 4, "scale": 4, "vscale": 4, "stages": [1, 2], "levels": 2, "blocks": 1, "halo": 8}
-GATE = {"photo_lo": 0.4, "photo_hi": 0.5}
 
 
 def _deblur_model(seed: int = 0, tuned: bool = True, **kw: object) -> LIIF:
@@ -39,7 +38,7 @@ def _deblur_model(seed: int = 0, tuned: bool = True, **kw: object) -> LIIF:
 
 
 def test_the_tuned_encoder_takes_only_the_photos_the_gate_opens() -> None:
-    model = _deblur_model(**GATE)
+    model = _deblur_model(photo_lo=0.4, photo_hi=0.5)
     enc = model.encoder
     assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
     x = torch.randn(1, 3, 32, 40)
@@ -66,7 +65,7 @@ def test_without_a_photo_gate_every_photo_takes_the_tuned_encoder() -> None:
 
 
 def test_the_spec_round_trips_and_a_file_without_the_tuned_weights_is_refused(tmp_path: Path) -> None:
-    model = _deblur_model(seed=5, **GATE)
+    model = _deblur_model(seed=5, photo_lo=0.4, photo_hi=0.5)
     path = tmp_path / "t.safetensors"
     save_safetensors(model, path)
     again = load_model(path)
@@ -78,7 +77,7 @@ def test_the_spec_round_trips_and_a_file_without_the_tuned_weights_is_refused(tm
     args = {**spec["args"]["encoder_spec"]["args"], "tuned_encoder": "yes"}
     with pytest.raises(CheckpointError, match="true or false"):
         check_spec({**spec, "args": {**spec["args"], "encoder_spec": {"name": "deblurred", "args": args}}})
-    plain = _deblur_model(seed=5, tuned=False, **GATE)
+    plain = _deblur_model(seed=5, tuned=False, photo_lo=0.4, photo_hi=0.5)
     plain_path = tmp_path / "plain.safetensors"
     save_safetensors(plain, plain_path)
     forged = tmp_path / "forged.safetensors"
@@ -146,7 +145,7 @@ def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports
 
 
 def test_combine_keeps_the_tuned_encoder() -> None:
-    tuned = _deblur_model(seed=9, **GATE)
+    tuned = _deblur_model(seed=9, photo_lo=0.4, photo_hi=0.5)
     other = make_liif(n_feats=8, n_resblocks=1, hidden=(12,), seed=4)
     enc = tuned.encoder
     assert isinstance(enc, DeblurredEncoder)
