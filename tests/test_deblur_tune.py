@@ -171,3 +171,35 @@ def test_engine_tiles_equal_the_whole_render_with_the_tuned_encoder() -> None:
     tiled = small.render_scale(store, 340, 300)
     assert store.encoded > 50
     assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_the_shipped_model_keeps_the_official_encoder_for_sharp_photos_and_tunes_blurred_ones() -> None:
+    """models/liif-deblur: a photo its gate reads as sharp gets the official model's latents exactly; a
+    blurred one gets the tuned encoder's, on the deblurred photo."""
+    from viewer.engine.degrade import convolve, disc_kernel
+    from viewer.engine.features import FeatureMap
+    from viewer.engine.render import Engine
+    from viewer.liif.mssnet import photo_blur_share
+
+    deblur = Engine.from_name("liif-deblur", "cpu", "fp32")
+    official = Engine.from_name("edsr-baseline-liif", "cpu", "fp32")
+    enc = deblur.model.encoder
+    assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
+    rng = np.random.default_rng(3)
+    sharp = np.kron(rng.random((12, 12, 3)), np.ones((8, 8, 1))).astype(np.float32)  # 96 x 96 blocks
+    blurred = convolve(sharp, disc_kernel(2.0))
+    photos = {n: (p * 255).round().astype(np.uint8) for n, p in (("sharp", sharp), ("blurred", blurred))}
+    assert photo_blur_share(photos["sharp"]) < 0.41 < 0.51 < photo_blur_share(photos["blurred"])
+    mine, theirs = deblur.encode(photos["sharp"]), official.encode(photos["sharp"])
+    assert isinstance(mine, FeatureMap) and isinstance(theirs, FeatureMap)
+    assert torch.equal(mine.feat, theirs.feat)
+    x = torch.from_numpy(photos["blurred"]).permute(2, 0, 1)[None].float() / 255.0
+    share = photo_blur_share(photos["blurred"])
+    with torch.no_grad():
+        y = enc.deblur((x - 0.5) / 0.5, [share])
+        expected = enc.tuned(y)
+        untuned = enc.inner(y)
+    got = deblur.encode(photos["blurred"])
+    assert isinstance(got, FeatureMap)
+    assert torch.allclose(got.feat, expected[0], atol=1e-4)
+    assert (got.feat - untuned[0]).abs().max() > 1e-3
