@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -35,3 +36,19 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_safetensors(make_liif(seed=1), path, {"name": "tiny-test"})
     return path
+
+
+@pytest.fixture(scope="module")
+def disc_photos() -> list[np.ndarray]:
+    """Three 96 x 96 synthetic photos (gradients with hard-edged discs), for the deblur recipes' tests."""
+    rng = np.random.default_rng(7)
+    side = 96
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    out = []
+    for _ in range(3):
+        img = np.stack([yy * rng.uniform(0.3, 1) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
+        for _ in range(6):
+            cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.2)
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
+        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return out

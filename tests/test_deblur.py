@@ -298,20 +298,9 @@ def test_the_benchmark_blur_is_fixed_per_image_and_the_training_blur_varies() ->
     assert "blur-v1" in degrade.BLUR_RECIPE
 
 
-def _photos(n: int = 3, side: int = 96) -> list[np.ndarray]:
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:side, 0:side] / side
-    out = []
-    for _ in range(n):
-        img = np.stack([yy * rng.uniform(0.3, 1) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
-        for _ in range(6):
-            cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.05, 0.2)
-            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
-        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    return out
-
-
-def test_deblur_training_lowers_the_loss_keeps_the_teacher_and_exports(tmp_path: Path) -> None:
+def test_deblur_training_lowers_the_loss_keeps_the_teacher_and_exports(
+    tmp_path: Path, disc_photos: list[np.ndarray]
+) -> None:
     teacher = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1)
     teacher_path = tmp_path / "teacher.safetensors"
     save_safetensors(teacher, teacher_path)
@@ -330,7 +319,7 @@ def test_deblur_training_lowers_the_loss_keeps_the_teacher_and_exports(tmp_path:
         log_every=1000,
         save_every=1000,
     )
-    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    model, losses = trainer.train(cfg, tmp_path / "w", images=disc_photos, log=lambda m: None)
     assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:3]), losses
     state = model.state_dict()
     kept = {f"encoder.inner.{k}": v for k, v in teacher.encoder.state_dict().items()}

@@ -94,20 +94,9 @@ def test_the_spec_round_trips_and_a_file_without_the_tuned_weights_is_refused(tm
         load_model(forged)
 
 
-def _photos(n: int = 3, side: int = 96) -> list[np.ndarray]:
-    rng = np.random.default_rng(11)
-    yy, xx = np.mgrid[0:side, 0:side] / side
-    out = []
-    for _ in range(n):
-        img = np.stack([yy * rng.uniform(0.3, 1) + xx * rng.uniform(0, 0.5) for _ in range(3)], axis=-1)
-        for _ in range(8):
-            cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.04, 0.15)
-            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, size=3)
-        out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    return out
-
-
-def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports(tmp_path: Path) -> None:
+def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports(
+    tmp_path: Path, disc_photos: list[np.ndarray]
+) -> None:
     teacher = _deblur_model(seed=7, tuned=False)
     teacher_path = tmp_path / "teacher.safetensors"
     save_safetensors(teacher, teacher_path)
@@ -128,7 +117,7 @@ def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():  # the tuned copy starts as the encoder itself: the teacher's output exactly
         assert torch.equal(start.encode(x), teacher.encode(x))
-    model, losses = trainer.train(cfg, tmp_path / "w", images=_photos(), log=lambda m: None)
+    model, losses = trainer.train(cfg, tmp_path / "w", images=disc_photos, log=lambda m: None)
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:3]), losses
     state, before = model.state_dict(), teacher.state_dict()
     assert all(torch.equal(state[k], v) for k, v in before.items())  # deblur pass, encoder, decoder kept
