@@ -155,11 +155,10 @@ class BlurGate(nn.Module):
         """With a value, the share also looks along `DIRECTIONS` (see `directional_share`), lowered by
         this much, and the larger counts: a region smeared along one direction (camera shake) keeps the
         gradient across the smear sharp, so the isotropic share alone reads it as sharp."""
-        # Made on the CPU even where the network is built on the meta device (`count_parameters`): a meta
-        # arange goes through torch's Python decompositions, which import torch._dynamo (1.2 s).
-        c = torch.arange(-3, 4, dtype=torch.float32, device="cpu")
-        g = torch.exp(-(c**2) / 2.0)
-        g = g / g.sum()
+        # The photo gate's taps (`_gaussian_taps`), made on the CPU even where the network is built on the
+        # meta device (`count_parameters`): meta tensor maths goes through torch's Python decompositions,
+        # which import torch._dynamo (1.2 s).
+        g = torch.tensor(_gaussian_taps(), dtype=torch.float32, device="cpu")
         self.register_buffer("kernel", g.reshape(1, 1, 1, 7), persistent=False)
         if self.directional is not None:
             along = torch.zeros((len(DIRECTIONS), 1, 7, 7), device="cpu")
@@ -255,9 +254,11 @@ DIRECTIONAL_OFFSET = 0.12
 
 
 def _gaussian_taps() -> list[float]:
-    c = torch.arange(-3, 4, dtype=torch.float64)
-    g = torch.exp(-(c**2) / 2.0)
-    return (g / g.sum()).tolist()
+    """The 7 taps of a Gaussian of sigma 1, summing to 1: the blur both gates measure what survives of.
+    Plain Python floats, so they are real numbers even where torch builds tensors on the meta device."""
+    g = [math.exp(-(k * k) / 2.0) for k in range(-3, 4)]
+    total = math.fsum(g)
+    return [v / total for v in g]
 
 
 def _directional_energies(y: torch.Tensor, taps: list[float]) -> list[tuple[float, float]]:
