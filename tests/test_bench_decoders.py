@@ -52,9 +52,20 @@ def test_the_decoder_bench_measures_each_model_against_the_reference(
     assert [row["name"] for row in cli] == ["ref", "lm"]
     assert all(row["wall_median_s"] > 0 and row["cpu_median_s"] > 0 for row in cli)
 
-    table = bench_decoders.report(decode, cli)
+    # The floor, timed in the same rotation: each model's render of the same photo at a small scale.
+    floors = data["floors"]
+    assert [row["name"] for row in floors] == [f"lm at --scale {bench_decoders.FLOOR_SCALE}"]
+    assert all(len(row["walls_s"]) == 1 and row["wall_median_s"] > 0 for row in floors)
+
+    table = bench_decoders.report(decode, cli, floors)
+    lines = table.splitlines()
     ratio = decode[0]["seconds"] / decode[1]["seconds"]
-    assert f"{ratio:.1f}x" in table.splitlines()[3]
+    assert f"{ratio:.1f}x" in lines[3]
     sooner = cli[0]["wall_median_s"] / cli[1]["wall_median_s"]
-    assert f"{sooner:.1f}x sooner" in table.splitlines()[-1]
+    at = next(i for i, line in enumerate(lines) if line.startswith("lm ") and "sooner" in line)
+    assert f"{sooner:.1f}x sooner" in lines[at]
     assert "24 px -> 48 px" in table
+    budget = cli[0]["wall_median_s"] / bench_decoders.GOAL_SOONER
+    assert f"takes at most {budget:.2f} s" in table
+    assert lines[-1].startswith("lm at --scale")
+    assert lines[-1].endswith(f"leaves {budget - floors[0]['wall_median_s']:.2f} s")
