@@ -133,6 +133,49 @@ def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports
         trainer.build_student(cfg, make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1))
 
 
+def test_deblur_tune_with_train_deblur_also_trains_the_deblurring_network(
+    tmp_path: Path, disc_photos: list[np.ndarray]
+) -> None:
+    teacher = _deblur_model(seed=5, tuned=False)
+    teacher_path = tmp_path / "teacher.safetensors"
+    save_safetensors(teacher, teacher_path)
+    cfg = TrainConfig(
+        recipe="deblur-tune",
+        name="tiny-joint",
+        steps=8,
+        batch=4,
+        crop=32,
+        points=256,
+        lr=2e-3,
+        degrade_p=1.0,
+        teacher=str(teacher_path),
+        train_deblur=True,
+        log_every=1000,
+        save_every=1000,
+    )
+    start = trainer.build_student(cfg, teacher)
+    trains = {k for k, p in start.named_parameters() if p.requires_grad}
+    assert any(k.startswith("encoder.deblur.") for k in trains) and any(
+        k.startswith("encoder.tuned.") for k in trains
+    )
+    assert all(k.startswith(("encoder.deblur.", "encoder.tuned.")) for k in trains)  # encoder, decoder kept
+    model, _ = trainer.train(cfg, tmp_path / "w", images=disc_photos, log=lambda m: None)
+    state, before = model.state_dict(), teacher.state_dict()
+    moved = [k for k in before if k.startswith("encoder.deblur.") and not torch.equal(state[k], before[k])]
+    assert moved  # the deblurring network learned too
+    assert all(torch.equal(state[k], v) for k, v in before.items() if not k.startswith("encoder.deblur."))
+
+
+def test_train_deblur_is_an_option_of_deblur_tune_only(tmp_path: Path) -> None:
+    from viewer.train.options import build_parser
+
+    args = build_parser().parse_args(
+        ["--recipe", "fast", "--name", "x", "--out", str(tmp_path / "x.safetensors"), "--train-deblur"]
+    )
+    with pytest.raises(ArgumentError, match="deblur-tune"):
+        trainer.cmd_train(args)
+
+
 def test_combine_keeps_the_tuned_encoder() -> None:
     tuned = _deblur_model(seed=9, photo_lo=0.4, photo_hi=0.5)
     other = make_liif(n_feats=8, n_resblocks=1, hidden=(12,), seed=4)

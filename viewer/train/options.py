@@ -80,6 +80,9 @@ class TrainConfig:
     offset, or empty for none."""
     deblur_photo_gate: list[float] = field(default_factory=list)
     """Recipe deblur: the photo gate's [lo, hi] (`mssnet.MSSNet.photo`), or empty for none."""
+    train_deblur: bool = False
+    """Recipe deblur-tune: fine-tune the deblurring network too, end to end through the HR loss, with the
+    tuned encoder (otherwise only the tuned encoder trains)."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -240,6 +243,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default="",
         help="LO,HI: scale the residual by the whole photo's blur estimate mapped from [LO, HI] to [0, 1], "
         "so sharp photos pass unchanged (and without running the network); empty: none (deblur)",
+    )
+    p.add_argument(
+        "--train-deblur",
+        action="store_true",
+        help="also fine-tune the deblurring network, end to end through the HR loss (deblur-tune)",
     )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(

@@ -217,7 +217,8 @@ def _deblurred_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
 
 def _tuned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     """A deblur model (`--teacher`, e.g. liif-deblur) with a tuned copy of its encoder for the photos its
-    photo gate opens (`mssnet.DeblurredEncoder`); only that copy trains, started as the encoder itself."""
+    photo gate opens (`mssnet.DeblurredEncoder`); that copy trains, started as the encoder itself, and with
+    `train_deblur` the deblurring network too (its gates have no weights)."""
     enc_spec = teacher.spec["args"]["encoder_spec"]
     if enc_spec.get("name") != "deblurred" or not isinstance(teacher.encoder, DeblurredEncoder):
         raise ArgumentError("recipe deblur-tune needs a deblur model as --teacher (e.g. liif-deblur)")
@@ -234,8 +235,9 @@ def _tuned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
         enc.tuned.load_state_dict(teacher.encoder.inner.state_dict())
     if cfg.init:
         start_from(model, cfg.init)
+    trainable = ("encoder.tuned.", "encoder.deblur.") if cfg.train_deblur else ("encoder.tuned.",)
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("encoder.tuned."))
+        p.requires_grad_(name.startswith(trainable))
     return model
 
 
@@ -691,6 +693,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ArgumentError("--steps, --batch, --points and --hidden must be positive")
     if not str(args.out).endswith(".safetensors"):
         raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
+    if args.train_deblur and args.recipe != "deblur-tune":
+        raise ArgumentError("--train-deblur is an option of recipe deblur-tune")
     lr = args.lr if args.lr is not None else (1e-4 if args.recipe in ("oldphoto", "deblur-tune") else 1e-3)
     cfg = TrainConfig(
         recipe=args.recipe,
@@ -727,6 +731,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         deblur_halo=args.deblur_halo,
         deblur_gate=_deblur_gate(args),
         deblur_photo_gate=_deblur_gate(args, "deblur_photo_gate"),
+        train_deblur=args.train_deblur,
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
