@@ -37,6 +37,26 @@ def _deblur_model(seed: int = 0, tuned: bool = True, **kw: object) -> LIIF:
     return model.eval()
 
 
+def _tune_config(tmp_path: Path, teacher: LIIF, steps: int, train_deblur: bool = False) -> TrainConfig:
+    """A short deblur-tune run on 32-pixel crops, behind `teacher` (saved under `tmp_path`)."""
+    teacher_path = tmp_path / "teacher.safetensors"
+    save_safetensors(teacher, teacher_path)
+    return TrainConfig(
+        recipe="deblur-tune",
+        name="tiny-tuned",
+        steps=steps,
+        batch=4,
+        crop=32,
+        points=256,
+        lr=2e-3,
+        degrade_p=1.0,
+        teacher=str(teacher_path),
+        train_deblur=train_deblur,
+        log_every=1000,
+        save_every=1000,
+    )
+
+
 def test_the_tuned_encoder_takes_only_the_photos_the_gate_opens() -> None:
     model = _deblur_model(photo_lo=0.4, photo_hi=0.5)
     enc = model.encoder
@@ -98,21 +118,7 @@ def test_deblur_tune_trains_only_the_tuned_encoder_from_the_teachers_and_exports
     tmp_path: Path, disc_photos: list[np.ndarray]
 ) -> None:
     teacher = _deblur_model(seed=7, tuned=False)
-    teacher_path = tmp_path / "teacher.safetensors"
-    save_safetensors(teacher, teacher_path)
-    cfg = TrainConfig(
-        recipe="deblur-tune",
-        name="tiny-tuned",
-        steps=30,
-        batch=4,
-        crop=32,
-        points=256,
-        lr=2e-3,
-        degrade_p=1.0,
-        teacher=str(teacher_path),
-        log_every=1000,
-        save_every=1000,
-    )
+    cfg = _tune_config(tmp_path, teacher, steps=30)
     start = trainer.build_student(cfg, teacher)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():  # the tuned copy starts as the encoder itself: the teacher's output exactly
@@ -137,22 +143,7 @@ def test_deblur_tune_with_train_deblur_also_trains_the_deblurring_network(
     tmp_path: Path, disc_photos: list[np.ndarray]
 ) -> None:
     teacher = _deblur_model(seed=5, tuned=False)
-    teacher_path = tmp_path / "teacher.safetensors"
-    save_safetensors(teacher, teacher_path)
-    cfg = TrainConfig(
-        recipe="deblur-tune",
-        name="tiny-joint",
-        steps=8,
-        batch=4,
-        crop=32,
-        points=256,
-        lr=2e-3,
-        degrade_p=1.0,
-        teacher=str(teacher_path),
-        train_deblur=True,
-        log_every=1000,
-        save_every=1000,
-    )
+    cfg = _tune_config(tmp_path, teacher, steps=8, train_deblur=True)
     start = trainer.build_student(cfg, teacher)
     trains = {k for k, p in start.named_parameters() if p.requires_grad}
     assert any(k.startswith("encoder.deblur.") for k in trains) and any(

@@ -51,6 +51,7 @@ class FeatureAdapter(nn.Module):
         self.body = nn.Sequential(*[ResBlock(n_feats, 1.0) for _ in range(n_blocks)])
         self.tail = nn.Conv2d(n_feats, 64, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
+        assert self.tail.bias is not None
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, f0: torch.Tensor, cleaned: torch.Tensor, change: torch.Tensor) -> torch.Tensor:

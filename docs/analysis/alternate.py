@@ -1,4 +1,5 @@
-"""Helpers of the in-process A/B scripts here: a module as it was at a commit, and alternating rounds."""
+"""Helpers of the in-process A/B scripts here: a module as it was at a commit, alternating rounds, and the
+photo of `bench --decoders --cli` as pixels."""
 
 from __future__ import annotations
 
@@ -12,7 +13,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
+
+
+def cli_photo() -> np.ndarray:
+    """The photo `liif-viewer bench --decoders --cli` renders (the bundled sample resized to `CLI_EDGE`
+    pixels), as (H, W, 3) uint8 pixels."""
+    from PIL import Image
+
+    from viewer.engine.bench_decoders import CLI_EDGE
+    from viewer.engine.bench_startup import make_photo
+
+    with tempfile.TemporaryDirectory() as tmp, Image.open(make_photo(Path(tmp) / "in.png", CLI_EDGE)) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def module_at(commit: str, path: str) -> ModuleType:

@@ -10,17 +10,12 @@ the decode differs. Prints the seconds of each round and the largest difference 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
-from alternate import alternate, module_at, report  # docs/analysis/alternate.py
-from PIL import Image
+from alternate import alternate, cli_photo, module_at, report  # docs/analysis/alternate.py
 
 import viewer.engine.render as render_module
 import viewer.liif.query as query_now
-from viewer.engine.bench_decoders import CLI_EDGE
-from viewer.engine.bench_startup import make_photo
 from viewer.engine.render import Engine
 
 
@@ -29,8 +24,7 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
     before = module_at(commit, "viewer/liif/query.py")
     engine = Engine.from_name("liif-lm")
-    with tempfile.TemporaryDirectory() as tmp, Image.open(make_photo(Path(tmp) / "in.png", CLI_EDGE)) as im:
-        photo = np.asarray(im.convert("RGB"))
+    photo = cli_photo()
     fm = engine.encode(photo)
     variants = {
         "before": (before.GridQuery, before.Decoder(engine.model, engine.dtype, engine.device)),

@@ -10,16 +10,11 @@ the decode differs. Prints the seconds of each round and the largest difference 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
-from alternate import alternate, report  # docs/analysis/alternate.py
-from PIL import Image
+from alternate import alternate, cli_photo, report  # docs/analysis/alternate.py
 
 import viewer.engine.render as render_module
-from viewer.engine.bench_decoders import CLI_EDGE
-from viewer.engine.bench_startup import make_photo
 from viewer.engine.render import Engine
 from viewer.heap import keep_heap
 
@@ -30,8 +25,7 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     keep_heap()  # as the `render` command runs
     engine = Engine.from_name(model)
-    with tempfile.TemporaryDirectory() as tmp, Image.open(make_photo(Path(tmp) / "in.png", CLI_EDGE)) as im:
-        photo = np.asarray(im.convert("RGB"))
+    photo = cli_photo()
     fm = engine.encode(photo)
     threaded = render_module._decode_threads
     variants = {"one thread": lambda device: 1, "threads": threaded}

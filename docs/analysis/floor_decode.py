@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from alternate import cli_photo  # docs/analysis/alternate.py
 
 from viewer.engine.bench_decoders import CLI_EDGE, CLI_SCALE, FLOOR_SCALE
-from viewer.engine.bench_startup import make_photo
 from viewer.engine.features import FeatureMap
 from viewer.engine.render import Engine
 from viewer.heap import keep_heap
@@ -32,8 +28,7 @@ def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     keep_heap()  # as the `render` command runs
     engine = Engine.from_name(model)
-    with tempfile.TemporaryDirectory() as tmp, Image.open(make_photo(Path(tmp) / "in.png", CLI_EDGE)) as im:
-        photo = np.asarray(im.convert("RGB"))
+    photo = cli_photo()
     encoded = engine.encode(photo)
     assert isinstance(encoded, FeatureMap)
     floor_edge, full_edge = round(CLI_EDGE * FLOOR_SCALE), CLI_EDGE * CLI_SCALE
