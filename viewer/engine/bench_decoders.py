@@ -10,8 +10,9 @@ Three measurements, every one a ratio against the official model measured alongs
   (empty caches), in an order that rotates every round; medians over the rounds;
 - **CLI render** (`--cli`): `liif-viewer render --scale 8` of the sample resized to 320 px (320 -> 2560
   px), whole fresh processes with an empty feature cache each, as a person runs it; medians. Timed in the
-  same rotation, a floor that no decoder can go below: each model's render of the same photo at
-  `--scale FLOOR_SCALE` (start-up, weights, the whole encoding, 2% of the x8 decode, a small file). Beside
+  same rotation, a floor that the model's x8 render cannot go below: its render of the same photo at
+  `--scale FLOOR_SCALE` (start-up, weights, the whole encoding and per-latent work, 2% of the x8 render's
+  per-pixel decode, a small file). Beside
   it the report prints the time a render must take to be `GOAL_SOONER` times sooner than the official
   model's and what that leaves for the x8 decode and its 2560 px file (on an AMX CPU the official
   decoder's wide layers run fast, so that can be next to nothing).
