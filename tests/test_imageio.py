@@ -180,6 +180,28 @@ def test_load_rejects_bad_files(tmp_path: Path, name: str, content: bytes, messa
     assert str(p) in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "shape", "message"),
+    [
+        ("float32", (8, 9, 3), "32-bit floating-point samples, 3 per pixel"),
+        ("uint32", (8, 9, 3), "32-bit unsigned samples, 3 per pixel"),
+        ("int16", (8, 9, 3), "16-bit signed samples"),
+    ],
+)
+def test_load_names_the_samples_of_an_unreadable_tiff(
+    tmp_path: Path, dtype: str, shape: tuple[int, ...], message: str
+) -> None:
+    """A TIFF that Pillow cannot identify for its samples says what they are and what to save instead."""
+    import tifffile
+
+    p = tmp_path / "scan.tif"
+    tifffile.imwrite(p, np.zeros(shape, dtype=dtype))
+    with pytest.raises(ImageLoadError, match=message) as err:
+        load_image(p)
+    text = str(err.value)
+    assert str(p) in text and "\n" not in text and "8 or 16 bits per sample" in text
+
+
 def test_load_missing_and_folder(tmp_path: Path) -> None:
     with pytest.raises(ImageLoadError, match="file not found"):
         load_image(tmp_path / "nope.png")

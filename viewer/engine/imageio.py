@@ -181,7 +181,8 @@ def _open(path: Path, max_megapixels: float) -> Image.Image:
         im = Image.open(path, formats=LOAD_FORMATS)
     except Image.UnidentifiedImageError:
         raise ImageLoadError(
-            f"{path}: not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP, PPM, TGA)"
+            _unreadable_tiff(path)
+            or f"{path}: not an image in a supported format (PNG, JPEG, TIFF, BMP, GIF, WebP, PPM, TGA)"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(
@@ -198,6 +199,33 @@ def _open(path: Path, max_megapixels: float) -> Image.Image:
         im.close()
         raise
     return im
+
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""The first four bytes of a classic or BigTIFF file, either byte order."""
+
+
+def _unreadable_tiff(path: Path) -> str | None:
+    """The message for a TIFF that Pillow cannot read because of its samples (floating-point colour, 32
+    bits per sample...), so the person learns what to save instead of "not an image"; None for anything
+    else, which keeps the general message."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in TIFF_MAGIC:
+                return None
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            dtype, samples = np.dtype(page.dtype), int(page.samplesperpixel)
+    except Exception:  # a damaged TIFF: the general message says enough
+        return None
+    kind = {"f": "floating-point", "i": "signed", "c": "complex"}.get(dtype.kind, "unsigned")
+    per = f", {samples} per pixel" if samples > 1 else ""
+    return (
+        f"{path}: a TIFF of {dtype.itemsize * 8}-bit {kind} samples{per}, which is not supported; "
+        "save it with 8 or 16 bits per sample (unsigned integers)"
+    )
 
 
 def _describe(exc: BaseException) -> str:
