@@ -553,14 +553,22 @@ def _summary(out: str, plan: ExportPlan, engine: Engine, seconds: float) -> str:
     return ", ".join(parts)
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
+def _output_checks(args: argparse.Namespace) -> tuple[str, int, float, float]:
+    """What `render` and `export` check before reading the photo, in this order: the output's format, that
+    it is not the input and (with --no-clobber) not there yet, then the quality and the two megapixel
+    limits. Returns (format, quality, input limit, output limit)."""
     fmt = check_output_path(args.output)
     refuse_source_as_output(args.input, args.output)
     _refuse_existing(args)
     quality = _quality(args.quality)
     max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
     max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
+    return fmt, quality, max_in, max_out
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """`render IN -o OUT (--scale S | --size WxH)`: the whole photo at any real scale."""
+    fmt, quality, max_in, max_out = _output_checks(args)
     dpi = parse_dpi(args.dpi) if args.dpi is not None else None
     check_format_dpi(fmt, dpi)
     scale = parse_scale(args.scale) if args.scale is not None else None
@@ -576,12 +584,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`export IN -o OUT [--region X,Y,W,H] (--print SIZE | --size WxH) [--dpi D] [--fit MODE] [--anchor X,Y]`."""
-    fmt = check_output_path(args.output)
-    refuse_source_as_output(args.input, args.output)
-    _refuse_existing(args)
-    quality = _quality(args.quality)
-    max_in = _limit(args.max_input_mp, ENV_MAX_INPUT_MP, DEFAULT_MAX_INPUT_MP, "--max-input-mp")
-    max_out = _limit(args.max_output_mp, ENV_MAX_OUTPUT_MP, DEFAULT_MAX_OUTPUT_MP, "--max-output-mp")
+    fmt, quality, max_in, max_out = _output_checks(args)
     dpi = parse_dpi(args.dpi) if args.dpi is not None else DEFAULT_DPI
     check_format_dpi(fmt, dpi)
     size: PrintSize | PixelSize = (
