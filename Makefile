@@ -18,7 +18,7 @@ test:
 	.venv/bin/ruff check viewer tests
 	.venv/bin/ruff format --check viewer tests
 	.venv/bin/mypy
-	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q -rs
 
 bench:
 	.venv/bin/liif-viewer bench

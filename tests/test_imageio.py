@@ -195,7 +195,7 @@ def test_load_names_the_samples_of_an_unreadable_tiff(
     import tifffile
 
     p = tmp_path / "scan.tif"
-    tifffile.imwrite(p, np.zeros(shape, dtype=dtype))
+    tifffile.imwrite(p, np.zeros(shape, dtype=dtype), photometric="rgb")
     with pytest.raises(ImageLoadError, match=message) as err:
         load_image(p)
     text = str(err.value)
