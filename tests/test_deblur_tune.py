@@ -226,3 +226,44 @@ def test_the_shipped_model_keeps_the_official_encoder_for_sharp_photos_and_tunes
     assert isinstance(got, FeatureMap)
     assert torch.allclose(got.feat, expected[0], atol=1e-4)
     assert (got.feat - untuned[0]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_conv_autocast_follows_the_cpu(monkeypatch: pytest.MonkeyPatch, fast_bf16: bool) -> None:
+    """bf16 autocast for training convolutions only on a CPU with native bf16; never on another device."""
+    from viewer.train import query
+
+    monkeypatch.setattr(query, "cpu_has_fast_bf16", lambda: fast_bf16)
+    with query.conv_autocast(torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu") is fast_bf16
+        y = torch.nn.functional.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3))
+        assert y.dtype == (torch.bfloat16 if fast_bf16 else torch.float32)
+    assert not torch.is_autocast_enabled("cpu")
+    with query.conv_autocast(torch.device("meta")):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_a_tune_step_under_bf16_autocast_stays_near_the_fp32_step(
+    tmp_path: Path, disc_photos: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deblur-tune step's loss and gradients are the fp32 step's within bf16's rounding, and both
+    recipes' networks come back from `train` in the default layout (as a loaded file's are)."""
+    from viewer.train import query
+
+    teacher = _deblur_model(seed=9, tuned=False)
+    cfg = _tune_config(tmp_path, teacher, steps=1)
+    model = trainer.build_student(cfg, teacher).train()
+    model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    found = {}
+    for fast_bf16 in (False, True):
+        monkeypatch.setattr(query, "cpu_has_fast_bf16", lambda fast=fast_bf16: fast)
+        model.zero_grad()
+        loss = trainer._deblur_tune_step(cfg, model, disc_photos, 0, torch.device("cpu"))
+        loss.backward()
+        grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        found[fast_bf16] = (loss.item(), grad)
+    (loss32, grad32), (loss16, grad16) = found[False], found[True]
+    assert loss16 == pytest.approx(loss32, rel=0.02)
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.98
+    trained, _ = trainer.train(cfg, tmp_path / "w", images=disc_photos, log=lambda m: None)
+    assert all(p.is_contiguous() for p in trained.parameters())

@@ -49,7 +49,7 @@ from viewer.liif.mssnet import DeblurredEncoder
 from viewer.train import data as tdata
 from viewer.train.grow import inherit_decoder_layers, start_from
 from viewer.train.options import RECIPES, TrainConfig
-from viewer.train.query import train_query
+from viewer.train.query import conv_autocast, train_query
 
 Log = Callable[[str], None]
 
@@ -67,6 +67,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def _to_t(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=torch.float32)
+
+
+def _image_batch(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Images (B, 3, H, W) in [0, 1] as the networks take them, normalised to [-1, 1]; channels-last on a
+    CPU, where the deblur recipes keep their networks so (oneDNN's native layout, see `train`)."""
+    x = (_to_t(a, device) - 0.5) / 0.5
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else x
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -434,7 +441,8 @@ def _deblur_step(
         kernels=("bicubic",),
         damage=random_blur,
     )
-    out = enc.deblur((_to_t(b.damaged, device) - 0.5) / 0.5)
+    with conv_autocast(device):
+        out = enc.deblur(_image_batch(b.damaged, device)).float()
     err = out - (_to_t(b.clean, device) - 0.5) / 0.5
     per_crop = (err.square() if cfg.loss == "l2" else err.abs()).mean(dim=(1, 2, 3))
     weight = torch.where(torch.from_numpy(b.was_damaged).to(device), 1.0, cfg.clean_weight)
@@ -459,7 +467,8 @@ def _deblur_tune_step(
             )
         )
     lr, coord, cell, rgb = (np.stack(p) for p in zip(*parts, strict=True))
-    feat = model.encode((_to_t(lr, device) - 0.5) / 0.5)
+    with conv_autocast(device):
+        feat = model.encode(_image_batch(lr, device)).float()
     pred = train_query(model, feat, _to_t(coord, device), _to_t(cell, device))
     err = pred - (_to_t(rgb, device) - 0.5) / 0.5
     return (err.square() if cfg.loss == "l2" else err.abs()).mean()
@@ -512,6 +521,11 @@ def train(
     imgs = list(images) if images is not None else tdata.load_images(data_dirs or tdata.default_train_dirs())
     teacher = load_teacher(cfg.teacher) if cfg.recipe in TEACHER_RECIPES else None
     model = build_student(cfg, teacher).to(dev)
+    if cfg.recipe in ("deblur", "deblur-tune") and dev.type == "cpu":
+        # oneDNN's native layout: with bf16 autocast (`conv_autocast`) a deblur step trains 2 to 4 times
+        # as fast as in fp32 with the default layout on a CPU with AMX. The saved weights are contiguous,
+        # and the model is returned in the default layout.
+        model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     start = load_state(work, cfg, model, opt) if resume else 0
@@ -569,6 +583,7 @@ def train(
         if stop_after is not None and len(losses) >= stop_after:
             save_state(work, cfg, model, opt, step)
             break
+    model.encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return model.eval(), losses
 
 
