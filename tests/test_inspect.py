@@ -190,3 +190,43 @@ def test_lattice_lines() -> None:
 def test_extrapolated_beyond_x4() -> None:
     assert not ins.extrapolated(4.0)
     assert ins.extrapolated(4.01)
+
+
+def test_a_box_of_the_feature_image_is_the_whole_image_cropped(tiny: tuple[Engine, FeatureMap]) -> None:
+    """For a photo under `FEATURE_WHOLE_MP` the box uses the whole photo's PCA and colour range."""
+    _, fm = tiny
+    box = (5, 3, 29, 17)
+    whole = ins.pca_rgb(fm)
+    assert np.array_equal(ins.pca_rgb(fm, box), whole[3:17, 5:29])
+    assert np.array_equal(ins.channel_image(fm, 2, box), ins.channel_image(fm, 2)[3:17, 5:29])
+    with pytest.raises(ArgumentError, match="not inside"):
+        ins.pca_rgb(fm, (0, 0, fm.width + 1, 4))
+
+
+def test_a_big_photo_feature_image_encodes_the_sample_and_its_box_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over `FEATURE_WHOLE_MP` (lowered here), the PCA comes from blocks spread over the photo, and a box's
+    image encodes the box's tiles and those blocks', not the whole lazily encoded photo; the PCA does not
+    depend on the box, and a cancelled request stops."""
+    from viewer.engine.cancel import CancelToken
+    from viewer.errors import Cancelled
+
+    monkeypatch.setattr(ins, "FEATURE_WHOLE_MP", 0.01)
+    monkeypatch.setattr(ins, "PCA_SAMPLE", 4096)  # 4 x 4 blocks of 16 x 16 latents
+    engine = Engine(make_liif(n_resblocks=1, n_feats=8, hidden=(16,), seed=0), "cpu", "fp32")
+    img = np.random.default_rng(1).random((960, 1280, 3), dtype=np.float32)
+    store = engine.open_store(img)
+    assert ins.is_big(store)
+    box = (200, 120, 264, 184)
+    a = ins.pca_rgb(store, box)
+    assert a.shape == (64, 64, 3) and a.std() > 5
+    encoded = store.encoded_fraction((0, store.height, 0, store.width))
+    assert 0 < encoded < 0.3  # the sample blocks and the box, not the photo
+    again = ins.pca_rgb(store, (0, 0, 64, 64))  # another box: the same PCA, so the same colours
+    full = ins._pca_image(store, ins.pca_basis(store), ins.whole_box(store), None)
+    assert np.array_equal(again, full[:64, :64]) and np.array_equal(a, full[120:184, 200:264])
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        ins.channel_image(engine.open_store(img), 1, box, token)

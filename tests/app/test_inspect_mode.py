@@ -262,3 +262,48 @@ def test_paint_draws_the_cue_beyond_x4(controller: Any) -> None:
         painter.end()
         corner = {cast(RGBA, image.pixelColor(x, 185).getRgb())[:3] for x in range(10, 120)}
         assert (corner != {(0, 0, 0)}) == expect
+
+
+def test_a_big_photo_feature_image_follows_the_view(
+    controller: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over `FEATURE_WHOLE_MP` (lowered here, with a finer box grid) the feature image is asked for the
+    part in view: none while the view shows more than that (the panel says to zoom in), then the view's
+    box, painted where it lies; a pan outside it asks for a new box once the view rests."""
+    from viewer.engine import inspect as ins
+
+    monkeypatch.setattr(ins, "FEATURE_WHOLE_MP", 0.0002)  # the 24 x 20 test photo (480 px) counts as big
+    monkeypatch.setattr(im, "FEATURE_BOX_GRID", 4)
+    ctl, view, sink = controller
+    said: list[str] = []
+    ctl.status.connect(said.append)
+    ctl.set_active(True)
+    ctl.set_options(InspectOptions(layer="pca", opacity=1.0, lattice=False))
+    assert not [r for r in sink.requests if isinstance(r, im.FeatureRequest)]
+    assert said and said[-1].startswith("Zoom in to see the feature image")
+    view.zoom_to(40.0)
+    view.centre_on(6.0, 5.0)
+    view.flush()
+    qtbot.waitUntil(lambda: any(isinstance(r, im.FeatureRequest) for r in sink.requests), timeout=3000)
+    req = [r for r in sink.requests if isinstance(r, im.FeatureRequest)][-1]
+    assert req.box is not None
+    x0, y0, x1, y1 = req.box
+    sx, sy, sw, sh = view.viewport.source_rect()
+    assert x0 <= max(0.0, sx) and y0 <= max(0.0, sy) and x1 >= min(24.0, sx + sw) and y1 >= min(20.0, sy + sh)
+    assert (x1 - x0) * (y1 - y0) <= 200 and (x1 - x0) * (y1 - y0) < 24 * 20
+    pixels = np.full((y1 - y0, x1 - x0, 3), (0, 255, 0), np.uint8)
+    assert ctl.on_event(im.FeatureResult(req.generation, 7, "pca", 0, pixels, 8, 0.1, req.box))
+    image = QImage(240, 200, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(0, 0, 0))
+    painter = QPainter(image)
+    ctl.paint(painter)
+    painter.end()
+    assert cast(RGBA, image.pixelColor(120, 100).getRgb())[:3] == (0, 255, 0)  # the box is where the view is
+    stale = im.FeatureResult(req.generation - 1, 7, "pca", 0, pixels, 8, 0.1, (0, 0, 4, 4))
+    assert not ctl.on_event(stale)  # an older box's answer is not applied
+    sink.requests.clear()
+    view.centre_on(20.0, 16.0)  # outside the box
+    view.flush()
+    qtbot.waitUntil(lambda: any(isinstance(r, im.FeatureRequest) for r in sink.requests), timeout=3000)
+    new = [r for r in sink.requests if isinstance(r, im.FeatureRequest)][-1]
+    assert new.box is not None and new.box != req.box and new.generation > req.generation

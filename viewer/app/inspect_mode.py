@@ -60,6 +60,9 @@ HOVER_COALESCE_MS = 15
 DIFFERENCE_DEBOUNCE_MS = 250
 """The view must rest this long before its difference tiles are asked for."""
 DIFFERENCE_CACHE_TILES = 256
+FEATURE_BOX_GRID = 64
+"""A big photo's feature image is asked for a box of the view plus a margin, snapped out to this grid of
+photo pixels, so small pans stay inside the box they already have."""
 RECENT_TILE_BYTES = 96 << 20
 """The render worker keeps this much of its latest LIIF tiles for the difference view."""
 BICUBIC_PAD = 2
@@ -88,13 +91,15 @@ class ProbeRequest:
 
 @dataclass(frozen=True)
 class FeatureRequest:
-    """The feature map as an image: its PCA, or one channel."""
+    """The feature map as an image: its PCA, or one channel; of `box` (x0, y0, x1, y1 photo pixels), or of
+    the whole photo when None."""
 
     generation: int
     content: int
     kind: FeatureKind
     channel: int = 0
     slot: str = "feature"
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class FeatureResult:
-    """(H, W, 3) uint8 pixels of the feature image, the size of the photo."""
+    """(H, W, 3) uint8 pixels of the feature image of `box` (photo pixels), or of the whole photo."""
 
     generation: int
     content: int
@@ -131,6 +136,7 @@ class FeatureResult:
     pixels: np.ndarray
     n_channels: int
     seconds: float
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -297,11 +303,14 @@ def run_inspect(
         probe = ins.probe_pixel(engine, fm, SourceRect(*req.rect), req.out_w, req.out_h, req.row, req.col)
         emit(ProbeResult(req.generation, req.content, req.purpose, probe, time.perf_counter() - t0))
     elif isinstance(req, FeatureRequest):
-        pixels = ins.pca_rgb(fm) if req.kind == "pca" else ins.channel_image(fm, req.channel)
-        n = fm.channels
+        if req.kind == "pca":
+            pixels = ins.pca_rgb(fm, req.box, token)
+        else:
+            pixels = ins.channel_image(fm, req.channel, req.box, token)
+        seconds = time.perf_counter() - t0
         emit(
             FeatureResult(
-                req.generation, req.content, req.kind, req.channel, pixels, n, time.perf_counter() - t0
+                req.generation, req.content, req.kind, req.channel, pixels, fm.channels, seconds, req.box
             )
         )
     else:
@@ -480,6 +489,10 @@ class InspectController(QObject):
         self._diff_timer.setSingleShot(True)
         self._diff_timer.setInterval(DIFFERENCE_DEBOUNCE_MS)
         self._diff_timer.timeout.connect(self._request_difference)
+        self._feature_timer = QTimer(self)
+        self._feature_timer.setSingleShot(True)
+        self._feature_timer.setInterval(DIFFERENCE_DEBOUNCE_MS)
+        self._feature_timer.timeout.connect(self._request_layer)
         view.view_changed.connect(self._on_view_changed)
 
     # -- state ----------------------------------------------------------------------------------------------
@@ -502,6 +515,7 @@ class InspectController(QObject):
         if not on:
             self._hover_timer.stop()
             self._diff_timer.stop()
+            self._feature_timer.stop()
             self._set_probe(None)
         else:
             self._request_layer()
@@ -596,15 +610,60 @@ class InspectController(QObject):
         layer = self._features.get((content, kind, channel if kind == "channel" else 0)) if content else None
         return layer.pixels if layer is not None else None
 
+    def feature_box(self) -> tuple[int, int, int, int] | None:
+        """The box of a big photo (over `FEATURE_WHOLE_MP`) its feature image is asked for: the view and an
+        eighth of its size around it, snapped out to `FEATURE_BOX_GRID` and clipped to the photo (at 100%
+        on a 1280 x 800 canvas about 1.8 MP); None for a smaller photo (its feature image is whole) or
+        before there is a view."""
+        from viewer.engine.inspect import FEATURE_WHOLE_MP
+
+        photo, vp = self._view.photo, self._view.viewport
+        if photo is None or vp is None or photo.width * photo.height <= FEATURE_WHOLE_MP * 1e6:
+            return None
+        x, y, w, h = vp.source_rect()
+        g = FEATURE_BOX_GRID
+        x0 = max(0, int((x - w / 8) // g) * g)
+        y0 = max(0, int((y - h / 8) // g) * g)
+        x1 = min(photo.width, -int(-(x + w * 1.125) // g) * g)
+        y1 = min(photo.height, -int(-(y + h * 1.125) // g) * g)
+        return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+
+    def _covers_view(self, layer: ImageLayer) -> bool:
+        """Whether a feature layer covers the part of the photo in view."""
+        photo, vp = self._view.photo, self._view.viewport
+        if photo is None or vp is None:
+            return True
+        x, y, w, h = vp.source_rect()
+        lx, ly, lw, lh = layer.covers
+        return (
+            lx <= max(0.0, x)
+            and ly <= max(0.0, y)
+            and min(float(photo.width), x + w) <= lx + lw
+            and min(float(photo.height), y + h) <= ly + lh
+        )
+
     def _request_feature(self, kind: FeatureKind, channel: int) -> None:
+        from viewer.engine.inspect import FEATURE_WHOLE_MP
+
         content = self.content
         if content is None:
             return
         ch = channel if kind == "channel" else 0
-        if (content, kind, ch) in self._features:
+        have = self._features.get((content, kind, ch))
+        if have is not None and self._covers_view(have):
             return
+        box = self.feature_box()
+        if box is not None:
+            mp = (box[2] - box[0]) * (box[3] - box[1]) / 1e6
+            if mp > FEATURE_WHOLE_MP:
+                self._next("feature")  # a result in flight for another box is no longer wanted
+                self.status.emit(
+                    f"Zoom in to see the feature image: on a photo this big it is made for the part in view, "
+                    f"up to {FEATURE_WHOLE_MP:g} MP at a time (this view needs {mp:.0f} MP)."
+                )
+                return
         self.status.emit("Computing the feature image…")
-        self._sink.inspect(FeatureRequest(self._next("feature"), content, kind, ch))
+        self._sink.inspect(FeatureRequest(self._next("feature"), content, kind, ch, box=box))
 
     def _request_layer(self) -> None:
         o = self.options
@@ -619,6 +678,8 @@ class InspectController(QObject):
         """GUI thread: the viewport moved; the difference view follows once it rests."""
         if self.active and self.options.layer == "difference":
             self._diff_timer.start()
+        elif self.active and self.options.layer in ("pca", "channel") and self.feature_box() is not None:
+            self._feature_timer.start()  # a big photo's feature image follows the view once it rests
 
     def _request_difference(self) -> None:
         """GUI thread (debounce timer): ask for the visible difference tiles not cached yet."""
@@ -658,10 +719,13 @@ class InspectController(QObject):
             self.changed.emit()
             return True
         if isinstance(ev, FeatureResult):
-            if ev.content != content:
+            if ev.content != content or (
+                ev.box is not None and ev.generation != self.current_generation("feature")
+            ):
                 return False
+            x0, y0 = (ev.box[0], ev.box[1]) if ev.box is not None else (0, 0)
             self._features[(ev.content, ev.kind, ev.channel)] = ImageLayer(
-                ev.pixels, (0.0, 0.0, float(ev.pixels.shape[1]), float(ev.pixels.shape[0]))
+                ev.pixels, (float(x0), float(y0), float(ev.pixels.shape[1]), float(ev.pixels.shape[0]))
             )
             if ev.n_channels != self.n_channels:
                 self.n_channels = ev.n_channels

@@ -15,11 +15,13 @@ query's offset from a latent's centre times the map's size (one source pixel = 2
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from viewer.engine.cancel import CancelToken, check
 from viewer.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -37,6 +39,24 @@ TRAINED_MAX_SCALE = 4.0
 
 PCA_SAMPLE = 65536
 """At most this many pixels (a regular subgrid) estimate the PCA's covariance and its colour range."""
+
+FEATURE_WHOLE_MP = 2.0
+"""A photo of up to this many megapixels gets its feature image whole. A larger one gets it for a box of
+at most this size (the part in view): a lazily encoded photo is encoded where it is read, and a whole
+feature image of a 12 MP photo took 92 s on a 2-core CPU (100 MP: all of it encoded first, and 300 MB of
+image)."""
+
+SAMPLE_GRID = 4
+"""A larger photo's PCA and colour range come from `SAMPLE_GRID` x `SAMPLE_GRID` blocks of latents spread
+evenly over it (`PCA_SAMPLE` latents in all), so they are the same for every box and cost a fixed, small
+encode."""
+
+SAMPLE_ALIGN = 64
+"""The blocks start on this grid of latents: whole tiles of a lazily encoded store, so no tile is encoded
+for a sliver of a block."""
+
+Box = tuple[int, int, int, int]
+"""(x0, y0, x1, y1) in photo pixels, x1 and y1 excluded."""
 
 
 # -- the probe ---------------------------------------------------------------------------------------------
@@ -224,15 +244,52 @@ def _photo_rows(fm: Latents, r0: int, r1: int) -> torch.Tensor:
     return fm.crop(oy + r0, oy + r1, ox, ox + fm.photo_width)
 
 
-def pca_basis(fm: Latents) -> PcaBasis:
-    """PCA of the feature map's channels over a regular subsample of its pixels (deterministic).
+def is_big(fm: Latents) -> bool:
+    """Whether the photo is over `FEATURE_WHOLE_MP`: its feature image is then made a box at a time."""
+    return fm.photo_height * fm.photo_width > FEATURE_WHOLE_MP * 1e6
 
-    On a lazily encoded store this reads (so encodes) every latent of the photo, band by band."""
-    s = _sample_stride(fm.photo_height, fm.photo_width)
-    parts = [_photo_rows(fm, r0, r1)[:, ::s, ::s].cpu().numpy() for r0, r1 in _bands(fm, s)]
-    sample = np.concatenate(parts, axis=1)
+
+def _sample_blocks(h: int, w: int) -> list[Box]:
+    """`SAMPLE_GRID` x `SAMPLE_GRID` boxes of latents, spread evenly over an h x w photo, `PCA_SAMPLE` in all."""
+    side = int(math.sqrt(PCA_SAMPLE)) // SAMPLE_GRID
+    bh, bw = min(side, h), min(side, w)
+    a = SAMPLE_ALIGN
+    ys = [round(i * (h - bh) / (SAMPLE_GRID - 1)) // a * a for i in range(SAMPLE_GRID)]
+    xs = [round(j * (w - bw) / (SAMPLE_GRID - 1)) // a * a for j in range(SAMPLE_GRID)]
+    return [(x, y, x + bw, y + bh) for y in ys for x in xs]
+
+
+def _sample(fm: Latents, cancel: CancelToken | None = None) -> np.ndarray:
+    """(C, N) latents that stand for the photo (deterministic): a regular subgrid of all of them for a photo
+    up to `FEATURE_WHOLE_MP` (read band by band, so a lazily encoded store encodes all of it), else the
+    `_sample_blocks` (which encode a few tiles only). Kept with the feature map."""
+
+    def make() -> np.ndarray:
+        if is_big(fm):
+            oy, ox = fm.origin
+            parts = []
+            for x0, y0, x1, y1 in _sample_blocks(fm.photo_height, fm.photo_width):
+                check(cancel)
+                parts.append(
+                    fm.crop(oy + y0, oy + y1, ox + x0, ox + x1).cpu().numpy().reshape(fm.channels, -1)
+                )
+            return np.concatenate(parts, axis=1)
+        s = _sample_stride(fm.photo_height, fm.photo_width)
+        parts = []
+        for r0, r1 in _bands(fm, s):
+            check(cancel)
+            parts.append(_photo_rows(fm, r0, r1)[:, ::s, ::s].cpu().numpy().reshape(fm.channels, -1))
+        return np.concatenate(parts, axis=1)
+
+    sample: np.ndarray = fm.derived("feature_sample", make)
+    return sample
+
+
+def pca_basis(fm: Latents, cancel: CancelToken | None = None) -> PcaBasis:
+    """PCA of the feature map's channels over `_sample` (deterministic)."""
+    sample = _sample(fm, cancel)
     c = sample.shape[0]
-    x = sample.reshape(c, -1).astype(np.float64)
+    x = sample.astype(np.float64)
     mean = x.mean(axis=1)
     xc = x - mean[:, None]
     cov = xc @ xc.T / max(1, xc.shape[1] - 1)
@@ -255,46 +312,71 @@ def pca_basis(fm: Latents) -> PcaBasis:
     return PcaBasis(mean, comps, lo, hi, explained)
 
 
-def _pca_image(fm: Latents, basis: PcaBasis) -> np.ndarray:
+def whole_box(fm: Latents) -> Box:
+    """The box of the whole photo."""
+    return (0, 0, fm.photo_width, fm.photo_height)
+
+
+def _box_rows(fm: Latents, box: Box, cancel: CancelToken | None) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Bands of about a megapixel of the box's latents: (first row, end row, float32 (C, rows, width)),
+    rows counted from the box's top, so a lazily encoded store is read band by band in bounded memory."""
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= fm.photo_width and 0 <= y0 < y1 <= fm.photo_height):
+        raise ArgumentError(f"box {box} is not inside the {fm.photo_width}x{fm.photo_height} photo")
+    oy, ox = fm.origin
+    rows = max(1, (1 << 20) // (x1 - x0))
+    for r0 in range(0, y1 - y0, rows):
+        check(cancel)
+        r1 = min(y1 - y0, r0 + rows)
+        yield r0, r1, fm.crop(oy + y0 + r0, oy + y0 + r1, ox + x0, ox + x1)
+
+
+def _pca_image(fm: Latents, basis: PcaBasis, box: Box, cancel: CancelToken | None) -> np.ndarray:
     import torch
 
-    h, w = fm.photo_height, fm.photo_width
+    x0, y0, x1, y1 = box
     dev = fm.device
     comps = torch.from_numpy(basis.components.astype(np.float32)).to(dev)
     offset = torch.from_numpy((basis.components @ basis.mean + basis.lo).astype(np.float32)).to(dev)
     scale = torch.from_numpy((255.0 / (basis.hi - basis.lo)).astype(np.float32)).to(dev)
-    out = np.empty((h, w, 3), dtype=np.uint8)
+    out = np.empty((y1 - y0, x1 - x0, 3), dtype=np.uint8)
     with torch.inference_mode():
-        for r0, r1 in _bands(fm):  # about a megapixel per step bounds the temporary memory
-            block = _photo_rows(fm, r0, r1).reshape(fm.channels, -1)
+        for r0, r1, rows in _box_rows(fm, box, cancel):
+            block = rows.reshape(fm.channels, -1)
             proj = (comps @ block - offset[:, None]) * scale[:, None]
             q = proj.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
-            out[r0:r1] = q.reshape(3, r1 - r0, w).transpose(1, 2, 0)
+            out[r0:r1] = q.reshape(3, r1 - r0, x1 - x0).transpose(1, 2, 0)
     out.flags.writeable = False
     return out
 
 
-def pca_rgb(fm: Latents) -> np.ndarray:
-    """The feature map projected to RGB by its own PCA: (H, W, 3) uint8, read-only, computed once per map.
+def pca_rgb(fm: Latents, box: Box | None = None, cancel: CancelToken | None = None) -> np.ndarray:
+    """The feature map projected to RGB by its own PCA: (H, W, 3) uint8, read-only, for `box` (default:
+    the whole photo, computed once per map). The PCA is the photo's (`_sample`), whatever the box.
 
     PC1 drives red, PC2 green, PC3 blue; each is stretched between its 1st and 99th percentile.
     """
-    basis: PcaBasis = fm.derived("pca_basis", lambda: pca_basis(fm))
-    image: np.ndarray = fm.derived("pca_rgb", lambda: _pca_image(fm, basis))
-    return image
+    basis: PcaBasis = fm.derived("pca_basis", lambda: pca_basis(fm, cancel))
+    if box is None or box == whole_box(fm):
+        image: np.ndarray = fm.derived("pca_rgb", lambda: _pca_image(fm, basis, whole_box(fm), cancel))
+        return image
+    return _pca_image(fm, basis, box, cancel)
 
 
-def channel_image(fm: Latents, c: int) -> np.ndarray:
-    """One feature channel as (H, W, 3) uint8 with a diverging colormap: blue negative, red positive.
+def channel_image(
+    fm: Latents, c: int, box: Box | None = None, cancel: CancelToken | None = None
+) -> np.ndarray:
+    """One feature channel as (H, W, 3) uint8 with a diverging colormap, blue negative, red positive, for
+    `box` (default: the whole photo).
 
-    Zero stays at the neutral middle; the 99.5th percentile of |value| reaches full colour.
+    Zero stays at the neutral middle; the 99.5th percentile of |value| over the photo (`_sample`) reaches
+    full colour.
     """
     n = fm.channels
     if not 0 <= c < n:
         raise ArgumentError(f"channel {c} does not exist: the feature map has channels 0-{n - 1}")
-    v = np.concatenate([_photo_rows(fm, r0, r1)[c].cpu().numpy() for r0, r1 in _bands(fm)], axis=0)
-    s = _sample_stride(fm.photo_height, fm.photo_width)
-    scale = float(np.percentile(np.abs(v[::s, ::s]), 99.5)) or 1.0
+    scale = float(np.percentile(np.abs(_sample(fm, cancel)[c]), 99.5)) or 1.0
+    v = np.concatenate([rows[c].cpu().numpy() for _, _, rows in _box_rows(fm, box or whole_box(fm), cancel)])
     return colormap(0.5 + 0.5 * v / scale, DIVERGING)
 
 
