@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QPointF, QRectF, QTimer, Signal
 from PySide6.QtGui import QPainter
 
 from viewer.app import planning as pl
+from viewer.app.bicubic_worker import source_tile
 from viewer.app.inspect_panel import InspectOptions
 from viewer.app.overlays import (
     ImageLayer,
@@ -46,8 +47,6 @@ from viewer.engine.inspect import EMPTY_LATTICE, Lattice, Probe, difference_heat
 from viewer.errors import Cancelled
 
 if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
-
     from viewer.app.view_controller import ViewController
     from viewer.app.worker import WorkerContext
     from viewer.engine.render import Engine, Latents
@@ -65,7 +64,6 @@ FEATURE_BOX_GRID = 64
 photo pixels, so small pans stay inside the box they already have."""
 RECENT_TILE_BYTES = 96 << 20
 """The render worker keeps this much of its latest LIIF tiles for the difference view."""
-BICUBIC_PAD = 2
 
 log = logging.getLogger(__name__)
 
@@ -245,31 +243,6 @@ class RecentTiles:
         return self._tiles.get(key) if content == self._content else None
 
 
-def padded_source(rgb8: np.ndarray, pad: int = BICUBIC_PAD) -> PILImage:
-    """The photo with `pad` edge pixels on each side, as the bicubic tiles resample it."""
-    from PIL import Image
-
-    padded = np.pad(rgb8, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    return Image.fromarray(np.ascontiguousarray(padded), "RGB")
-
-
-def bicubic_tile(source: PILImage, spec: TileSpec, pad: int = BICUBIC_PAD) -> np.ndarray:
-    """Pillow's bicubic resample of a tile's source box (same pixel-centre convention as LIIF): RGB uint8."""
-    from PIL import Image
-
-    x, y, w, h = spec.rect
-    r0, c0, r1, c1 = spec.window
-    sx, sy = w / spec.out_w, h / spec.out_h
-    box = (
-        max(0.0, x + c0 * sx + pad),
-        max(0.0, y + r0 * sy + pad),
-        min(float(source.width), x + c1 * sx + pad),
-        min(float(source.height), y + r1 * sy + pad),
-    )
-    out = source.resize((c1 - c0, r1 - r0), Image.Resampling.BICUBIC, box=box)
-    return np.asarray(out, dtype=np.uint8)
-
-
 def bgra_to_rgb(bgra: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgra[..., 2::-1])
 
@@ -285,13 +258,13 @@ def run_inspect(
     token: CancelToken,
     emit: Callable[[object], None],
     *,
-    source: Callable[[], PILImage],
+    source: Callable[[], np.ndarray],
     recent: RecentTiles,
     render_tile: TileRenderer,
 ) -> None:
     """Render worker thread: answer one inspection request with events (model calls happen here only).
 
-    `source` gives the padded photo for bicubic tiles (made on first use); `recent` holds the LIIF tiles
+    `source` gives the photo's 8-bit pixels for bicubic tiles (`source_tile`); `recent` holds the LIIF tiles
     just rendered, so the difference view usually needs no model call at all.
     """
     from viewer.engine import inspect as ins
@@ -322,7 +295,7 @@ def run_inspect(
                 bgra = render_tile(spec, token)
                 recent.put(req.content, spec.key, bgra)
             liif = bgra_to_rgb(bgra)
-            bic = bicubic_tile(src, spec)
+            bic = source_tile(src, spec)
             heat = difference_heatmap(liif, bic)
             mean = float(ins.difference_magnitude(liif, bic).mean())
             emit(DifferenceTile(req.generation, req.content, spec.key, tile_covers(spec), heat, mean))
@@ -367,7 +340,7 @@ class InspectWorkerSide:
         self.recent: RecentTiles = _LockedRecentTiles()
         """The LIIF tiles the view received lately (fed by `remember_tile`), so "what the model adds"
         usually needs no model call."""
-        self._source: tuple[int, PILImage] | None = None
+        self._source: tuple[int, np.ndarray] | None = None
 
     # -- GUI thread ---------------------------------------------------------------------------------------
     def inspect(self, request: InspectRequest) -> None:
@@ -403,7 +376,7 @@ class InspectWorkerSide:
         try:
             run_inspect(
                 req, ctx.engine, ctx.feature_map, token, ctx.emit,
-                source=lambda: self._padded_source(ctx), recent=self.recent,
+                source=lambda: self._rgb8(ctx), recent=self.recent,
                 render_tile=lambda spec, tok: self._render_tile(ctx, spec, tok),
             )  # fmt: skip
         except Cancelled:
@@ -415,9 +388,10 @@ class InspectWorkerSide:
             with self._lock:
                 self._queue.done(req.slot, token)
 
-    def _padded_source(self, ctx: WorkerContext) -> PILImage:
+    def _rgb8(self, ctx: WorkerContext) -> np.ndarray:
+        """The open photo's 8-bit pixels (converted once per photo where it has 16 bits)."""
         if self._source is None or self._source[0] != ctx.content:
-            self._source = (ctx.content, padded_source(ctx.loaded.rgb8()))
+            self._source = (ctx.content, ctx.loaded.rgb8())
         return self._source[1]
 
     @staticmethod
