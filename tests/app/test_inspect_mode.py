@@ -346,3 +346,14 @@ def test_a_big_photo_feature_image_follows_the_view(
     qtbot.waitUntil(lambda: any(isinstance(r, im.FeatureRequest) for r in sink.requests), timeout=3000)
     new = [r for r in sink.requests if isinstance(r, im.FeatureRequest)][-1]
     assert new.box is not None and new.box != req.box and new.generation > req.generation
+
+
+def test_a_16_bit_photo_is_resampled_as_the_screen_shows_it() -> None:
+    """A 16-bit photo's tiles come from its own pixels, each crop made 8-bit (no whole 8-bit copy): the
+    same tiles as from the photo's 8-bit screen copy."""
+    from viewer.engine.imageio import display_8bit
+
+    deep = (textured(40, 30, seed=6).astype(np.uint32) * 257 + 91).clip(0, 65535).astype(np.uint16)
+    for zoom in (0.5, 3.0):
+        spec = _spec(zoom=zoom, w=40, h=30)
+        assert np.array_equal(source_tile(deep, spec), source_tile(display_8bit(deep), spec))

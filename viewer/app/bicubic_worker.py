@@ -24,7 +24,8 @@ far past the photo's edge), and no farther."""
 
 
 def source_tile(rgb8: np.ndarray, spec: TileSpec, method: CompareMethod = "bicubic") -> np.ndarray:
-    """Pillow's bicubic (or nearest) resample of a tile's window from the photo `rgb8` (H, W, 3 uint8), with
+    """Pillow's bicubic (or nearest) resample of a tile's window from the photo `rgb8` (H, W, 3 uint8; or
+    uint16, whose crop is then made 8-bit as the screen shows it, `display_8bit`), with
     LIIF's pixel-centre convention (output pixel c samples the source point x + (c + 0.5)·w/out_w): RGB
     uint8 (rows, cols, 3).
 
@@ -50,7 +51,12 @@ def source_tile(rgb8: np.ndarray, spec: TileSpec, method: CompareMethod = "bicub
     iy0, iy1 = max(0, math.floor(by0 - reach_y)), min(h + 2 * p, math.ceil(by1 + reach_y))
     rows = np.clip(np.arange(iy0, iy1) - p, 0, h - 1)
     cols = np.clip(np.arange(ix0, ix1) - p, 0, w - 1)
-    crop = Image.fromarray(np.ascontiguousarray(rgb8[rows[:, None], cols[None, :]]), "RGB")
+    part = rgb8[rows[:, None], cols[None, :]]
+    if part.dtype != np.uint8:  # a 16-bit photo's own pixels: the crop as the screen shows it
+        from viewer.engine.imageio import display_8bit
+
+        part = display_8bit(part)
+    crop = Image.fromarray(np.ascontiguousarray(part), "RGB")
     resample = Image.Resampling.NEAREST if method == "nearest" else Image.Resampling.BICUBIC
     out = crop.resize((c1 - c0, r1 - r0), resample, box=(bx0 - ix0, by0 - iy0, bx1 - ix0, by1 - iy0))
     return np.asarray(out, dtype=np.uint8)

@@ -264,7 +264,7 @@ def run_inspect(
 ) -> None:
     """Render worker thread: answer one inspection request with events (model calls happen here only).
 
-    `source` gives the photo's 8-bit pixels for bicubic tiles (`source_tile`); `recent` holds the LIIF tiles
+    `source` gives the photo's pixels for bicubic tiles (`source_tile`); `recent` holds the LIIF tiles
     just rendered, so the difference view usually needs no model call at all.
     """
     from viewer.engine import inspect as ins
@@ -340,7 +340,6 @@ class InspectWorkerSide:
         self.recent: RecentTiles = _LockedRecentTiles()
         """The LIIF tiles the view received lately (fed by `remember_tile`), so "what the model adds"
         usually needs no model call."""
-        self._source: tuple[int, np.ndarray] | None = None
 
     # -- GUI thread ---------------------------------------------------------------------------------------
     def inspect(self, request: InspectRequest) -> None:
@@ -388,11 +387,11 @@ class InspectWorkerSide:
             with self._lock:
                 self._queue.done(req.slot, token)
 
-    def _rgb8(self, ctx: WorkerContext) -> np.ndarray:
-        """The open photo's 8-bit pixels (converted once per photo where it has 16 bits)."""
-        if self._source is None or self._source[0] != ctx.content:
-            self._source = (ctx.content, ctx.loaded.rgb8())
-        return self._source[1]
+    @staticmethod
+    def _rgb8(ctx: WorkerContext) -> np.ndarray:
+        """The open photo's pixels as loaded (8 or 16 bits: `source_tile` makes each crop 8-bit), so a big
+        16-bit scan is not converted whole for the difference view."""
+        return ctx.loaded.pixels
 
     @staticmethod
     def _render_tile(ctx: WorkerContext, spec: TileSpec, token: CancelToken) -> np.ndarray:
