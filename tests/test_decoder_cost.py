@@ -97,7 +97,8 @@ def test_the_count_is_what_the_query_computes() -> None:
         return int(fc.get_total_flops())
 
     h, w = 20, 24
-    cache = ProjectionCache(_Latents(torch.randn(8, h, w)), decoder)
+    latents = _Latents(torch.randn(8, h, w))  # held: the cache holds its source weakly
+    cache = ProjectionCache(latents, decoder)
     assert flops(lambda: cache.box(0, h - 1, 0, w - 1)) == 2 * cost.per_latent * h * w
     gen = torch.Generator().manual_seed(0)
     cell = torch.tensor([2 / h / 3.5, 2 / w / 3.5])

@@ -260,3 +260,30 @@ def test_forget_drops_tiles_and_projections_so_the_next_query_encodes_again(img8
     again = engine.render(store, rect, 60, 40)
     assert store.encoded == 2 * encoded
     assert np.array_equal(first, again)
+
+
+def test_a_closed_photo_is_freed_at_once_not_by_the_cyclic_collector(img8: np.ndarray) -> None:
+    """Dropping the last reference to an encoded photo frees it (tiles, projections) right away: its
+    projection caches hold it weakly, so no cycle waits for Python's collector (which kept a viewer's
+    closed 100 MP photo in memory)."""
+    import gc
+    import weakref
+
+    engine = Engine(MODELS["edsr-baseline"](), "cpu", "fp32")
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        store = engine.open_store(img8)
+        dense = engine.encode(img8.astype(np.float32) / 255)
+        for fm in (store, dense):
+            engine.render(fm, SourceRect(10, 10, 40, 30), 80, 60)  # tiles encoded, projections cached
+            assert fm._caches
+        refs = [weakref.ref(one) for one in (store, dense)]
+        cache = store.projection(engine.decoder)
+        del store, dense, fm
+        assert all(r() is None for r in refs)
+        with pytest.raises(ReferenceError):
+            assert cache.source is None  # raises first
+    finally:
+        if was:
+            gc.enable()

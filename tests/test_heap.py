@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import platform
 import subprocess
 import sys
@@ -55,3 +57,33 @@ def test_only_one_shot_commands_keep_their_heap() -> None:
     assert heap.one_shot_command(["models"])
     assert not heap.one_shot_command([])  # the viewer's window
     assert not heap.one_shot_command(["--feature-memory", "2"])
+
+
+def test_give_back_returns_free_heap_memory_to_the_kernel() -> None:
+    """On Linux with glibc, `give_back` runs malloc_trim: a freed heap block's pages leave the process."""
+    import platform
+
+    from viewer.heap import give_back
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        assert give_back() is False
+        return
+
+    def resident() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = (ctypes.c_void_p,)
+    blocks = [libc.malloc(64 << 10) for _ in range(1600)]  # 100 MB in blocks under the mmap threshold
+    for b in blocks:
+        ctypes.memset(b, 1, 64 << 10)
+    keep = libc.malloc(64)  # above them, so the heap's top cannot shrink by itself
+    before = resident()
+    for b in blocks:
+        libc.free(b)
+    assert give_back() is True
+    after = resident()
+    libc.free(keep)
+    assert before - after > 50 << 20

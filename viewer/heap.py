@@ -44,6 +44,23 @@ def keep_heap() -> bool:
     return ok_mmap and ok_trim
 
 
+def give_back() -> bool:
+    """Return the heap's free memory to the kernel now (glibc's `malloc_trim`): for the viewer, which runs
+    for hours, after a closed photo's buffers are freed (glibc keeps much of a freed 100 MP photo's memory
+    in its arenas otherwise: 0.21 GiB after four big photos). Whether it ran; it holds no Python lock, so
+    call it from a worker thread."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
 def one_shot_command(args: Sequence[str]) -> bool:
     """Whether `args` run a command that ends with its job, not the viewer's window."""
     from viewer.hugepages import viewer_job

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ from viewer.app.planning import tile_size_for
 from viewer.app.settings import AppSettings
 from viewer.app.view_controller import DEFAULT_CACHE_BYTES, ViewController
 from viewer.app.worker import BicubicWorker, EngineFactory, RenderWorker, StoreOptions
+from viewer.heap import give_back
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,8 @@ class AppController(QObject):
         self.render_worker.open_image(ev.loaded, content)
         self.bicubic_worker.set_source(content, ev.rgb8)
         self.view.set_photo(photo)
+        # The previous photo's pyramid and pixels are freed now: give their memory back, off this thread.
+        threading.Thread(target=give_back, name="liif-give-back", daemon=True).start()
         self.settings.add_recent(ev.path)
         self.recent_changed.emit()
         self.photo_changed.emit()

@@ -41,6 +41,7 @@ from viewer.app.store_keeper import StoreKeeper, StoreOptions
 from viewer.app.tile_thread import Emit, Running, Throttle, TileThread, is_oom, lower_thread_priority, to_bgra
 from viewer.engine.cancel import CancelToken
 from viewer.errors import Cancelled, ViewerError, WeightsMissingError
+from viewer.heap import give_back
 
 if TYPE_CHECKING:
     from viewer.engine.imageio import LoadedImage
@@ -260,6 +261,7 @@ class RenderWorker(TileThread):
             self._new_photo = True
             self._content = max(self._content, content)
             self._set_fm(None, -1)
+            give_back()  # the previous photo's tiles and pixels were just freed (this thread holds no lock)
         if cfg is not None:
             config, content = cfg
             self._content = max(self._content, content)
