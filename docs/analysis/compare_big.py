@@ -8,44 +8,18 @@ after each step has settled, the seconds it took, the resident memory and the pe
 
 from __future__ import annotations
 
-import os
-import resource
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-
-def resident_gib() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+from window import open_window, peak_gib, resident_gib  # docs/analysis/window.py
 
 
 def main(photo: Path) -> None:
-    os.environ["LIIF_VIEWER_CACHE"] = tempfile.mkdtemp(prefix="liif-compare-cache-")
-    from PySide6.QtCore import QSettings
-
+    w = open_window()
     from viewer.app.inspect_panel import InspectOptions
-    from viewer.app.main import make_application
-    from viewer.app.main_window import MainWindow
-    from viewer.app.settings import AppSettings
 
-    app = make_application()
-    settings = AppSettings(QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings)
-    win.setGeometry(0, 0, 1400, 900)
-    win.show()
-
-    def wait(cond: Callable[[], bool], limit: float = 600.0) -> None:
-        end = time.monotonic() + limit
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+    win = w.win
 
     def report(what: str, since: float) -> None:
         print(
@@ -53,19 +27,15 @@ def main(photo: Path) -> None:
         )
 
     win.start(photo)
-    wait(lambda: win.view.photo is not None and win.view.is_settled())
-    opened = win.view.photo
-    assert opened is not None
+    w.wait(lambda: win.view.photo is not None and win.view.is_settled())
     t0 = time.monotonic()
-    win.view.zoom_to(4.0)
-    win.view.centre_on(opened.width / 2, opened.height / 2)
-    win.view.flush()
-    wait(lambda: win.view.is_settled("liif"))
+    w.zoom_centre(4.0)
+    w.wait(lambda: win.view.is_settled("liif"))
     report("400%, refined", t0)
     t1 = time.monotonic()
     win.act_compare.setChecked(True)
     win.view.flush()
-    wait(lambda: win.view.is_settled("liif") and win.view.is_settled("bicubic"))
+    w.wait(lambda: win.view.is_settled("liif") and win.view.is_settled("bicubic"))
     report("compare mode on, settled", t1)
     win.act_compare.setChecked(False)
     said: list[str] = []
@@ -73,7 +43,7 @@ def main(photo: Path) -> None:
     win.act_inspect.setChecked(True)
     t2 = time.monotonic()
     win.inspect.set_options(InspectOptions(layer="difference"))
-    wait(lambda: any("up to date" in s for s in said), 300.0)
+    w.wait(lambda: any("up to date" in s for s in said), 300.0)
     report("Inspect's difference view, up to date", t2)
     win.close()
 

@@ -11,16 +11,11 @@ followed the view.
 
 from __future__ import annotations
 
-import resource
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+from window import open_window, peak_gib  # docs/analysis/window.py
 
 
 def whole(photo: Path) -> None:
@@ -39,30 +34,12 @@ def whole(photo: Path) -> None:
 
 
 def window(photo: Path) -> None:
-    import os
-
-    os.environ["LIIF_VIEWER_CACHE"] = tempfile.mkdtemp(prefix="liif-inspect-cache-")  # every tile encoded
-    from PySide6.QtCore import QSettings
-
+    w = open_window()
     from viewer.app.inspect_panel import InspectOptions
-    from viewer.app.main import make_application
-    from viewer.app.main_window import MainWindow
-    from viewer.app.settings import AppSettings
 
-    app = make_application()
-    settings = AppSettings(QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings)
-    win.setGeometry(0, 0, 1400, 900)
-    win.show()
+    win = w.win
     said: list[str] = []
     win.inspect.status.connect(said.append)
-
-    def wait(cond: Callable[[], bool], limit: float = 600.0) -> bool:
-        end = time.monotonic() + limit
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
-        return cond()
 
     def covered() -> bool:
         photo_now = win.view.photo
@@ -71,26 +48,22 @@ def window(photo: Path) -> None:
 
     t0 = time.monotonic()
     win.start(photo)
-    wait(lambda: win.view.photo is not None and win.view.is_settled())
+    w.wait(lambda: win.view.photo is not None and win.view.is_settled())
     print(f"photo ready {time.monotonic() - t0:.1f} s")
     win.act_inspect.setChecked(True)
     win.inspect.set_options(InspectOptions(layer="pca"))
-    wait(lambda: bool(said), 5.0)
+    w.wait(lambda: bool(said), 5.0)
     print(f"at fit the panel says: {said[-1] if said else '(nothing)'}")
-    opened = win.view.photo
-    assert opened is not None
     t1 = time.monotonic()
-    win.view.zoom_to(4.0)
-    win.view.centre_on(opened.width / 2, opened.height / 2)
-    win.view.flush()
-    ok = wait(covered)
+    w.zoom_centre(4.0)
+    ok = w.wait(covered)
     pixels = win.inspect.feature_pixels("pca")
     shape = pixels.shape if pixels is not None else None
     print(f"at 400%: the view's feature image {shape} after {time.monotonic() - t1:.1f} s; {said[-1]}")
     t2 = time.monotonic()
     win.view.pan_by(2000, 0)
     win.view.flush()
-    ok = wait(covered) and ok
+    ok = w.wait(covered) and ok
     print(f"after a pan of 2000 canvas px: covered after {time.monotonic() - t2:.1f} s; {said[-1]}")
     print(f"peak {peak_gib():.2f} GiB{'' if ok else ' (a feature image did not arrive)'}")
     win.close()

@@ -11,40 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import os
-import resource
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-
-def resident_gib() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+from window import open_window, peak_gib, resident_gib  # docs/analysis/window.py
 
 
 def main(photos: list[Path]) -> None:
-    os.environ["LIIF_VIEWER_CACHE"] = tempfile.mkdtemp(prefix="liif-switch-cache-")
-    from PySide6.QtCore import QSettings
-
-    from viewer.app.main import make_application
-    from viewer.app.main_window import MainWindow
-    from viewer.app.settings import AppSettings
-
-    app = make_application()
-    settings = AppSettings(QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings)
-    win.setGeometry(0, 0, 1400, 900)
-    win.show()
-
-    def wait(cond: Callable[[], bool], limit: float = 600.0) -> None:
-        end = time.monotonic() + limit
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
-
+    w = open_window()
+    win = w.win
     for i, photo in enumerate(photos):
         t0 = time.monotonic()
         if i == 0:
@@ -55,17 +31,12 @@ def main(photos: list[Path]) -> None:
         def shown(p: Path = photo) -> bool:
             return win.view.photo is not None and win.view.photo.path == p and win.view.is_settled()
 
-        wait(shown)
-        opened = win.view.photo
-        assert opened is not None
-        win.view.zoom_to(4.0)
-        win.view.centre_on(opened.width / 2, opened.height / 2)
-        win.view.flush()
-        wait(lambda: win.view.is_settled("liif"))
-        wait(lambda: False, 1.0)  # let the worker threads settle
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        w.wait(shown)
+        w.zoom_centre(4.0)
+        w.wait(lambda: win.view.is_settled("liif"))
+        w.wait(lambda: False, 1.0)  # let the worker threads settle
         print(
-            f"{photo.name}: {time.monotonic() - t0:.1f} s, resident {resident_gib():.2f} GiB, peak {peak:.2f} GiB"
+            f"{photo.name}: {time.monotonic() - t0:.1f} s, resident {resident_gib():.2f} GiB, peak {peak_gib():.2f} GiB"
         )
     before = resident_gib()
     gc.collect()
@@ -76,7 +47,7 @@ def main(photos: list[Path]) -> None:
         f"then malloc_trim {collected - resident_gib():.2f} GiB"
     )
     win.close()
-    wait(lambda: False, 1.0)
+    w.wait(lambda: False, 1.0)
 
 
 if __name__ == "__main__":
