@@ -17,8 +17,10 @@ only (`mallopt` is glibc's); anywhere else, or if the call fails, nothing change
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 from collections.abc import Sequence
+from typing import Any
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -28,14 +30,21 @@ TRIM_THRESHOLD = 1 << 30
 """The heap's free top is returned to the kernel only beyond this."""
 
 
+@functools.cache
+def _glibc(name: str) -> Any:
+    """glibc's function `name` (looked up once), or None where the C library is not glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def keep_heap() -> bool:
     """Set glibc's mmap and trim thresholds (see the module doc); whether both calls succeeded."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
@@ -49,11 +58,8 @@ def give_back() -> bool:
     for hours, after a closed photo's buffers are freed (glibc keeps much of a freed 100 MP photo's memory
     in its arenas otherwise: 0.21 GiB after four big photos). Whether it ran; it holds no Python lock, so
     call it from a worker thread."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return False
     trim.argtypes = (ctypes.c_size_t,)
     trim.restype = ctypes.c_int

@@ -32,7 +32,9 @@ def source_tile(rgb8: np.ndarray, spec: TileSpec, method: CompareMethod = "bicub
     It resamples only a crop: the window's box plus the filter's reach (2 source pixels, times the scale
     when shrinking, and a pixel more), edge-replicated where it passes the photo's edge by up to `EDGE_PAD`.
     So a 100 MP photo needs no padded copy of itself (300 MB per copy) for the compare view and the
-    difference view, and the pixels are those of resampling such a padded copy (tests/app/test_inspect_mode.py).
+    difference view. The pixels are those of resampling such a padded copy: exactly for nearest, within one
+    level for bicubic, whose filter Pillow places from the box's corner, rounded differently in the crop's
+    coordinates (tests/app/test_inspect_mode.py).
     """
     from PIL import Image
 

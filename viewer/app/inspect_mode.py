@@ -595,8 +595,8 @@ class InspectController(QObject):
             return None
         x, y, w, h = vp.source_rect()
         g = FEATURE_BOX_GRID
-        x0 = max(0, int((x - w / 8) // g) * g)
-        y0 = max(0, int((y - h / 8) // g) * g)
+        x0 = min(max(0, int((x - w / 8) // g) * g), photo.width - 1)
+        y0 = min(max(0, int((y - h / 8) // g) * g), photo.height - 1)
         x1 = min(photo.width, -int(-(x + w * 1.125) // g) * g)
         y1 = min(photo.height, -int(-(y + h * 1.125) // g) * g)
         return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
