@@ -4,12 +4,15 @@ training recipe and `eval --blurred`. Random weights, small sizes, CPU."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from viewer.engine import degrade
 from viewer.errors import CheckpointError
@@ -461,3 +464,85 @@ def test_combine_refuses_a_second_cleanup_or_a_model_without_one() -> None:
         combine(deblur, deblur, deblur)
     with pytest.raises(ArgumentError, match="clean-up network already"):
         combine(both, both, both)
+
+
+def _grown_liif(start: LIIF, **size: object) -> LIIF:
+    """A deblur model shaped as `start` but for the deblurring network's `size` arguments, freshly built."""
+    spec = json.loads(json.dumps(start.spec))
+    spec["args"]["encoder_spec"]["args"].update(size)
+    torch.manual_seed(5)
+    return LIIF(**spec["args"])
+
+
+def test_a_wider_deeper_deblur_network_grows_exactly_from_a_smaller_one(tmp_path: Path) -> None:
+    """`--init` with a smaller deblurring network (as MSSNet-small grows from the network shipped before):
+    the grown one deblurs as the old one did, keeps every other weight, and every weight of it learns."""
+    from viewer.train.grow import start_from
+
+    start = _tiny_liif(seed=3)
+    path = tmp_path / "small.safetensors"
+    save_safetensors(start, path)
+    grown = _grown_liif(start, wf=6, scale=8, vscale=8, stages=[1, 3])
+    start_from(grown, str(path))
+    enc, old = grown.encoder, start.encoder
+    assert isinstance(enc, DeblurredEncoder) and isinstance(old, DeblurredEncoder)
+    assert enc.deblur.widths == [6, 14] and len(cast(nn.ModuleList, enc.deblur.stages[-1])) == 3
+    x = torch.rand(2, 3, 24, 32) * 2 - 1
+    with torch.no_grad():
+        want = old.deblur(x)
+        got = enc.deblur.eval()(x)
+    assert (want - x).abs().max() > 0.05  # the old network does change its input
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    ours = grown.state_dict()
+    for k, v in start.state_dict().items():
+        if not k.startswith("encoder.deblur."):
+            assert torch.equal(ours[k], v), k
+    # A unit (an output channel: its row of weights and its bias) that starts at zero must get a gradient, or
+    # it would stay at zero. Hidden units that this input leaves below the ReLU everywhere (random weights,
+    # old or new) learn nothing from it by nature and are excused; one at exactly zero is not.
+    below: dict[str, torch.Tensor] = {}
+
+    def keep(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def hook(module: nn.Module, args: object, out: torch.Tensor) -> None:
+            below[name] = out.detach().amax(dim=(0, 2, 3)) < 0  # before the in-place ReLU
+
+        return hook
+
+    for name, module in enc.deblur.named_modules():
+        if name.endswith("body.0"):
+            module.register_forward_hook(keep(name))
+    enc.deblur.train()
+    (enc.deblur(x) - x.flip(-1)).square().mean().backward()
+    params = dict(enc.deblur.named_parameters())
+    still = []
+    for name, p in params.items():
+        if not name.endswith(".weight"):
+            continue
+        bias = params.get(name.removesuffix("weight") + "bias")
+        grad = p.grad if p.grad is not None else torch.zeros_like(p)
+        zero = p.detach().flatten(1).abs().amax(1) == 0
+        idle = grad.flatten(1).abs().amax(1) == 0
+        if bias is not None:
+            zero &= bias.detach() == 0
+            idle &= (bias.grad if bias.grad is not None else torch.zeros_like(bias)) == 0
+        stuck = zero & idle
+        if name.endswith("body.0.weight"):
+            stuck &= ~below[name.removesuffix(".weight")]
+        still += [f"{name} unit {i}" for i in stuck.nonzero().flatten().tolist()]
+    assert not still, still
+
+
+def test_a_deblur_network_that_is_not_a_growth_of_the_start_is_refused(tmp_path: Path) -> None:
+    from viewer.errors import ArgumentError
+    from viewer.train.grow import start_from
+
+    start = _tiny_liif(seed=3)
+    path = tmp_path / "small.safetensors"
+    save_safetensors(start, path)
+    for size in (
+        {"wf": 3},
+        {"stages": [2, 2]},
+        {"levels": 3},
+    ):  # narrower, deeper at a coarse scale, other levels
+        with pytest.raises(ArgumentError, match="do not fit"):
+            start_from(_grown_liif(start, **size), str(path))

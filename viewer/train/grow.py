@@ -1,12 +1,12 @@
 """Starting a training run from weights: a saved model of the same network or of a smaller one that the
-new network grows from exactly (deeper clean-up, deeper hypernetwork, wider query MLP, coordinate weights),
-or a student's decoder layers from its teacher's."""
+new network grows from exactly (deeper clean-up, deeper hypernetwork, wider query MLP, coordinate weights,
+a wider and deeper deblurring network), or a student's decoder layers from its teacher's."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -15,16 +15,18 @@ from viewer.errors import ArgumentError
 from viewer.liif.liif import LIIF
 from viewer.liif.lm import ModulatedMLP
 from viewer.liif.models import MLP, CleanedEncoder, LowRankLinear, ResBlock
-from viewer.liif.mssnet import DeblurredEncoder
+from viewer.liif.mssnet import DeblurredEncoder, MSSNet, UNetStage
 from viewer.train.query import project
 
 
 def start_from(model: LIIF, path: str) -> None:
-    """Load `path`'s weights into `model`, which must have the same architecture, or the same one with a
-    deeper clean-up network (see `_grow_cleanup`)."""
+    """Load `path`'s weights into `model`, which must have the same architecture, or one that grows from it
+    exactly (`_grow_cleanup`, `_grow_hypernet`, `_grow_query`, `_grow_coord`, `_grow_deblur`)."""
     from viewer.liif.checkpoint import load_model
 
     start = load_model(Path(path), "cpu")
+    if _grow_deblur(model, start):
+        return
     if start.spec == model.spec or isinstance(model.encoder, DeblurredEncoder):
         try:
             model.load_state_dict(start.state_dict())
@@ -216,3 +218,104 @@ def _grow_coord(model: LIIF, start: LIIF) -> bool:
     mine.hyper_out.weight[:n] = theirs.hyper_out.weight
     mine.hyper_out.bias[:n] = theirs.hyper_out.bias
     return True
+
+
+_SIZE_ARGS = ("wf", "scale", "vscale", "stages")
+"""The deblurring network's size arguments that `_grow_deblur` may grow; its gates and halo have no
+weights, so they may differ freely."""
+
+
+@torch.no_grad()
+def _grow_deblur(model: LIIF, start: LIIF) -> bool:
+    """Start `model` from `start` when both are deblur models (`DeblurredEncoder`) whose deblurring networks
+    differ only in `model`'s being wider (wf, scale, vscale) and having more stages at its finest scale, as
+    MSSNet-small (20/40/40, stages 1-2-3) grows from the network shipped before (16/16/16, 1-2-2).
+
+    Every weight that is not the deblurring network's is `start`'s (a tuned encoder only `start` holds is
+    left out). In the network, old channels keep their weights and `model`'s new units start so that it
+    deblurs exactly as `start` (up to float summation order), with every new weight able to learn:
+    - a new feature channel's incoming weights and bias start at zero, so it is zero everywhere, and its
+      outgoing weights random (they read zeros; the output convolution's too, which is built at zero), so
+      gradients reach it;
+    - a residual block's new hidden channel (behind a ReLU, where a zero would never learn) starts with
+      random incoming weights and zero outgoing ones;
+    - a new stage, appended to the finest scale's chain, starts as the identity on the path to the output
+      (the finest level's blocks end at zero, its fusions and the upsampling into it are zero), the rest of
+      it random.
+    Returns False, loading nothing, when the two differ in any other way."""
+    mine, theirs = model.encoder, start.encoder
+    if not isinstance(mine, DeblurredEncoder) or not isinstance(theirs, DeblurredEncoder):
+        return False
+    new_args, old_args = (m.spec["args"]["encoder_spec"]["args"] for m in (model, start))
+    a, b = mine.deblur, theirs.deblur
+    same_rest = (
+        model.spec["args"].get("imnet_spec") == start.spec["args"].get("imnet_spec")
+        and new_args["encoder_spec"] == old_args["encoder_spec"]
+        and len(a.stages) == len(b.stages)
+        and len(a.widths) == len(b.widths)
+        and all(new_args.get(k) == old_args.get(k) for k in ("levels", "blocks"))
+    )
+    if not same_rest or (mine.tuned is not None and theirs.tuned is None):
+        return False
+    counts = [len(cast(nn.ModuleList, s)) for s in a.stages]
+    old_counts = [len(cast(nn.ModuleList, s)) for s in b.stages]
+    wider = a.widths[0] >= b.widths[0] and all(x >= y for x, y in zip(a.widths, b.widths, strict=True))
+    deeper = counts[:-1] == old_counts[:-1] and counts[-1] >= old_counts[-1]
+    if not (wider and deeper) or (counts == old_counts and a.widths == b.widths):
+        return False
+    state = {k: v for k, v in start.state_dict().items() if not k.startswith("encoder.deblur.")}
+    if mine.tuned is None:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.tuned.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("encoder.deblur.") for k in missing), (missing, unexpected)
+    _widen_deblur(a, b)
+    finest = cast(nn.ModuleList, a.stages[-1])
+    for stage in list(finest)[old_counts[-1] :]:
+        _identity_path(cast(UNetStage, stage))
+    return True
+
+
+def _widen_deblur(net: MSSNet, old: MSSNet) -> None:
+    """Copy `old`'s weights into the wider `net` (same names), new units set as `_grow_deblur` says."""
+    wf, old_wf = net.widths[0], old.widths[0]
+    theirs = dict(old.named_parameters())
+    for name, p in net.named_parameters():
+        q = theirs.get(name)
+        if q is None:  # a whole new stage: random, its identity path set by the caller
+            continue
+        n_out = q.shape[0]
+        hidden_in = name.endswith("body.0.weight") or name.endswith("body.0.bias")
+        if not hidden_in:  # new feature channels start at zero; a block's new hidden units stay random
+            p[n_out:] = 0.0
+        if p.dim() == 1:
+            p[:n_out] = q
+            continue
+        n_in = q.shape[1]
+        if name.endswith("body.2.weight"):  # a block's new hidden units are not read yet
+            p[:, n_in:] = 0.0
+        if name == "tail.weight":  # built at zero (an untrained network is the identity): new columns
+            nn.init.kaiming_uniform_(p[:, n_in:], a=5**0.5)  # random as a fresh convolution's, to learn
+        if name.startswith("fusions."):  # input: the scale's head features, then the coarser scale's
+            half = n_in // 2
+            p[:n_out, :half] = q[:, :half]
+            p[:n_out, wf : wf + half] = q[:, half:]
+            assert half == old_wf
+        else:
+            p[:n_out, :n_in] = q
+
+
+def _identity_path(stage: UNetStage) -> None:
+    """Make a new stage pass its input through to its finest decoder output (what the next stage or the
+    tail reads): the finest level's blocks and skip block end at zero, and the finest level's cross-stage
+    fusions and the upsampling into it are zero."""
+    blocks = [*cast(nn.Sequential, stage.enc[0]), *cast(nn.Sequential, stage.dec[0]), *stage.skip[:1]]
+    for block in blocks:
+        last = cast(ResBlock, block).body[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        last.weight.zero_()
+        last.bias.zero_()
+    for fuse in (stage.fuse_enc, stage.fuse_dec):
+        if fuse is not None:
+            cast(nn.Conv2d, fuse[0]).weight.zero_()
+    if len(stage.up):
+        cast(nn.Conv2d, stage.up[0].proj).weight.zero_()
