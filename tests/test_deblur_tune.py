@@ -3,6 +3,8 @@ and its tiling. Random weights, small sizes, CPU."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,14 +159,51 @@ def test_deblur_tune_with_train_deblur_also_trains_the_deblurring_network(
     assert all(torch.equal(state[k], v) for k, v in before.items() if not k.startswith("encoder.deblur."))
 
 
-def test_train_deblur_is_an_option_of_deblur_tune_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", [["--train-deblur"], ["--tuned-from", "models/liif-deblur.safetensors"]])
+def test_train_deblur_and_tuned_from_are_options_of_deblur_tune_only(
+    tmp_path: Path, option: list[str]
+) -> None:
     from viewer.train.options import build_parser
 
     args = build_parser().parse_args(
-        ["--recipe", "fast", "--name", "x", "--out", str(tmp_path / "x.safetensors"), "--train-deblur"]
+        ["--recipe", "fast", "--name", "x", "--out", str(tmp_path / "x.safetensors"), *option]
     )
-    with pytest.raises(ArgumentError, match="deblur-tune"):
+    with pytest.raises(ArgumentError, match=f"{option[0]} is an option of recipe deblur-tune"):
         trainer.cmd_train(args)
+
+
+def test_tuned_from_starts_the_tuned_copy_from_another_models_tuned_encoder(tmp_path: Path) -> None:
+    """A new deblurring network (the teacher, without a tuned encoder) with the tuned encoder trained
+    before behind another one: the copy starts as that tuned encoder, not as the official one."""
+    teacher = _deblur_model(seed=7, tuned=False)
+    before = _deblur_model(seed=9, tuned=True)
+    enc_before = before.encoder
+    assert isinstance(enc_before, DeblurredEncoder) and enc_before.tuned is not None
+    with torch.no_grad():
+        for p in enc_before.tuned.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # not a copy of the official encoder
+    path = tmp_path / "before.safetensors"
+    save_safetensors(before, path)
+    cfg = replace(_tune_config(tmp_path, teacher, steps=1), tuned_from=str(path))
+    start = trainer.build_student(cfg, teacher)
+    enc = start.encoder
+    assert isinstance(enc, DeblurredEncoder) and enc.tuned is not None
+    for k, v in enc_before.tuned.state_dict().items():
+        assert torch.equal(enc.tuned.state_dict()[k], v), k
+    for k, v in teacher.state_dict().items():  # the teacher's deblurring network, encoder and decoder
+        assert torch.equal(start.state_dict()[k], v), k
+    plain = tmp_path / "plain.safetensors"
+    save_safetensors(teacher, plain)
+    with pytest.raises(ArgumentError, match="no tuned encoder"):
+        trainer.build_student(replace(cfg, tuned_from=str(plain)), teacher)
+    wider = make_liif(n_feats=12, n_resblocks=1, hidden=(16,), seed=1)
+    other = _deblur_model(seed=9, tuned=True)
+    other_spec = json.loads(json.dumps(other.spec))
+    other_spec["args"]["encoder_spec"]["args"]["encoder_spec"] = wider.spec["args"]["encoder_spec"]
+    misfit = tmp_path / "misfit.safetensors"
+    save_safetensors(LIIF(**other_spec["args"]), misfit)
+    with pytest.raises(ArgumentError, match="does not fit"):
+        trainer.build_student(replace(cfg, tuned_from=str(misfit)), teacher)
 
 
 def test_combine_keeps_the_tuned_encoder() -> None:

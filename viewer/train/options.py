@@ -83,6 +83,9 @@ class TrainConfig:
     train_deblur: bool = False
     """Recipe deblur-tune: fine-tune the deblurring network too, end to end through the HR loss, with the
     tuned encoder (otherwise only the tuned encoder trains)."""
+    tuned_from: str = ""
+    """Recipe deblur-tune: start the tuned encoder from this deblur model's tuned encoder instead of a copy
+    of the official one (for a new deblurring network in front of a tuned encoder trained before)."""
     encoder: str = "edsr-baseline"
     teacher: str = "edsr-baseline-liif"
     save_every: int = 200
@@ -248,6 +251,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--train-deblur",
         action="store_true",
         help="also fine-tune the deblurring network, end to end through the HR loss (deblur-tune)",
+    )
+    p.add_argument(
+        "--tuned-from",
+        default="",
+        help="a deblur model whose tuned encoder the tuned copy starts from, instead of the official "
+        "encoder (deblur-tune)",
     )
     p.add_argument("--encoder", default=d.encoder, choices=("edsr-baseline", "rdn"), help="(scratch)")
     p.add_argument(

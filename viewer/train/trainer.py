@@ -238,7 +238,9 @@ def _tuned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     missing, unexpected = model.load_state_dict(theirs, strict=False)
     if unexpected or any(not k.startswith("encoder.tuned.") for k in missing):
         raise ArgumentError("--teacher's weights do not fit its own spec")
-    if missing:  # else the teacher has a tuned encoder already, and training goes on from it
+    if cfg.tuned_from:
+        enc.tuned.load_state_dict(_tuned_encoder_of(cfg.tuned_from, enc.tuned))
+    elif missing:  # else the teacher has a tuned encoder already, and training goes on from it
         enc.tuned.load_state_dict(teacher.encoder.inner.state_dict())
     if cfg.init:
         start_from(model, cfg.init)
@@ -246,6 +248,21 @@ def _tuned_student(cfg: TrainConfig, teacher: LIIF) -> LIIF:
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(trainable))
     return model
+
+
+def _tuned_encoder_of(path: str, like: nn.Module) -> dict[str, torch.Tensor]:
+    """The tuned encoder's weights of the deblur model at `path` (`--tuned-from`), checked to fit `like`."""
+    from viewer.liif.checkpoint import load_model
+
+    other = load_model(Path(path), "cpu")
+    tuned = other.encoder.tuned if isinstance(other.encoder, DeblurredEncoder) else None
+    if tuned is None:
+        raise ArgumentError(f"--tuned-from {path}: it has no tuned encoder (a deblur-tune model has one)")
+    state = tuned.state_dict()
+    mine = like.state_dict()
+    if state.keys() != mine.keys() or any(state[k].shape != v.shape for k, v in mine.items()):
+        raise ArgumentError(f"--tuned-from {path}: its tuned encoder does not fit this model's encoder")
+    return dict(state)
 
 
 def decoder_macs_per_pixel(model: LIIF) -> int:
@@ -710,6 +727,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--out must be a .safetensors file, got '{args.out}'")
     if args.train_deblur and args.recipe != "deblur-tune":
         raise ArgumentError("--train-deblur is an option of recipe deblur-tune")
+    if args.tuned_from and args.recipe != "deblur-tune":
+        raise ArgumentError("--tuned-from is an option of recipe deblur-tune")
     lr = args.lr if args.lr is not None else (1e-4 if args.recipe in ("oldphoto", "deblur-tune") else 1e-3)
     cfg = TrainConfig(
         recipe=args.recipe,
@@ -747,6 +766,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         deblur_gate=_deblur_gate(args),
         deblur_photo_gate=_deblur_gate(args, "deblur_photo_gate"),
         train_deblur=args.train_deblur,
+        tuned_from=str(args.tuned_from),
         encoder=args.encoder,
         teacher=args.teacher,
         save_every=args.save_every,
