@@ -18,9 +18,9 @@ from viewer.liif.liif import LIIF, make_liif
 from viewer.train.trainer import decoder_macs_per_pixel
 
 SHIPPED = sorted(paths.models_dir().glob("*.safetensors"))
-MAX_BYTES = 18_000_000
-"""A bound on a shipped file: the largest is liif-deblur (17.2 MB), the official model behind the deblur
-network with a tuned copy of its encoder for blurred photos."""
+MAX_BYTES = 40_000_000
+"""A bound on a shipped file: the largest is liif-deblur (38.3 MB), the official model behind the deblur
+network (MSSNet-small, 6.76 M parameters) with a tuned copy of its encoder for blurred photos."""
 
 
 def _official_architecture() -> LIIF:
