@@ -220,11 +220,6 @@ def _grow_coord(model: LIIF, start: LIIF) -> bool:
     return True
 
 
-_SIZE_ARGS = ("wf", "scale", "vscale", "stages")
-"""The deblurring network's size arguments that `_grow_deblur` may grow; its gates and halo have no
-weights, so they may differ freely."""
-
-
 @torch.no_grad()
 def _grow_deblur(model: LIIF, start: LIIF) -> bool:
     """Start `model` from `start` when both are deblur models (`DeblurredEncoder`) whose deblurring networks
@@ -242,7 +237,8 @@ def _grow_deblur(model: LIIF, start: LIIF) -> bool:
     - a new stage, appended to the finest scale's chain, starts as the identity on the path to the output
       (the finest level's blocks end at zero, its fusions and the upsampling into it are zero), the rest of
       it random.
-    Returns False, loading nothing, when the two differ in any other way."""
+    The gates and the halo have no weights, so they may differ. Returns False, loading nothing, when the two
+    differ in any other way."""
     mine, theirs = model.encoder, start.encoder
     if not isinstance(mine, DeblurredEncoder) or not isinstance(theirs, DeblurredEncoder):
         return False
@@ -259,7 +255,7 @@ def _grow_deblur(model: LIIF, start: LIIF) -> bool:
         return False
     counts = [len(cast(nn.ModuleList, s)) for s in a.stages]
     old_counts = [len(cast(nn.ModuleList, s)) for s in b.stages]
-    wider = a.widths[0] >= b.widths[0] and all(x >= y for x, y in zip(a.widths, b.widths, strict=True))
+    wider = all(x >= y for x, y in zip(a.widths, b.widths, strict=True))
     deeper = counts[:-1] == old_counts[:-1] and counts[-1] >= old_counts[-1]
     if not (wider and deeper) or (counts == old_counts and a.widths == b.widths):
         return False
