@@ -532,6 +532,33 @@ def test_a_wider_deeper_deblur_network_grows_exactly_from_a_smaller_one(tmp_path
     assert not still, still
 
 
+def test_a_deblur_run_starts_from_a_model_with_a_tuned_encoder(tmp_path: Path) -> None:
+    """`--init` with a shipped deblur model (which holds a tuned encoder) for a deblur run, which trains the
+    network alone: every weight but the tuned copy's is the start's; the reverse, a tuned encoder the start
+    lacks, is refused."""
+    from viewer.errors import ArgumentError
+    from viewer.train.grow import start_from
+
+    torch.manual_seed(7)
+    shipped = _grown_liif(_tiny_liif(seed=3), tuned_encoder=True)
+    for p in shipped.parameters():
+        p.data.normal_(0, 0.1)  # no weight left at its initial value, so a missed one shows
+    path = tmp_path / "shipped.safetensors"
+    save_safetensors(shipped, path)
+    run = _grown_liif(shipped, tuned_encoder=False)
+    start_from(run, str(path))
+    theirs = shipped.state_dict()
+    ours = run.state_dict()
+    assert not any(k.startswith("encoder.tuned.") for k in ours)
+    assert any(k.startswith("encoder.tuned.") for k in theirs)
+    for k, v in ours.items():
+        assert torch.equal(v, theirs[k]), k
+    plain = tmp_path / "plain.safetensors"
+    save_safetensors(run, plain)
+    with pytest.raises(ArgumentError, match="do not fit"):
+        start_from(_grown_liif(run, tuned_encoder=True), str(plain))
+
+
 def test_a_deblur_network_that_is_not_a_growth_of_the_start_is_refused(tmp_path: Path) -> None:
     from viewer.errors import ArgumentError
     from viewer.train.grow import start_from

@@ -28,8 +28,13 @@ def start_from(model: LIIF, path: str) -> None:
     if _grow_deblur(model, start):
         return
     if start.spec == model.spec or isinstance(model.encoder, DeblurredEncoder):
+        state = start.state_dict()
+        if isinstance(model.encoder, DeblurredEncoder) and model.encoder.tuned is None:
+            # The deblur recipe trains the network alone, so a shipped model, whose tuned encoder serves
+            # only the photos behind the network it was tuned for, can start it: that copy is left out.
+            state = {k: v for k, v in state.items() if not k.startswith("encoder.tuned.")}
         try:
-            model.load_state_dict(start.state_dict())
+            model.load_state_dict(state)
         except RuntimeError:
             raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
     elif not any(grow(model, start) for grow in (_grow_cleanup, _grow_hypernet, _grow_query, _grow_coord)):
