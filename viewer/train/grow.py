@@ -28,17 +28,22 @@ def start_from(model: LIIF, path: str) -> None:
     if _grow_deblur(model, start):
         return
     if start.spec == model.spec or isinstance(model.encoder, DeblurredEncoder):
-        state = start.state_dict()
-        if isinstance(model.encoder, DeblurredEncoder) and model.encoder.tuned is None:
-            # The deblur recipe trains the network alone, so a shipped model, whose tuned encoder serves
-            # only the photos behind the network it was tuned for, can start it: that copy is left out.
-            state = {k: v for k, v in state.items() if not k.startswith("encoder.tuned.")}
         try:
-            model.load_state_dict(state)
+            model.load_state_dict(_start_state(model, start))
         except RuntimeError:
             raise ArgumentError(f"--init {path}: its weights do not fit this run's network") from None
     elif not any(grow(model, start) for grow in (_grow_cleanup, _grow_hypernet, _grow_query, _grow_coord)):
         raise ArgumentError(f"--init {path}: its architecture differs from the one this run trains")
+
+
+def _start_state(model: LIIF, start: LIIF) -> dict[str, torch.Tensor]:
+    """`start`'s weights for `model`, less a tuned encoder that only `start` holds: the deblur recipe trains
+    the network alone, so a shipped deblur model (whose tuned copy serves only photos behind the network it
+    was tuned for) can start it."""
+    state = start.state_dict()
+    if isinstance(model.encoder, DeblurredEncoder) and model.encoder.tuned is None:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.tuned.")}
+    return state
 
 
 def _cleanup_blocks_of(spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -264,9 +269,7 @@ def _grow_deblur(model: LIIF, start: LIIF) -> bool:
     deeper = counts[:-1] == old_counts[:-1] and counts[-1] >= old_counts[-1]
     if not (wider and deeper) or (counts == old_counts and a.widths == b.widths):
         return False
-    state = {k: v for k, v in start.state_dict().items() if not k.startswith("encoder.deblur.")}
-    if mine.tuned is None:
-        state = {k: v for k, v in state.items() if not k.startswith("encoder.tuned.")}
+    state = {k: v for k, v in _start_state(model, start).items() if not k.startswith("encoder.deblur.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("encoder.deblur.") for k in missing), (missing, unexpected)
     _widen_deblur(a, b)
