@@ -842,6 +842,10 @@ def _cmd_bench(argv: list[str]) -> int:
         from viewer.engine.bench_big import main as big_main
 
         return int(big_main(argv) or 0)
+    if "--overlays" in argv:  # Inspect mode's overlay repaint against a plain frame, in the same run
+        from viewer.app.bench_overlays import main as overlays_main
+
+        return int(overlays_main(argv) or 0)
     if "--gui" in argv:  # the window, driven offscreen (viewer.app.bench_gui)
         from viewer.app.bench_gui import main as gui_bench_main
 

@@ -1,13 +1,10 @@
-"""Inspect mode's widgets and overlay painting, offscreen: they render plain data, never the model, and a
-repaint with every overlay on stays within the viewer's 16 ms budget."""
+"""Inspect mode's widgets and overlay painting, offscreen: they render plain data, never the model (what a
+repaint with every overlay on costs is `liif-viewer bench --overlays`'s to measure)."""
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
-import textwrap
-import time
 from typing import Any, cast
 
 import numpy as np
@@ -23,7 +20,6 @@ from viewer.engine.inspect import Probe, ProbeMember, difference_heatmap, lattic
 from .helpers import make_tiny_engine, textured
 from .inspect_data import plain_probe
 
-REPAINT_BUDGET_MS = 16.0
 RGBA = tuple[int, int, int, int]
 """What `QColor.getRgb` returns (the PySide6 stubs say `object`)."""
 
@@ -156,58 +152,27 @@ def test_how_it_works_page(qtbot: Any) -> None:
     assert "Computing" not in dialog.browser.toHtml()
 
 
-# -- painting: no model, within budget ---------------------------------------------------------------------------
-PAINT_SCRIPT = textwrap.dedent(
-    """
-    import sys, time, statistics
-    import numpy as np
-    from PySide6.QtWidgets import QApplication
-    from PySide6.QtCore import QRectF, QPointF
-    from PySide6.QtGui import QImage, QPainter, QColor
-    app = QApplication([])
-    from viewer.app import overlays as ov
-    from viewer.app.inspect_panel import InspectPanel
-    from viewer.engine.inspect import difference_heatmap, lattice_lines
-    sys.path.insert(0, "tests/app")
-    from inspect_data import plain_probe
-    rng = np.random.default_rng(0)
-    pca = ov.ImageLayer(rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8), (0, 0, 2000, 1500))
-    heat = ov.ImageLayer(difference_heatmap(rng.random((800, 1280, 3)), rng.random((800, 1280, 3))),
-                         (1000.0, 700.0, 160.0, 100.0), smooth=True)
-    view = (1000.0, 700.0, 160.0, 100.0)
-    canvas = QRectF(0, 0, 1280, 800)
-    lattice = lattice_lines(view, 1280, 800, bounds=(2000, 1500))
-    probe = plain_probe(1050.3, 760.6)
-    to_screen = lambda x, y: QPointF((x - view[0]) * 8, (y - view[1]) * 8)
-    target = QImage(1280, 800, QImage.Format.Format_ARGB32_Premultiplied)
-    times = []
-    for _ in range(15):
-        target.fill(QColor(40, 40, 40))
-        t0 = time.perf_counter()
-        p = QPainter(target)
-        ov.paint_layer(p, pca, view, canvas, 0.6)
-        ov.paint_layer(p, heat, view, canvas, 0.6)
-        ov.paint_lattice(p, lattice, QPointF(0, 0))
-        ov.paint_probe(p, probe, to_screen)
-        ov.paint_confidence_cue(p, canvas, 8.0)
-        p.end()
-        times.append((time.perf_counter() - t0) * 1000)
-    panel = InspectPanel()
-    panel.set_probe(probe)
-    panel.grab()
-    loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
-    print("TORCH" if loaded else "CLEAN", statistics.median(times[3:]))
-    """
-)
-
-
-def test_overlays_paint_without_torch_within_budget() -> None:
-    """In a fresh process, paint every overlay at 1280 x 800 (lattice at 8 px per source px: 160 x 100
-    cells) from plain data: torch is never imported, and the median repaint is under 16 ms."""
+# -- painting: no model -----------------------------------------------------------------------------------------
+def test_overlay_benchmark_paints_every_overlay_without_torch(tmp_path: Any) -> None:
+    """`liif-viewer bench --overlays` in a fresh process: every overlay paints at 1280 x 800 (lattice at 8 px
+    per source px: 160 x 100 cells) from plain data, torch is never imported, and the report is complete.
+    Its speed is the benchmark's to judge (a ratio against a plain frame in the same run), not this test's."""
+    import json
     import os
 
+    out_json = tmp_path / "overlays.json"
     out = subprocess.run(
-        [sys.executable, "-c", PAINT_SCRIPT],
+        [
+            sys.executable,
+            "-m",
+            "viewer.entry",
+            "bench",
+            "--overlays",
+            "--rounds",
+            "3",
+            "--json",
+            f"{out_json}",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
@@ -215,24 +180,29 @@ def test_overlays_paint_without_torch_within_budget() -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    verdict, ms = out.stdout.split()[-2:]
-    assert verdict == "CLEAN", "painting the overlays imported torch"
-    assert float(ms) < REPAINT_BUDGET_MS, f"overlay repaint took {ms} ms"
+    r = json.loads(out_json.read_text())
+    assert r["torch_imported"] is False, "painting the overlays imported torch"
+    assert r["lattice_cells"] == [160, 100] and r["size"] == [1280, 800] and r["rounds"] == 3
+    assert r["changed_fraction"] > 0.9, "the overlays left the plain frame showing"
+    assert r["overlays_ms"] > 0 and r["frame_ms"] > 0
+    assert r["ratio"] == pytest.approx(r["overlays_ms"] / r["frame_ms"])
+    assert "goal <= 16 ms" in out.stdout and "torch imported while painting: no" in out.stdout
 
 
-def test_lattice_paint_is_fast_and_cheap_below_8px() -> None:
-    """At 7 screen px per source px there is no lattice at all: nothing to paint."""
+def test_no_lattice_below_8px_and_one_line_per_source_pixel_above() -> None:
+    """At 7 screen px per source px there is no lattice at all (nothing to paint); at 16 there is a line at
+    every source pixel boundary in view, and painting it draws them."""
     assert lattice_lines((0, 0, 200, 100), 1400, 700).empty
-    image = QImage(1400, 700, QImage.Format.Format_ARGB32_Premultiplied)
     lat = lattice_lines((0, 0, 100, 50), 1600, 800)
-    times = []
-    for _ in range(5):
-        painter = QPainter(image)
-        t0 = time.perf_counter()
-        ov.paint_lattice(painter, lat, QPointF(0, 0))
-        times.append((time.perf_counter() - t0) * 1000)
-        painter.end()
-    assert statistics.median(times) < REPAINT_BUDGET_MS
+    assert lat.xs.size == 101 and lat.ys.size == 51 and lat.centre_xs.size == 100
+    image = QImage(1600, 800, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(0, 0, 0))
+    painter = QPainter(image)
+    ov.paint_lattice(painter, lat, QPointF(0, 0))
+    painter.end()
+    assert image.pixelColor(16 * 7, 400).getRgb() != (0, 0, 0, 255)  # on a boundary
+    black = (0, 0, 0, 255)
+    assert image.pixelColor(16 * 7 + 4, 16 * 3 + 4).getRgb() == black  # inside a cell, off its centre
 
 
 def test_heatmap_layer_pixmap_is_cached(qapp: Any) -> None:

@@ -17,6 +17,8 @@ from .test_window import TIMEOUT, make_window, open_and_encode
 
 TICK_MS = 5
 MEASURE_MS = 4000
+BLOCKED_MS = 100.0
+"""A p99 gap this long means the GUI thread was held up (here: about 10 ms p99, 18 ms at worst)."""
 
 
 def test_event_loop_latency_during_refine_and_export(
@@ -82,4 +84,6 @@ def test_event_loop_latency_during_refine_and_export(
     p50, p99, worst = np.percentile(lat, 50), np.percentile(lat, 99), lat.max()
     print(f"event loop: {len(lat)} ticks, p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
     assert len(lat) > MEASURE_MS / 50
-    assert p99 < 50.0
+    # A guard against blocking, not a speed goal (`liif-viewer bench --gui` measures the latency): work on
+    # the GUI thread stalls it for hundreds of ms, while a loaded CI machine stretches a 5 ms tick to tens.
+    assert p99 < BLOCKED_MS
