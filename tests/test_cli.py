@@ -602,3 +602,17 @@ def test_real_process_error_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["liif-viewer: error: missing.png: file not found"]
     assert files(tmp_path) == set()
+
+
+def test_bench_help_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each mode `bench` routes to (`"--mode" in argv` in `_cmd_bench`) is named in `bench --help`, so a
+    person can find it."""
+    import inspect
+    import re
+
+    routed = re.findall(r'"(--[a-z]+)" in argv', inspect.getsource(cli._cmd_bench))
+    assert len(routed) >= 6
+    assert cli.main(["bench", "--help"]) == 0
+    shown = capsys.readouterr().out
+    missing = [flag for flag in routed if re.search(rf"^\s+{flag}\s", shown, re.MULTILINE) is None]
+    assert not missing, f"bench --help does not name {missing}"

@@ -232,7 +232,12 @@ def _auto_path(device: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `liif-viewer bench` (and `python -m viewer.engine.bench`)."""
-    parser = argparse.ArgumentParser(prog="liif-viewer bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="liif-viewer bench",
+        description=__doc__.splitlines()[0],
+        epilog=OTHER_BENCHMARKS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     parser.add_argument("--child", nargs=2, metavar=("CASE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -240,6 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(args.child[0], args.child[1], args.model, args.device, args.quick)))
         return 0
     return run(args)
+
+
+OTHER_BENCHMARKS = """other benchmarks (each has its own --help):
+  --gui         the real window, offscreen: first tile, full refine, repaints, event-loop latency
+  --big         12 and 100 MP scans: the viewer and a region export, against the sample and a crop
+  --decoders    decoder cost and speed, and the x8 CLI render, against the official model
+  --startup     a small render's whole process, against `import torch`
+  --batch       many photos in one run, against single exports' engine time
+  --overlays    Inspect mode's overlays in one repaint, against a plain frame"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
