@@ -189,6 +189,37 @@ def test_overlay_benchmark_paints_every_overlay_without_torch(tmp_path: Any) -> 
     assert "goal <= 16 ms" in out.stdout and "torch imported while painting: no" in out.stdout
 
 
+PANEL_SCRIPT = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from viewer.app.bench_overlays import sample_probe
+from viewer.app.inspect_panel import InspectPanel
+panel = InspectPanel()
+panel.set_probe(sample_probe(1050.3, 760.6))
+image = panel.grab().toImage()
+loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+print("TORCH" if loaded else "CLEAN", image.width(), image.height())
+"""
+
+
+def test_panel_shows_a_probe_without_torch() -> None:
+    """In a fresh process the Inspect panel renders a probe of plain values without importing torch."""
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", PANEL_SCRIPT],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    verdict, width, height = out.stdout.split()[-3:]
+    assert verdict == "CLEAN", "the Inspect panel imported torch"
+    assert int(width) > 0 and int(height) > 0
+
+
 def test_no_lattice_below_8px_and_one_line_per_source_pixel_above() -> None:
     """At 7 screen px per source px there is no lattice at all (nothing to paint); at 16 there is a line at
     every source pixel boundary in view, and painting it draws them."""
