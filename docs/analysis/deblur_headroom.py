@@ -6,9 +6,14 @@ MODE is one of:
 - `open`: the photo gate forced fully open on every input (the local gate as shipped);
 - `open-nogate`: the photo gate fully open and the local gate off (the whole residual everywhere);
 - `tta8`: the deblur pass run on the 8 flips and transposes of each input and the results averaged (8 times
-  the deblur network's work), gates as shipped.
+  the deblur network's work), gates as shipped;
+- `forced-sharp`: on clean (sharp) inputs, the photo gate held fully open (the deblur pass and the tuned
+  encoder on every photo; the local gate as shipped): what a "deblur every photo anyway" choice would do;
+- `forced-residual-sharp`: the same, but the encoder mixing keeps the photo's measured gate (a photo that
+  reads sharp keeps the official encoder): only the deblur network's residual is forced.
 
-Each prints the blur-v1 PSNR-Y, fp32, on the CPU, of `models/liif-deblur.safetensors`.
+Each prints the PSNR-Y, fp32, on the CPU, of `models/liif-deblur.safetensors`: blur-v1 inputs, or clean ones
+for the `-sharp` modes.
 """
 
 from __future__ import annotations
@@ -55,11 +60,22 @@ def main() -> None:
         deblur.gate = None
     if mode == "tta8":
         deblur.forward = self_ensemble(deblur.forward, 8)  # type: ignore[method-assign]
+    elif mode in ("forced-sharp", "forced-residual-sharp"):
+        measured = deblur.photo_weight
+        deblur.photo_weight = lambda share: 1.0  # type: ignore[method-assign]
+        if mode == "forced-residual-sharp":
+
+            def residual_only(x: torch.Tensor, blur_share: float | None = None) -> torch.Tensor:
+                """The forced residual, then the official encoder (these inputs all read sharp)."""
+                assert blur_share is not None and measured(blur_share) <= 0.0, "an input reads blurred"
+                return encoder.inner(deblur(x, [blur_share] * x.shape[0]))
+
+            encoder.forward = residual_only  # type: ignore[method-assign]
     elif mode not in ("shipped", "open", "open-nogate"):
         raise SystemExit(f"unknown mode {mode}")
     for set_name, scale in cells:
         t0 = time.perf_counter()
-        value = evaluate(engine, set_name, int(scale), blurred=True)
+        value = evaluate(engine, set_name, int(scale), blurred=not mode.endswith("-sharp"))
         print(f"{mode} {set_name} x{scale}: {value:.4f} dB ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
