@@ -302,14 +302,16 @@ def test_sigterm_and_sighup_leave_no_partial_file(tmp_path: Path, model_file: Pa
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     cmd = [sys.executable, "-m", "viewer.cli", "export", str(src), "-o", str(out_dir / "big.png")]
-    cmd += ["--size", "2000x1500", "--model", str(model_file), "--disk-cache", "0"]
+    # 12 MP: about 1.2 s of writing after the file appears on a 2-core EPYC (3 MP took 0.5 s there, and a
+    # signal sent 0.3 s in once came as the process was exiting, past its handler)
+    cmd += ["--size", "4000x3000", "--model", str(model_file), "--disk-cache", "0"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not leftovers(out_dir) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert leftovers(out_dir), "the export never started writing"
-        time.sleep(0.3)  # into the render
+        time.sleep(0.1)  # into the render
         sig = getattr(signal, name)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
