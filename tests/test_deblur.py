@@ -573,3 +573,97 @@ def test_a_deblur_network_that_is_not_a_growth_of_the_start_is_refused(tmp_path:
     ):  # narrower, deeper at a coarse scale, other levels
         with pytest.raises(ArgumentError, match="do not fit"):
             start_from(_grown_liif(start, **size), str(path))
+
+
+def test_dense_steps_shrink_their_crops_more_than_the_crop_side_allows() -> None:
+    """A dense step's crops are shrunk by a scale from --dense-scale, which a 128 px crop of a 321 px high
+    photo cannot reach (2.5 at most); the default draws stay those of before the option."""
+    from viewer.train import data as tdata
+
+    photo = np.random.default_rng(3).integers(0, 256, size=(321, 481, 3), dtype=np.uint8)
+    sides = []
+    for seed in range(12):
+        sides.append(
+            tdata.random_hr_crop(photo, np.random.default_rng(seed), 80, 4.0, scale_min=2.5).shape[0]
+        )
+        plain = tdata.random_hr_crop(photo, np.random.default_rng(seed), 128, 4.0)
+        assert np.array_equal(
+            plain, tdata.random_hr_crop(photo, np.random.default_rng(seed), 128, 4.0, scale_min=1.0)
+        )
+        assert plain.shape[0] <= 321
+    assert min(sides) >= 200 and max(sides) <= 321, sides  # shrinks of 2.5 to 4.0 of 80 px crops
+    # a photo too small for the range gives its largest shrink
+    assert (
+        tdata.random_hr_crop(photo[:100, :100], np.random.default_rng(0), 80, 4.0, scale_min=2.5).shape[0]
+        == 100
+    )
+
+
+def test_a_dense_share_trains_on_small_dense_crops_in_that_share_of_steps(
+    tmp_path: Path, disc_photos: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from viewer.train import data as tdata
+
+    seen: list[tuple[int, int, float]] = []
+    real = tdata.make_cleanup_batch
+
+    def spy(images: object, rng: object, batch: int, **kw: object) -> object:
+        seen.append((batch, cast(int, kw["lr_size"]), cast(float, kw["scale_min"])))
+        return real(images, rng, batch, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tdata, "make_cleanup_batch", spy)
+    teacher = make_liif(n_feats=8, n_resblocks=1, hidden=(16,), seed=1)
+    save_safetensors(teacher, tmp_path / "teacher.safetensors")
+    cfg = TrainConfig(
+        recipe="deblur",
+        name="dense",
+        steps=40,
+        batch=2,
+        crop=32,
+        lr=1e-3,
+        loss="l2",
+        teacher=str(tmp_path / "teacher.safetensors"),
+        deblur_net=[4, 4, 4, 1, 1],
+        deblur_halo=16,
+        dense_share=0.5,
+        dense_crop=16,
+        dense_scale=(2.0, 3.0),
+        log_every=1000,
+        save_every=1000,
+    )
+    trainer.train(cfg, tmp_path / "w", images=disc_photos, log=lambda m: None)
+    dense = [s for s in seen if s[1] == 16]
+    assert set(seen) == {(2, 32, 1.0), (8, 16, 2.0)}, set(seen)  # 2 crops of 32 px hold 8 of 16 px
+    assert 10 <= len(dense) <= 30, len(dense)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--dense-share", "0.5", "--dense-scale", "4,2"], ["--dense-share", "1.5"], ["--dense-scale", "x"]],
+)
+def test_bad_dense_options_are_refused(extra: list[str], tmp_path: Path) -> None:
+    from viewer.errors import ArgumentError
+    from viewer.train.options import build_parser
+
+    argv = ["--recipe", "deblur", "--name", "d", "--out", str(tmp_path / "d.safetensors"), *extra]
+    with pytest.raises(ArgumentError, match="dense"):
+        trainer.cmd_train(build_parser().parse_args([*argv, "--work", str(tmp_path / "w")]))
+    assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
+def test_the_dense_share_is_an_option_of_recipe_deblur_only(tmp_path: Path) -> None:
+    from viewer.errors import ArgumentError
+    from viewer.train.options import build_parser
+
+    argv = [
+        "--recipe",
+        "fast",
+        "--name",
+        "f",
+        "--out",
+        str(tmp_path / "f.safetensors"),
+        "--dense-share",
+        "0.5",
+    ]
+    with pytest.raises(ArgumentError, match="recipe deblur"):
+        trainer.cmd_train(build_parser().parse_args([*argv, "--work", str(tmp_path / "w")]))

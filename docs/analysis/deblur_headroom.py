@@ -1,5 +1,5 @@
 """What liif-deblur's BSD100 x4 figure would gain without its gates, or with a geometric self-ensemble of
-its deblur pass: a measurement of headroom, not a shipped path (usage: MODE SET:SCALE[,SET:SCALE...]).
+its deblur pass: a measurement of headroom, not a shipped path (usage: MODE SET:SCALE[,SET:SCALE...] [FILE]).
 
 MODE is one of:
 - `shipped`: the model as it ships (the reference for the others);
@@ -10,14 +10,17 @@ MODE is one of:
 - `forced-sharp`: on clean (sharp) inputs, the photo gate held fully open (the deblur pass and the tuned
   encoder on every photo; the local gate as shipped): what a "deblur every photo anyway" choice would do;
 - `forced-residual-sharp`: the same, but the encoder mixing keeps the photo's measured gate (a photo that
-  reads sharp keeps the official encoder): only the deblur network's residual is forced.
+  reads sharp keeps the official encoder): only the deblur network's residual is forced;
+- `untuned`: the tuned encoder left out (the deblur network in front of the official encoder, as the
+  `deblur` recipe trains and writes it): the reference for a run of that recipe started from the file.
 
-Each prints the PSNR-Y, fp32, on the CPU, of `models/liif-deblur.safetensors`: blur-v1 inputs, or clean ones
-for the `-sharp` modes.
+Each prints the PSNR-Y, fp32, on the CPU, of FILE (default `models/liif-deblur.safetensors`): blur-v1
+inputs, or clean ones for the `-sharp` modes.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -49,8 +52,9 @@ def self_ensemble(forward, n: int):  # type: ignore[no-untyped-def]
 def main() -> None:
     """Evaluate the model in MODE on each SET:SCALE."""
     mode, cells = sys.argv[1], [c.split(":") for c in sys.argv[2].split(",")]
-    torch.set_num_threads(2)
-    engine = Engine.from_name("models/liif-deblur.safetensors", "cpu", "fp32")
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))  # 1 to run several side by side
+    path = sys.argv[3] if len(sys.argv) > 3 else "models/liif-deblur.safetensors"
+    engine = Engine.from_name(path, "cpu", "fp32")
     encoder = engine.model.encoder
     assert isinstance(encoder, DeblurredEncoder)
     deblur = encoder.deblur
@@ -58,7 +62,9 @@ def main() -> None:
         deblur.photo = (0.0, 1e-6)
     if mode == "open-nogate":
         deblur.gate = None
-    if mode == "tta8":
+    if mode == "untuned":
+        encoder.tuned = None
+    elif mode == "tta8":
         deblur.forward = self_ensemble(deblur.forward, 8)  # type: ignore[method-assign]
     elif mode in ("forced-sharp", "forced-residual-sharp"):
         measured = deblur.photo_weight
@@ -71,7 +77,7 @@ def main() -> None:
                 return encoder.inner(deblur(x, [blur_share] * x.shape[0]))
 
             encoder.forward = residual_only  # type: ignore[method-assign]
-    elif mode not in ("shipped", "open", "open-nogate"):
+    elif mode not in ("shipped", "open", "open-nogate", "untuned"):
         raise SystemExit(f"unknown mode {mode}")
     for set_name, scale in cells:
         t0 = time.perf_counter()

@@ -91,11 +91,14 @@ def random_hr_crop(
     scale_max: float,
     *,
     vertical_flip: bool = True,
+    scale_min: float = 1.0,
 ) -> np.ndarray:
-    """A square HR crop of side round(lr_size * s), s from U(1, scale_max) (as the photo allows), randomly
-    flipped and transposed. `vertical_flip=False` skips that draw (the cleanup recipe's sequence)."""
+    """A square HR crop of side round(lr_size * s), s from U(scale_min, scale_max) (as the photo allows: a
+    photo too small for scale_min gives its largest), randomly flipped and transposed. `vertical_flip=False`
+    skips that draw (the cleanup recipe's sequence)."""
     h, w = image.shape[:2]
-    s = rng.uniform(1.0, max(1.0, min(scale_max, min(h, w) / lr_size)))
+    hi = max(1.0, min(scale_max, min(h, w) / lr_size))
+    s = rng.uniform(min(scale_min, hi), hi)
     side = min(round(lr_size * s), h, w)
     y = int(rng.integers(0, h - side + 1))
     x = int(rng.integers(0, w - side + 1))
@@ -203,13 +206,14 @@ def make_cleanup_batch(
     *,
     lr_size: int = 64,
     scale_max: float = 4.0,
+    scale_min: float = 1.0,
     degrade_p: float = 0.5,
     kernels: Sequence[str] = ("bicubic", "bilinear", "area"),
     damage: Degrader = random_degrade,
 ) -> CleanupBatch:
     """Damaged and clean low-resolution inputs, each (B, 3, lr_size, lr_size) in [0, 1] (recipe cleanup).
 
-    `clean` is the bicubic shrink of a random HR crop (scale from U(1, scale_max)), the input the official
+    `clean` is the bicubic shrink of a random HR crop (scale from U(scale_min, scale_max)), the input the official
     model was trained on. With probability `degrade_p` the input is shrunk with a random one of `kernels`
     and damaged (`damage`, default `random_degrade`); otherwise it is `clean` itself, so the network also
     learns to leave clean photos be.
@@ -217,7 +221,7 @@ def make_cleanup_batch(
     damaged, clean, was_damaged = [], [], []
     for _ in range(batch_size):
         image = images[int(rng.integers(0, len(images)))]
-        crop = random_hr_crop(image, rng, lr_size, scale_max, vertical_flip=False)
+        crop = random_hr_crop(image, rng, lr_size, scale_max, vertical_flip=False, scale_min=scale_min)
         target = downscale(crop, (lr_size, lr_size)).astype(np.float32) / 255.0
         inp = target
         was_damaged.append(rng.random() < degrade_p)

@@ -71,6 +71,17 @@ class TrainConfig:
     """Recipe cleanup: side of the low-resolution crops it learns on (it sees no HR pixels)."""
     clean_weight: float = 1.0
     """Recipe cleanup: loss weight of the crops left clean (above 1: changing a clean photo costs more)."""
+    dense_share: float = 0.0
+    """Recipe deblur: share of the steps whose crops are `dense_crop` pixels, shrunk by a scale from
+    `dense_scale`: the training photos are about 321 px high, so a `crop` of 128 px is never shrunk more than
+    2.5 times, while a benchmark input at x4 is the whole photo shrunk 4 times (denser detail, which the
+    same blur destroys more of)."""
+    dense_crop: int = 80
+    """Recipe deblur: the side of a dense step's low-resolution crops."""
+    dense_scale: tuple[float, float] = (2.5, 4.0)
+    """Recipe deblur: the range a dense crop's shrink is drawn from (as far as its photo allows)."""
+    dense_batch: int = 0
+    """Recipe deblur: crops in a dense step; 0: as many as give `batch` crops' pixels."""
     deblur_net: list[int] = field(default_factory=lambda: [20, 40, 40, 1, 2, 3])
     """Recipe deblur: the MSSNet's wf, scale, vscale, then U-Net stages per scale, coarsest first."""
     deblur_halo: int = -1
@@ -222,6 +233,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         type=float,
         default=d.clean_weight,
         help="loss weight of the crops left clean, against 1 for damaged ones (cleanup)",
+    )
+    p.add_argument(
+        "--dense-share",
+        type=float,
+        default=d.dense_share,
+        help="share of steps on crops shrunk more than --crop allows, as at x4 (deblur; default 0: none)",
+    )
+    p.add_argument("--dense-crop", type=int, default=d.dense_crop, help="a dense step's crop side (deblur)")
+    p.add_argument(
+        "--dense-scale",
+        default=",".join(str(v) for v in d.dense_scale),
+        help="LO,HI: the range a dense crop's shrink is drawn from (deblur)",
+    )
+    p.add_argument(
+        "--dense-batch",
+        type=int,
+        default=d.dense_batch,
+        help="crops in a dense step (deblur; default 0: the pixels of --batch crops of --crop px)",
     )
     p.add_argument(
         "--deblur-net",

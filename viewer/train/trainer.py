@@ -449,11 +449,17 @@ def _deblur_step(
 ) -> torch.Tensor:
     enc = model.encoder
     assert isinstance(enc, DeblurredEncoder)
+    batch, crop, scales = cfg.batch, cfg.crop, (1.0, 4.0)
+    if cfg.dense_share > 0 and _rng(cfg.seed, step, stream=2).random() < cfg.dense_share:
+        crop, scales = cfg.dense_crop, cfg.dense_scale
+        batch = cfg.dense_batch or max(1, round(cfg.batch * (cfg.crop / cfg.dense_crop) ** 2))
     b = tdata.make_cleanup_batch(
         images,
         _rng(cfg.seed, step),
-        cfg.batch,
-        lr_size=cfg.crop,
+        batch,
+        lr_size=crop,
+        scale_min=scales[0],
+        scale_max=scales[1],
         degrade_p=cfg.degrade_p,
         kernels=("bicubic",),
         damage=random_blur,
@@ -761,6 +767,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cleanup_blocks=args.cleanup_blocks,
         crop=args.crop,
         clean_weight=args.clean_weight,
+        dense_share=args.dense_share,
+        dense_crop=args.dense_crop,
+        dense_scale=_dense_scale(args),
+        dense_batch=args.dense_batch,
         deblur_net=_deblur_net(args),
         deblur_halo=args.deblur_halo,
         deblur_gate=_deblur_gate(args),
@@ -799,6 +809,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _dense_scale(args: argparse.Namespace) -> tuple[float, float]:
+    """`--dense-scale LO,HI`, checked: a dense step draws its shrink from that range."""
+    text = str(getattr(args, "dense_scale", "2.5,4.0"))
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ArgumentError(f"--dense-scale must be two numbers LO,HI, got '{text}'") from None
+    if not 1.0 <= lo <= hi:
+        raise ArgumentError(f"--dense-scale needs 1 <= LO <= HI, got '{text}'")
+    share = float(getattr(args, "dense_share", 0.0))
+    if (
+        not 0.0 <= share <= 1.0
+        or int(getattr(args, "dense_crop", 80)) < 8
+        or int(getattr(args, "dense_batch", 0)) < 0
+    ):
+        raise ArgumentError(
+            "--dense-share must be in [0, 1], --dense-crop at least 8, --dense-batch not negative"
+        )
+    if share > 0 and args.recipe != "deblur":
+        raise ArgumentError("--dense-share is an option of recipe deblur")
+    return lo, hi
 
 
 def _deblur_net(args: argparse.Namespace) -> list[int]:
