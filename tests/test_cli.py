@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -235,6 +236,57 @@ def test_cheap_checks_come_before_the_model(tmp_path: Path, capsys: pytest.Captu
         "nope",
     )
     assert_clean_error(rc, err, "outside the 40x30 image")
+
+
+@pytest.mark.parametrize("command", ["render", "export"])
+def test_the_photo_is_decoded_while_the_model_is_checked(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """render and export decode the photo on a thread of their own while torch is imported and the model
+    checked (the check below waits for the decoding: run one after the other, it would time out), and
+    render from that decoding."""
+    threads: list[str] = []
+    decoded = threading.Event()
+    real_load, real_check = cli._load, cli._check_engine_options
+
+    def load(path: str, max_mp: float) -> object:
+        threads.append(threading.current_thread().name)
+        try:
+            return real_load(path, max_mp)
+        finally:
+            decoded.set()
+
+    def check(args: object) -> str:
+        assert decoded.wait(20), "the photo was not decoded while the model was checked"
+        return real_check(args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "_load", load)
+    monkeypatch.setattr(cli, "_check_engine_options", check)
+    size = ["--scale", "2"] if command == "render" else ["--print", "4x3in", "--dpi", "20"]
+    rc, _, err = run(
+        capsys, command, landscape(tmp_path), "-o", tmp_path / "o.png", *size, "--model", model_file
+    )
+    assert rc == 0, err
+    assert threads == ["load"]
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.size == (80, 60)  # x2, or 4x3 in at 20 DPI
+
+
+def test_a_bad_model_is_reported_before_a_photo_that_fails_to_decode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The decoding in the background changes no error: with a bad model and a truncated photo, the model's
+    error comes first, as it did when the photo was decoded after the check, and nothing is written."""
+    cut = _bad_files(tmp_path)["cut"]
+    before = files(tmp_path)
+    rc, _, err = run(capsys, "render", cut, "-o", tmp_path / "o.png", "--scale", "2", "--model", "nope")
+    assert_clean_error(rc, err, "nope")
+    assert "truncated" not in err
+    assert files(tmp_path) == before
 
 
 def test_argparse_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
