@@ -28,6 +28,7 @@ from viewer import __version__
 from viewer.display import GUI_OPTIONS, check_display
 from viewer.engine.export import DEFAULT_MAX_OUTPUT_MP, ExportPlan, plan_export
 from viewer.engine.imageio import (
+    BackgroundLoad,
     ImageTooLargeError,
     LoadedImage,
     OutputExistsError,
@@ -421,35 +422,15 @@ def _load(path: str, max_input_mp: float) -> LoadedImage:
         raise ImageTooLargeError(f"{exc} (raise the limit with --max-input-mp)") from None
 
 
-class _BackgroundLoad:
+def _load_beside(path: str, max_input_mp: float) -> BackgroundLoad:
     """The photo decoded on a thread of its own while the main thread imports torch and checks the model.
 
-    Pillow's decoders release the GIL, and importing torch keeps one core busy for about a second, so the
+    Importing torch keeps one core busy for about a second, and Pillow's decoders release the GIL, so the
     two overlap: on the 2-core AMD EPYC, importing torch and decoding a 100 MP JPEG took 2.86 to 3.06 s one
     after the other and 1.99 to 2.43 s side by side (`bench --big`'s region export of it is that much
-    sooner). The decoded photo, or the error its decoding raised, is `result()`'s; the thread is a daemon,
-    so a command that fails before it needs the photo does not wait for it.
+    sooner). Errors come from `result()`, where `_load` would have raised them.
     """
-
-    def __init__(self, path: str, max_input_mp: float) -> None:
-        self._loaded: LoadedImage | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(path, max_input_mp), name="load", daemon=True)
-        self._thread.start()
-
-    def _run(self, path: str, max_input_mp: float) -> None:
-        try:
-            self._loaded = _load(path, max_input_mp)
-        except BaseException as exc:  # handed to the main thread by `result`
-            self._error = exc
-
-    def result(self) -> LoadedImage:
-        """The decoded photo; raises what decoding it raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._loaded is not None
-        return self._loaded
+    return BackgroundLoad(lambda: _load(path, max_input_mp))
 
 
 def _plan(
@@ -521,7 +502,7 @@ def _render_and_write(
     max_out: float,
     quality: int,
     anchor: tuple[float, float] = (0.5, 0.5),
-    photo: _BackgroundLoad | None = None,
+    photo: BackgroundLoad | None = None,
 ) -> int:
     """Load the photo (or take it from `photo`, started earlier) and the model, render in bands (encoding
     only the latents the plan's rectangle needs, through the lazy feature store), write atomically, print
@@ -611,7 +592,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     assert size is not None  # argparse requires one of --scale and --size
     plan = _plan(w, h, None, size, dpi, "stretch", max_out, sharpen=_sharpen(args))
     check_format_limits(fmt, plan.out_w, plan.out_h)
-    photo = _BackgroundLoad(args.input, max_in)  # decoded while torch is imported
+    photo = _load_beside(args.input, max_in)  # decoded while torch is imported
     model = _check_engine_options(args)
     return _render_and_write(args, model, size, None, dpi, "stretch", max_in, max_out, quality, photo=photo)
 
@@ -629,7 +610,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     w, h = _probe(args.input, max_in)
     plan = _plan(w, h, region, size, dpi, args.fit, max_out, anchor, _sharpen(args), _margins(args))
     check_format_limits(fmt, plan.file_w, plan.file_h)
-    photo = _BackgroundLoad(args.input, max_in)  # decoded while torch is imported
+    photo = _load_beside(args.input, max_in)  # decoded while torch is imported
     model = _check_engine_options(args)
     return _render_and_write(
         args, model, size, region, dpi, args.fit, max_in, max_out, quality, anchor, photo=photo

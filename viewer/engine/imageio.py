@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -446,6 +447,34 @@ def load_image(path: str | os.PathLike[str], *, max_megapixels: float = 200.0) -
 # ------------------------------------------------------------------------------------------------------
 # Writing helpers
 # ------------------------------------------------------------------------------------------------------
+
+
+class BackgroundLoad:
+    """A photo decoded on a daemon thread of its own (`load` is e.g. `load_image` with its arguments bound),
+    so that other work goes on meanwhile: Pillow's decoders and its conversion to an array release the
+    GIL. `result()` waits for the photo, or raises what decoding it raised. A daemon thread, so a process
+    that stops before it needs the photo does not wait for it.
+    """
+
+    def __init__(self, load: Callable[[], LoadedImage]) -> None:
+        self._loaded: LoadedImage | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(load,), name="load", daemon=True)
+        self._thread.start()
+
+    def _run(self, load: Callable[[], LoadedImage]) -> None:
+        try:
+            self._loaded = load()
+        except BaseException as exc:  # handed to the waiting thread by `result`
+            self._error = exc
+
+    def result(self) -> LoadedImage:
+        """The decoded photo; raises what decoding it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._loaded is not None
+        return self._loaded
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
