@@ -172,12 +172,47 @@ def test_a_render_with_a_small_decoder_is_a_light_job(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")
     assert not H.light_decoder_job(["render", photo, "--model", str(tmp_path / "junk.safetensors")])
     assert not H.light_decoder_job(["render", photo, "--model", "no-such-model"])
-    assert not H.light_decoder_job(["batch", photo, "--model", "liif-lm"])
+    assert H.light_decoder_job(["batch", photo, "-o", "out", "--model", "liif-lm"])
+    assert not H.light_decoder_job(["batch", photo, "-o", "out", "--model", "edsr-baseline-liif"])
     assert not H.light_decoder_job(["models", "--model", "liif-lm"])
-    # `auto` is judged as the model it stands for on a CPU.
+    # Without --model, render, export and batch use the official model, and `bench --gui` uses `auto`,
+    # which is judged as the model it stands for on a CPU.
+    for command in ("render", "export", "batch"):
+        assert not H.light_decoder_job([command, photo])
     auto = next(m.cost for m in list_models() if m.name == auto_model("cpu"))
     light = auto is not None and auto.per_pixel_at(4) <= H.LIGHT_DECODER_MACS
-    assert H.light_decoder_job(["render", photo]) == light
+    assert H.light_decoder_job(["render", photo, "--model", "auto"]) == light
+    assert H.light_decoder_job(["bench", "--gui"]) == light
+
+
+def test_a_batch_with_a_big_photo_among_its_first_files_is_a_big_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch skips the restart when a photo it names, or one at the top of a folder it names, is over the
+    limit (the headers of its first files only); bad arguments count as not big, and print nothing."""
+    small = _photo(tmp_path / "a.png", 40, 30)  # 1,200 pixels
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    _photo(folder / "b.png", 40, 30)
+    _photo(folder / "c.png", 80, 60)  # 4,800 pixels
+    (folder / "notes.txt").write_text("not a photo")
+    deep = folder / "inner"
+    deep.mkdir()
+    _photo(deep / "d.png", 200, 200)  # below the top: not read
+    out = ["-o", str(tmp_path / "out"), "--print", "4x6in"]
+    assert H.big_batch_job(["batch", str(folder), *out], limit=4799)
+    assert not H.big_batch_job(["batch", str(folder), *out], limit=4800)
+    assert not H.big_batch_job(["batch", str(folder), *out, "-r"], limit=4800)  # the top only
+    assert H.big_batch_job(["batch", str(small), str(folder), *out], limit=4799)
+    assert not H.big_batch_job(["batch", str(small), str(folder), *out], limit=4799, most=2)  # a.png, b.png
+    assert H.big_batch_job(["batch", str(small), *out], limit=1199)
+    assert not H.big_batch_job(["batch", str(tmp_path / "missing"), *out], limit=1)
+    assert not H.big_batch_job(["batch", str(folder), "--no-such-option"], limit=1)  # no -o: a usage error
+    assert not H.big_batch_job(["export", str(small), *out], limit=1)
+    assert capsys.readouterr() == ("", "")
+    assert H.skips_restart(["batch", str(folder), *out, "--model", "edsr-baseline-liif"]) == (
+        H.big_batch_job(["batch", str(folder), *out])
+    )
 
 
 def test_a_job_on_a_big_photo_is_a_big_job(tmp_path: Path) -> None:
