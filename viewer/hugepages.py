@@ -188,8 +188,8 @@ def big_batch_job(args: Sequence[str], limit: int = BIG_JOB_PIXELS, most: int = 
 
 
 LIGHT_DECODER_MACS = 200_000
-"""A render or export whose decoder needs at most this many multiply-adds per output pixel (at x4) runs
-without the restart (the official decoder needs 1.38 M, `liif-lm` 31 to 36 k)."""
+"""A render, export or batch whose decoder needs at most this many multiply-adds per output pixel (at x4)
+runs without the restart (the official decoder needs 1.38 M, `liif-lm` 31 to 36 k)."""
 
 
 def _option(args: Sequence[str], name: str, default: str) -> str:
