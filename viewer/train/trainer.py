@@ -735,6 +735,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ArgumentError("--train-deblur is an option of recipe deblur-tune")
     if args.tuned_from and args.recipe != "deblur-tune":
         raise ArgumentError("--tuned-from is an option of recipe deblur-tune")
+    if args.dense_share > 0 and args.recipe != "deblur":
+        raise ArgumentError("--dense-share is an option of recipe deblur")
+    if not 0.0 <= args.dense_share <= 1.0 or args.dense_crop < 8 or args.dense_batch < 0:
+        raise ArgumentError(
+            "--dense-share must be in [0, 1], --dense-crop at least 8, --dense-batch not negative"
+        )
     lr = args.lr if args.lr is not None else (1e-4 if args.recipe in ("oldphoto", "deblur-tune") else 1e-3)
     cfg = TrainConfig(
         recipe=args.recipe,
@@ -820,17 +826,6 @@ def _dense_scale(args: argparse.Namespace) -> tuple[float, float]:
         raise ArgumentError(f"--dense-scale must be two numbers LO,HI, got '{text}'") from None
     if not 1.0 <= lo <= hi:
         raise ArgumentError(f"--dense-scale needs 1 <= LO <= HI, got '{text}'")
-    share = float(getattr(args, "dense_share", 0.0))
-    if (
-        not 0.0 <= share <= 1.0
-        or int(getattr(args, "dense_crop", 80)) < 8
-        or int(getattr(args, "dense_batch", 0)) < 0
-    ):
-        raise ArgumentError(
-            "--dense-share must be in [0, 1], --dense-crop at least 8, --dense-batch not negative"
-        )
-    if share > 0 and args.recipe != "deblur":
-        raise ArgumentError("--dense-share is an option of recipe deblur")
     return lo, hi
 
 
